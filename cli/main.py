@@ -1,0 +1,274 @@
+"""`cashmatch`: what the finance system and the engineers type. Each command calls the same
+handlers and ports the services use; this module only parses arguments and prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import output
+from shared.bootstrap import SUBSCRIPTIONS, Ports, bootstrap
+from shared.events import PAYLOADS, MalformedEvent, make_event, parse_event
+from shared.publishing import publish_event
+from shared.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+_overrides: dict[str, Any] = {}
+
+
+@app.callback()
+def _options(
+    workspace: Annotated[
+        Path | None, typer.Option(help="workspace folder (CASHMATCH_WORKSPACE)")
+    ] = None,
+    warehouse: Annotated[
+        str | None, typer.Option(help="warehouse DuckDB file (CASHMATCH_WAREHOUSE)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _overrides.clear()
+    if workspace is not None:
+        _overrides["workspace"] = workspace
+    if warehouse is not None:
+        _overrides["warehouse"] = warehouse
+
+
+def settings() -> Settings:
+    """The process's settings, with the command line's overrides."""
+    return load_settings(**_overrides)
+
+
+def ports() -> Ports:
+    """The composition root for this command."""
+    return bootstrap(settings())
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="DuckDB file to write")],
+    months: Annotated[int, typer.Option(min=1, max=120)] = 8,
+    start: Annotated[str, typer.Option(help="first month, YYYY-MM")] = "2025-01",
+    scale: Annotated[float, typer.Option(min=0.01, help="multiplies the volume")] = 1.0,
+    seed: int = 7,
+    profile: Annotated[str, typer.Option(help="default | messy")] = "default",
+) -> None:
+    """Write a finance-system warehouse with realistic, messy, labelled months."""
+    from shared.synth import SynthConfig, generate, write_warehouse
+
+    config = SynthConfig(months=months, start=start, seed=seed, scale=scale, profile=profile)
+    with output.console.status(f"synthesizing {months} months ({profile}, scale {scale})…"):
+        data = generate(config)
+        write_warehouse(data, out)
+    per_month = data.transfers.groupby(data.transfers["booking_date"].dt.strftime("%Y-%m")).size()
+    output.table(
+        f"wrote {out}",
+        ["month", "transfers"],
+        [[m, int(n)] for m, n in per_month.items()],
+    )
+    output.console.print(
+        f"{len(data.invoices)} invoices, {len(data.transfers)} transfers, {len(data.matches)} labels"
+    )
+
+
+@app.command()
+def publish(
+    topic: Annotated[str, typer.Argument(help=f"one of: {', '.join(PAYLOADS)}")],
+    month: Annotated[str | None, typer.Option(help="YYYY-MM")] = None,
+    data: Annotated[str | None, typer.Option(help="the event's data as JSON")] = None,
+    raw: Annotated[
+        Path | None, typer.Option(help="publish this file's bytes as they are (no checks)")
+    ] = None,
+    source: str = "/cli",
+) -> None:
+    """Publish an event, as the finance system or a person does (e.g. month.closed)."""
+    bus = ports().bus
+    if raw is not None:
+        message_id = str(uuid.uuid4())
+        bus.publish(topic, raw.read_bytes(), {"source": source}, message_id=message_id)
+        output.console.print(f"published {raw} as-is on {topic}: id {message_id}")
+        return
+    model = PAYLOADS.get(topic)
+    if model is None:
+        raise typer.BadParameter(f"unknown topic {topic!r}; use one of {', '.join(PAYLOADS)}")
+    body: dict[str, Any] = json.loads(data) if data else {}
+    if month is not None:
+        body["month"] = month
+    try:
+        payload = model.model_validate(body)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    event = make_event(payload, source=source)
+    publish_event(bus, event)
+    output.console.print(f"published {event.type} for {payload.month}: id {event.id}")
+
+
+@app.command()
+def republish(event_id: str) -> None:
+    """Publish a copy of an earlier event with a new id, to redo the step it triggers."""
+    bus = ports().bus
+    try:
+        topic, data, attributes = bus.get_message(event_id)
+    except KeyError:
+        raise typer.BadParameter(f"no event with id {event_id}") from None
+    new_id = str(uuid.uuid4())
+    try:
+        original = parse_event(data)
+        copy = original.model_copy(update={"id": new_id, "time": dt.datetime.now(dt.UTC)})
+        publish_event(bus, copy)
+    except MalformedEvent:
+        bus.publish(topic, data, {**attributes, "republished_from": event_id}, message_id=new_id)
+    output.console.print(f"republished {event_id} on {topic}: new id {new_id}")
+
+
+@app.command()
+def events(
+    limit: int = 30,
+    topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The newest events and what each subscriber made of them."""
+    records = ports().bus.log(limit=limit, topic=topic)
+    if as_json:
+        output.as_json([r.__dict__ for r in records])
+        return
+    output.table(
+        "events (newest first)",
+        ["time", "id", "topic", "month", "subscriber", "state", "tries", "outcome"],
+        [
+            [
+                r.published_at.strftime("%H:%M:%S"),
+                r.message_id[:8],
+                r.topic,
+                r.attributes.get("month", ""),
+                r.subscription or "–",
+                r.state,
+                r.attempts,
+                r.detail[:90],
+            ]
+            for r in records
+        ],
+    )
+
+
+@app.command("dead-letters")
+def dead_letters(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Events parked after failing for good, with the reason."""
+    records = ports().bus.dead_letters()
+    if as_json:
+        output.as_json([r.__dict__ for r in records])
+        return
+    output.table(
+        "dead letters",
+        ["id", "topic", "subscriber", "tries", "reason"],
+        [[r.message_id, r.topic, r.subscription, r.attempts, r.detail] for r in records],
+    )
+
+
+@app.command()
+def redrive(
+    event_id: str, subscriber: Annotated[str | None, typer.Option()] = None
+) -> None:
+    """Deliver a dead-lettered event again (after fixing the cause)."""
+    count = ports().bus.redrive(event_id, subscriber)
+    if count == 0:
+        output.fail(f"no dead delivery of {event_id}")
+        raise typer.Exit(1)
+    output.console.print(f"redriven {count} deliver{'y' if count == 1 else 'ies'} of {event_id}")
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Model versions with their metrics, verdicts and lineage; the champion and the deployed one."""
+    registry = ports().registry
+    summary = registry.describe()
+    rows = []
+    for record in registry.versions():
+        verdict = registry.verdict(record.version)
+        rows.append(
+            {
+                "version": record.version,
+                "trained_for": record.dataset_version,
+                "months": f"{record.training_months[0]}..{record.training_months[-1]}",
+                "auto_rate@99": verdict.metrics.get("auto_rate@99") if verdict else None,
+                "exact": verdict.metrics.get("exact_set_accuracy") if verdict else None,
+                "rules_auto": verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
+                "verdict": ("passed" if verdict.passed else "rejected") if verdict else "pending",
+                "role": " ".join(
+                    r for r, v in (("champion", summary["champion"]), ("deployed", summary["deployed"]))
+                    if v == record.version
+                ),
+            }
+        )
+    if as_json:
+        output.as_json({**summary, "models": rows})
+        return
+    output.table("models", list(rows[0]) if rows else ["version"], [list(r.values()) for r in rows])
+
+
+@app.command()
+def run(
+    service: Annotated[list[str] | None, typer.Option(help="only these services")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds")] = 3600.0,
+) -> None:
+    """Process the bus until nothing is pending."""
+    from services.runner import run_until_idle
+
+    def show(name: str, message_id: str, outcome: str) -> None:
+        output.console.print(f"[bold]{name:<9}[/bold] {message_id[:8]} {outcome}")
+
+    report = run_until_idle(ports(), service, timeout_s=timeout, on_outcome=show)
+    output.console.print(f"idle after {sum(report.handled.values())} deliveries")
+
+
+@app.command()
+def worker(
+    service: Annotated[str, typer.Argument(help=", ".join(SUBSCRIPTIONS))],
+    poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.5,
+) -> None:
+    """Run one service as its own long-running process (stop with Ctrl-C or SIGTERM)."""
+    import signal
+
+    from services.runner import work_forever
+
+    if service not in SUBSCRIPTIONS:
+        raise typer.BadParameter(f"unknown service {service!r}; use one of {', '.join(SUBSCRIPTIONS)}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    output.console.print(f"{service} worker listening on {SUBSCRIPTIONS[service]}")
+    handled = work_forever(ports(), service, stop=stop, poll_s=poll)
+    output.console.print(f"{service} worker stopped after {handled} deliveries")
+
+
+@app.command()
+def demo(
+    workspace: Annotated[Path, typer.Option(help="fresh folder for the demo")] = Path(".demo"),
+    months: Annotated[int, typer.Option(min=3, max=36)] = 8,
+    backfill: Annotated[int, typer.Option(min=1, help="months the first close collects")] = 3,
+    scale: float = 1.0,
+) -> None:
+    """Synthesize months, close them one by one, and show the chain at work."""
+    from cli.demo import run_demo
+
+    run_demo(workspace, months=months, backfill=backfill, scale=scale)
+
+
+def main() -> None:
+    """Entry point: settings problems become one clear line, not a traceback."""
+    try:
+        app()
+    except SettingsError as exc:
+        output.fail(str(exc))
+        sys.exit(2)

@@ -1,0 +1,46 @@
+"""Deployer: evaluation.passed → roll the champion out → model.deployed."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.bootstrap import Ports
+from shared.errors import PermanentError
+from shared.events import Envelope, EvaluationPassed, ModelDeployed
+from shared.publishing import publish_answer
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/deployer"
+
+
+def deploy(event: Envelope, ports: Ports) -> str:
+    """Handle evaluation.passed; a verdict overtaken by a newer champion is not rolled out."""
+    payload = event.payload()
+    assert isinstance(payload, EvaluationPassed)
+    registry = ports.registry
+    try:
+        record = registry.get(payload.model_version)
+    except KeyError as exc:
+        raise PermanentError(str(exc)) from None
+    champion, _ = registry.champion()
+    if champion.version != record.version:
+        # Out-of-order delivery: rolling an older winner out would undo a newer promotion.
+        return f"skipped {record.version}: the champion is now {champion.version}"
+    deployed, _ = registry.deployed()
+    if deployed.version == record.version and deployed.endpoint:
+        endpoint = deployed.endpoint
+        outcome = f"{record.version} already deployed at {endpoint}"
+    else:
+        endpoint = ports.serving.roll_out(record)
+        registry.mark_deployed(record.version, endpoint=endpoint, by=event.id, reason="evaluation passed")
+        outcome = f"deployed {record.version} at {endpoint}"
+    answer = ModelDeployed(
+        month=payload.month,
+        model_version=record.version,
+        dataset_version=record.dataset_version,
+        endpoint=endpoint,
+        caused_by=event.id,
+    )
+    publish_answer(ports, event, answer, SOURCE)
+    log.info(outcome)
+    return outcome

@@ -1,0 +1,92 @@
+"""The Cloud Functions / Cloud Run edge: a CloudEvent in, one handler call, an HTTP status out.
+
+A Pub/Sub push arrives as a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent whose
+`message.data` (base64) holds our event; a CloudEvent of our own types may also be posted
+directly (structured or binary mode). Permanent failures are parked on the dead-letter topic
+and answered 2xx so Pub/Sub does not retry them forever; anything else raises (HTTP 500) and
+Pub/Sub redelivers with its retry policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+
+from services.runner import Park, handle_bytes
+from shared.bootstrap import DEAD_LETTER_TOPIC, Ports, bootstrap
+from shared.events import TYPE_PREFIX
+from shared.settings import load_settings
+
+log = logging.getLogger(__name__)
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+_ports: Ports | None = None
+
+
+def ports() -> Ports:
+    """Built on the first event, not at import: cold starts stay fast, tests stay isolated."""
+    global _ports
+    if _ports is None:
+        _ports = bootstrap(load_settings())
+    return _ports
+
+
+def reset_ports(value: Ports | None = None) -> None:
+    """Replace the process's ports (tests)."""
+    global _ports
+    _ports = value
+
+
+def event_bytes(cloud_event: Any) -> tuple[bytes, dict[str, str]]:
+    """Our event's bytes and the message attributes, from either delivery shape."""
+    ce_type = cloud_event["type"]
+    data = cloud_event.data
+    if ce_type == PUBSUB_TYPE:
+        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+            raise Park("Pub/Sub push body has no 'message' object")
+        message = data["message"]
+        try:
+            raw = base64.b64decode(message.get("data", ""), validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise Park(f"message.data is not base64: {exc}") from None
+        attributes = {str(k): str(v) for k, v in (message.get("attributes") or {}).items()}
+        attributes["pubsub_message_id"] = str(message.get("messageId") or message.get("message_id") or "")
+        return raw, attributes
+    if ce_type.startswith(TYPE_PREFIX):
+        envelope = {
+            "specversion": "1.0",
+            "id": cloud_event["id"],
+            "type": ce_type,
+            "source": cloud_event["source"],
+            "time": cloud_event.get("time"),
+            "subject": cloud_event.get("subject"),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        return json.dumps(envelope).encode(), {"ce-type": ce_type, "ce-id": cloud_event["id"]}
+    raise Park(f"unexpected CloudEvent type {ce_type!r}")
+
+
+def handle_cloud_event(service: str, cloud_event: Any) -> str:
+    """Decode, handle, and park what can never succeed."""
+    current = ports()
+    raw = b""
+    attributes: dict[str, str] = {}
+    try:
+        raw, attributes = event_bytes(cloud_event)
+        outcome = handle_bytes(service, raw, current)
+    except Park as exc:
+        reason = str(exc)
+        log.warning("%s parked event %s: %s", service, cloud_event["id"], reason)
+        current.bus.publish(
+            DEAD_LETTER_TOPIC,
+            raw or json.dumps({"cloud_event_id": cloud_event["id"]}).encode(),
+            {**attributes, "reason": reason[:1000], "service": service},
+            message_id=f"dead/{service}/{cloud_event['id']}",
+        )
+        return f"parked: {reason}"
+    log.info("%s handled %s: %s", service, cloud_event["id"], outcome)
+    return outcome

@@ -1,0 +1,149 @@
+"""Evaluator: model.trained → candidate and champion scored on the frozen test set → promote
+by compare-and-swap or reject → evaluation.passed / evaluation.rejected."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.bootstrap import Ports
+from shared.errors import PermanentError
+from shared.evaluation.gates import decide
+from shared.evaluation.scoring import score, score_rules
+from shared.events import (
+    Envelope,
+    EvaluationPassed,
+    EvaluationRejected,
+    ModelTrained,
+    derived_id,
+    make_event,
+)
+from shared.matching import TrainedMatcher
+from shared.model_store import ArtifactDigestMismatch, load_verified
+from shared.ports import PreconditionFailed
+from shared.publishing import publish_event
+from shared.registry import ModelRecord, Verdict
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/evaluator"
+MAX_RACES = 5
+
+
+def _load(ports: Ports, record: ModelRecord) -> TrainedMatcher:
+    try:
+        return load_verified(ports.blobs, record)
+    except (ArtifactDigestMismatch, ValueError) as exc:
+        raise PermanentError(str(exc)) from None
+
+
+def evaluate(event: Envelope, ports: Ports) -> str:
+    """Handle model.trained; a version is judged once, later deliveries re-announce its verdict."""
+    payload = event.payload()
+    assert isinstance(payload, ModelTrained)
+    registry = ports.registry
+    existing = registry.verdict(payload.model_version)
+    if existing is None:
+        verdict = _judge(ports, payload, event.id)
+    else:
+        verdict = existing
+    _announce(ports, payload, verdict)
+    if existing is not None:
+        return f"{payload.model_version} already judged: {'passed' if verdict.passed else 'rejected'}"
+    return f"{payload.model_version} {'passed' if verdict.passed else 'rejected'}: {verdict.reasons[0]}"
+
+
+def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
+    registry = ports.registry
+    try:
+        record = registry.get(payload.model_version)
+    except KeyError as exc:
+        raise PermanentError(str(exc)) from None
+    if record.artifact_digest != payload.artifact_digest:
+        raise PermanentError(
+            f"event digest {payload.artifact_digest[:12]}… differs from the registry's "
+            f"{record.artifact_digest[:12]}… for {record.version}"
+        )
+    candidate = _load(ports, record)
+    test = ports.datasets.test_set()
+    metrics = score(candidate.predict, test)
+    baseline = score_rules(test)
+
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] | None = None
+    passed, reasons = False, ["not judged"]
+    notes: list[str] = []
+    for _ in range(MAX_RACES):
+        pointer, generation = registry.champion()
+        if pointer.version == record.version:
+            # An earlier attempt promoted it and died before writing the verdict.
+            passed, reasons = True, ["promoted by an earlier attempt of this evaluation"]
+            champion_version = pointer.history[-1].previous if pointer.history else None
+            break
+        champion_version = pointer.version
+        champion_metrics = None
+        if champion_version is not None:
+            champion = _load(ports, registry.get(champion_version))
+            champion_metrics = score(champion.predict, test)
+        passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
+        if not passed:
+            break
+        try:
+            registry.promote(record.version, generation, by=cause_id, reason=reasons[0])
+            break
+        except PreconditionFailed:
+            notes.append(
+                f"the champion changed while {record.version} was evaluated; compared again"
+            )
+    else:
+        passed, reasons = False, [f"lost {MAX_RACES} promotion races in a row; giving up"]
+
+    newest = _newest_month_metrics(ports, payload.month, champion_version)
+    verdict_topic = EvaluationPassed.topic if passed else EvaluationRejected.topic
+    verdict = Verdict(
+        version=record.version,
+        passed=passed,
+        reasons=[*reasons, *notes],
+        metrics=metrics,
+        baseline_metrics=baseline,
+        champion_version=champion_version,
+        champion_metrics=champion_metrics,
+        newest_month_metrics=newest,
+        decided_at=ports.clock(),
+        event_id=derived_id(cause_id, verdict_topic),
+        caused_by=cause_id,
+    )
+    return registry.record_verdict(verdict)
+
+
+def _newest_month_metrics(
+    ports: Ports, month: str, champion_version: str | None
+) -> dict[str, dict[str, float]]:
+    """How the champion (trained before this month) and the rules do on the newest month."""
+    if month not in ports.datasets.slice_months():
+        return {}
+    newest = ports.datasets.read_slice(month)
+    if newest.transfers.empty:
+        return {}
+    result = {"rules": score_rules(newest)}
+    if champion_version is not None:
+        champion = _load(ports, ports.registry.get(champion_version))
+        result["champion"] = score(champion.predict, newest)
+    return result
+
+
+def _announce(ports: Ports, payload: ModelTrained, verdict: Verdict) -> None:
+    model = EvaluationPassed if verdict.passed else EvaluationRejected
+    answer = model(
+        month=payload.month,
+        model_version=verdict.version,
+        dataset_version=payload.dataset_version,
+        metrics=verdict.metrics,
+        baseline_metrics=verdict.baseline_metrics,
+        champion_version=verdict.champion_version,
+        champion_metrics=verdict.champion_metrics,
+        newest_month_metrics=verdict.newest_month_metrics,
+        reasons=verdict.reasons,
+        report_uri=verdict.report_uri,
+        caused_by=verdict.caused_by,
+    )
+    publish_event(ports.bus, make_event(answer, source=SOURCE, event_id=verdict.event_id, now=ports.clock()))
+

@@ -1,0 +1,83 @@
+"""The composition root: build the adapters of the configured stack, once per process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.dataset.store import DatasetStore
+from shared.ports import BlobStore, EventBus, Warehouse
+from shared.registry import ModelRegistry
+from shared.serving import NoServing, Serving
+from shared.settings import Settings, SettingsError
+
+# Which service listens to which topic; on Pub/Sub these are the push subscriptions.
+SUBSCRIPTIONS: dict[str, str] = {
+    "collector": "month.closed",
+    "trainer": "dataset.ready",
+    "evaluator": "model.trained",
+    "deployer": "evaluation.passed",
+}
+DEAD_LETTER_TOPIC = "dead-letter"
+
+
+@dataclass
+class Ports:
+    """Everything a handler may touch."""
+
+    settings: Settings
+    warehouse: Warehouse
+    blobs: BlobStore
+    bus: EventBus
+    registry: ModelRegistry
+    datasets: DatasetStore
+    serving: Serving
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def bootstrap(settings: Settings, *, serving: Serving | None = None) -> Ports:
+    """Adapters for `settings.stack`; nothing is connected before this is called."""
+    if settings.stack == "local":
+        return _local(settings, serving)
+    raise SettingsError("CASHMATCH_STACK=gcp: the gcp adapters are not part of this build yet")
+
+
+def _local(settings: Settings, serving: Serving | None) -> Ports:
+    from shared.adapters.local.blobstore import DirectoryBlobStore
+    from shared.adapters.local.bus import RetryPolicy, SqliteEventBus
+    from shared.adapters.local.warehouse import DuckDBWarehouse
+
+    workspace = settings.workspace.expanduser().resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    blobs = DirectoryBlobStore(workspace / "blobs")
+    bus = SqliteEventBus(
+        workspace / "bus.sqlite3",
+        SUBSCRIPTIONS,
+        RetryPolicy(
+            max_attempts=settings.max_attempts,
+            min_backoff_s=settings.min_backoff_s,
+            max_backoff_s=settings.max_backoff_s,
+            lease_s=settings.lease_s,
+        ),
+    )
+    warehouse = DuckDBWarehouse(settings.warehouse_path) if settings.warehouse else _NoWarehouse()
+    return Ports(
+        settings=settings,
+        warehouse=warehouse,
+        blobs=blobs,
+        bus=bus,
+        registry=ModelRegistry(blobs),
+        datasets=DatasetStore(blobs),
+        serving=serving or NoServing(),
+    )
+
+
+class _NoWarehouse:
+    """Stands in when no warehouse is configured; only the collector needs one."""
+
+    def __getattr__(self, name: str) -> object:
+        raise SettingsError(
+            "no warehouse configured: set CASHMATCH_WAREHOUSE to a DuckDB file "
+            "(e.g. one written by `cashmatch synth`)"
+        )

@@ -1,0 +1,97 @@
+"""The data contract with the finance system: tables, columns and their types.
+
+One place that names every column, so the simulator, the warehouse adapters, the collector's
+validation and the matcher agree on the same schema (see DESIGN.md, "Data contract").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INCOMING = "incoming"
+OUTGOING = "outgoing"
+RECEIVABLE = "receivable"
+PAYABLE = "payable"
+
+# A transfer's direction decides which invoices it can pay.
+INVOICE_DIRECTION_FOR = {INCOMING: RECEIVABLE, OUTGOING: PAYABLE}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "string" | "decimal" | "date" | "timestamp"
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+INVOICES = Table(
+    "invoices",
+    ("invoice_id",),
+    (
+        Column("invoice_id", "string"),
+        Column("invoice_number", "string"),
+        Column("direction", "string"),
+        Column("counterparty_id", "string"),
+        Column("counterparty_name", "string"),
+        Column("counterparty_tax_id", "string", nullable=True),
+        Column("counterparty_iban", "string", nullable=True),
+        Column("currency", "string"),
+        Column("amount", "decimal"),
+        Column("issue_date", "date"),
+        Column("due_date", "date"),
+    ),
+)
+
+TRANSFERS = Table(
+    "transfers",
+    ("transfer_id",),
+    (
+        Column("transfer_id", "string"),
+        Column("booking_date", "date"),
+        Column("direction", "string"),
+        Column("amount", "decimal"),
+        Column("currency", "string"),
+        Column("counterparty_name", "string", nullable=True),
+        Column("counterparty_iban", "string", nullable=True),
+        Column("title", "string", nullable=True),
+    ),
+)
+
+MATCHES = Table(
+    "matches",
+    ("transfer_id", "invoice_id"),
+    (
+        Column("transfer_id", "string"),
+        Column("invoice_id", "string"),
+        Column("amount", "decimal"),
+        Column("matched_at", "timestamp"),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (INVOICES, TRANSFERS, MATCHES)}
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "decimal": "DECIMAL(18,2)",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def duckdb_ddl(table: Table) -> str:
+    """CREATE TABLE statement for one contract table in DuckDB."""
+    cols = ", ".join(
+        f"{c.name} {DUCKDB_TYPES[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+    )
+    return f"CREATE TABLE {table.name} ({cols})"

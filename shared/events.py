@@ -1,0 +1,214 @@
+"""Typed events in a CloudEvents 1.0 envelope, one pydantic model per event type.
+
+The bytes on the bus (a local SQLite file or a Pub/Sub message) are the structured-mode JSON of
+`Envelope`. Each later event names the event it was made from (`caused_by`) and the dataset and
+model versions, so any deployed model can be traced back to the months of data it saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+TYPE_PREFIX = "com.cashmatch."
+_LINEAGE_NS = uuid.UUID("6f1c6a52-58a3-4c7e-9b0c-3c1a4e0f2d11")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class MalformedEvent(ValueError):
+    """The bytes are not a valid cashmatch event; the message says what is wrong and where."""
+
+
+class Payload(BaseModel):
+    """Base of every event's `data`: unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    month: str = Field(description="the month the event concerns, YYYY-MM")
+
+    @field_validator("month")
+    @classmethod
+    def _month_format(cls, value: str) -> str:
+        if not _MONTH.match(value):
+            raise ValueError(f"month must look like YYYY-MM, got {value!r}")
+        return value
+
+    @classmethod
+    def event_type(cls) -> str:
+        """The versioned CloudEvent type, e.g. com.cashmatch.month.closed.v1."""
+        return f"{TYPE_PREFIX}{cls.topic}.v{cls.version}"
+
+
+class MonthClosed(Payload):
+    """Every transfer booked in `month` has been reviewed by a person."""
+
+    topic: ClassVar[str] = "month.closed"
+
+
+class DatasetReady(Payload):
+    """The collector wrote the training slices and the frozen test set for `month`."""
+
+    topic: ClassVar[str] = "dataset.ready"
+    dataset_uri: str = Field(description="the dataset manifest")
+    dataset_version: str = Field(description="content hash of the manifest")
+    training_months: list[str] = Field(description="months whose slices form the training set")
+    test_set_version: str = Field(description="content hash of the frozen test set")
+    test_set_created: bool = Field(description="true when this run froze the test set")
+    rows: dict[str, int] = Field(description="row counts: train/test/month transfers, etc.")
+    quarantined: int = Field(0, description="rows set aside as invalid in this month")
+    caused_by: str = Field(description="id of the month.closed event")
+
+
+class ModelTrained(Payload):
+    """The trainer saved a candidate model."""
+
+    topic: ClassVar[str] = "model.trained"
+    model_uri: str
+    model_version: str = Field(description="derived from dataset version and trainer config")
+    artifact_digest: str = Field(description="sha256 of the artifact bytes")
+    dataset_uri: str
+    dataset_version: str
+    training_months: list[str]
+    training_metrics: dict[str, float]
+    caused_by: str
+
+
+class _Verdict(Payload):
+    model_version: str
+    dataset_version: str
+    metrics: dict[str, float] = Field(description="candidate on the frozen test set")
+    baseline_metrics: dict[str, float] = Field(description="rules baseline on the same set")
+    champion_version: str | None = Field(description="champion at the time of the verdict")
+    champion_metrics: dict[str, float] | None
+    newest_month_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="candidate/champion/rules scored on the newest month"
+    )
+    reasons: list[str] = Field(description="the verdict in words")
+    report_uri: str | None = None
+    caused_by: str
+
+
+class EvaluationPassed(_Verdict):
+    """The candidate beat the champion and became the new champion."""
+
+    topic: ClassVar[str] = "evaluation.passed"
+
+
+class EvaluationRejected(_Verdict):
+    """The candidate did not earn promotion; `reasons` says why."""
+
+    topic: ClassVar[str] = "evaluation.rejected"
+
+
+class ModelDeployed(Payload):
+    """A model version is now serving."""
+
+    topic: ClassVar[str] = "model.deployed"
+    model_version: str
+    dataset_version: str
+    endpoint: str = Field(description="where it is served")
+    caused_by: str
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    p.topic: p
+    for p in (MonthClosed, DatasetReady, ModelTrained, EvaluationPassed, EvaluationRejected, ModelDeployed)
+}
+_BY_TYPE = {p.event_type(): p for p in PAYLOADS.values()}
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event in structured mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    type: str
+    source: str = Field(min_length=1)
+    time: dt.datetime
+    subject: str | None = Field(None, description="the month")
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @property
+    def topic(self) -> str:
+        """The topic this event travels on (the type without prefix and version)."""
+        return topic_of_type(self.type)
+
+    def payload(self) -> Payload:
+        """The typed `data`; MalformedEvent if it does not validate."""
+        model = _BY_TYPE.get(self.type)
+        if model is None:
+            raise MalformedEvent(f"unknown event type {self.type!r}")
+        try:
+            return model.model_validate(self.data)
+        except ValidationError as exc:
+            raise MalformedEvent(f"event {self.id} ({self.type}): {_fields(exc)}") from None
+
+    def to_bytes(self) -> bytes:
+        """Structured-mode JSON, the bytes carried by the bus."""
+        return self.model_dump_json().encode()
+
+    def attributes(self) -> dict[str, str]:
+        """Message attributes for filtering without parsing the body (Pub/Sub style)."""
+        return {"ce-type": self.type, "ce-id": self.id, "month": self.subject or ""}
+
+
+def topic_of_type(event_type: str) -> str:
+    """'com.cashmatch.month.closed.v1' -> 'month.closed'."""
+    body = event_type.removeprefix(TYPE_PREFIX)
+    return re.sub(r"\.v\d+$", "", body)
+
+
+def make_event(
+    payload: Payload, *, source: str, event_id: str | None = None, now: dt.datetime | None = None
+) -> Envelope:
+    """Wrap a payload in an envelope with a fresh (or given) id."""
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=payload.event_type(),
+        source=source,
+        time=now or dt.datetime.now(dt.UTC),
+        subject=payload.month,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+def derived_id(cause_id: str, topic: str) -> str:
+    """The id of the event a handler publishes in answer to `cause_id`.
+
+    Deterministic, so a redelivered cause publishes the same id and the bus drops the duplicate.
+    """
+    return str(uuid.uuid5(_LINEAGE_NS, f"{cause_id}/{topic}"))
+
+
+def parse_event(raw: bytes) -> Envelope:
+    """Decode bus bytes into an envelope with a known type and a valid payload."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEvent(f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedEvent(f"body must be a JSON object, got {type(doc).__name__}")
+    try:
+        envelope = Envelope.model_validate(doc)
+    except ValidationError as exc:
+        raise MalformedEvent(f"not a CloudEvents 1.0 envelope: {_fields(exc)}") from None
+    envelope.payload()
+    return envelope
+
+
+def _fields(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,24 @@
+"""Publishing events on whatever bus the stack has."""
+
+from __future__ import annotations
+
+from shared.bootstrap import Ports
+from shared.events import Envelope, Payload, derived_id, make_event
+from shared.ports import EventBus
+
+
+def publish_event(bus: EventBus, event: Envelope) -> bool:
+    """Put an event on its topic; False when an event with this id was already published."""
+    return bus.publish(event.topic, event.to_bytes(), event.attributes(), message_id=event.id)
+
+
+def publish_answer(
+    ports: Ports, cause: Envelope, payload: Payload, source: str, *, event_id: str | None = None
+) -> Envelope:
+    """Publish a handler's answer with an id derived from its cause, so redelivery is a no-op."""
+    event = make_event(
+        payload, source=source, event_id=event_id or derived_id(cause.id, payload.topic),
+        now=ports.clock(),
+    )
+    publish_event(ports.bus, event)
+    return event

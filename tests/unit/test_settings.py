@@ -1,0 +1,62 @@
+import pytest
+
+from shared.settings import SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("CASHMATCH_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_the_local_stack():
+    settings = load_settings()
+    assert settings.stack == "local"
+    assert settings.gates.primary_metric == "auto_rate@99"
+
+
+def test_environment_and_file_are_read(monkeypatch, tmp_path):
+    env_file = tmp_path / "cashmatch.env"
+    env_file.write_text("CASHMATCH_TEST_FRACTION=0.3\nCASHMATCH_GATE_MIN_GAIN=0.05\n")
+    monkeypatch.setenv("CASHMATCH_SETTINGS_FILE", str(env_file))
+    monkeypatch.setenv("CASHMATCH_MAX_ATTEMPTS", "7")
+    settings = load_settings()
+    assert settings.test_fraction == 0.3
+    assert settings.max_attempts == 7
+    assert settings.gates.min_gain == 0.05
+
+
+def test_invalid_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_TEST_FRACTION", "1.5")
+    with pytest.raises(SettingsError, match="CASHMATCH_TEST_FRACTION"):
+        load_settings()
+    monkeypatch.delenv("CASHMATCH_TEST_FRACTION")
+    monkeypatch.setenv("CASHMATCH_GATE_MIN_GAIN", "lots")
+    with pytest.raises(SettingsError, match="CASHMATCH_GATE_MIN_GAIN"):
+        load_settings()
+
+
+def test_gcp_stack_names_what_is_missing(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_STACK", "gcp")
+    with pytest.raises(SettingsError, match="CASHMATCH_BUCKET.*CASHMATCH_PROJECT"):
+        load_settings()
+
+
+def test_missing_settings_file_and_missing_warehouse_are_clear(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_SETTINGS_FILE", "/nonexistent/file.env")
+    with pytest.raises(SettingsError, match="no such file"):
+        load_settings()
+    monkeypatch.delenv("CASHMATCH_SETTINGS_FILE")
+    with pytest.raises(SettingsError, match="CASHMATCH_WAREHOUSE"):
+        _ = load_settings().warehouse_path
+
+
+def test_a_misspelt_variable_is_named(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_WORKSPCE", "/tmp/x")
+    with pytest.raises(SettingsError, match="unknown setting.*CASHMATCH_WORKSPCE"):
+        load_settings()
