@@ -1,0 +1,98 @@
+import datetime as dt
+import threading
+
+import pytest
+
+from shared.adapters.local.blobstore import DirectoryBlobStore
+from shared.ports import PreconditionFailed
+from shared.registry import ModelRecord, ModelRegistry, Verdict
+
+pytestmark = pytest.mark.integration
+NOW = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
+
+
+def record(version: str) -> ModelRecord:
+    return ModelRecord(
+        version=version, model_uri=f"file:///m/{version}", artifact_digest="0" * 64,
+        dataset_uri="file:///d", dataset_version="ds-1", training_months=["2025-01", "2025-02"],
+        training_metrics={"loss": 0.1}, created_at=NOW, caused_by="evt-1",
+    )
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return ModelRegistry(DirectoryBlobStore(tmp_path))
+
+
+def test_register_is_idempotent_and_lineage_is_kept(registry):
+    first = registry.register(record("m-1"))
+    again = registry.register(record("m-1").model_copy(update={"caused_by": "evt-2"}))
+    assert again == first
+    assert registry.get("m-1").training_months == ["2025-01", "2025-02"]
+    assert [r.version for r in registry.versions()] == ["m-1"]
+    with pytest.raises(KeyError, match="m-404"):
+        registry.get("m-404")
+
+
+def test_champion_moves_only_by_compare_and_swap_with_history(registry):
+    for v in ("m-1", "m-2", "m-3"):
+        registry.register(record(v))
+    pointer, generation = registry.champion()
+    assert pointer.version is None and generation == 0
+    registry.promote("m-1", 0, by="evt-a", reason="first")
+    _, generation = registry.champion()
+    with pytest.raises(PreconditionFailed):
+        registry.promote("m-2", 0, by="evt-b", reason="stale read")
+    registry.promote("m-2", generation, by="evt-c", reason="better")
+    pointer, _ = registry.champion()
+    assert pointer.version == "m-2"
+    assert [(h.version, h.previous, h.by) for h in pointer.history] == [
+        ("m-1", None, "evt-a"), ("m-2", "m-1", "evt-c"),
+    ]
+
+
+def test_two_concurrent_promotions_one_winner(registry):
+    for v in ("m-1", "m-2"):
+        registry.register(record(v))
+    results = {}
+    barrier = threading.Barrier(2)
+
+    def promote(v):
+        barrier.wait()
+        try:
+            registry.promote(v, 0, by=v, reason="race")
+            results[v] = "won"
+        except PreconditionFailed:
+            results[v] = "lost"
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in ("m-1", "m-2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == ["lost", "won"]
+    winner = next(v for v, r in results.items() if r == "won")
+    assert registry.champion()[0].version == winner
+
+
+def test_verdict_is_written_once(registry):
+    registry.register(record("m-1"))
+    verdict = Verdict(
+        version="m-1", passed=True, reasons=["first"], metrics={}, baseline_metrics={},
+        champion_version=None, champion_metrics=None, decided_at=NOW, event_id="e1", caused_by="c1",
+    )
+    assert registry.record_verdict(verdict) == verdict
+    second = verdict.model_copy(update={"passed": False, "event_id": "e2"})
+    assert registry.record_verdict(second) == verdict
+    assert registry.verdict("m-1") == verdict
+    assert registry.verdict("m-2") is None
+
+
+def test_mark_deployed_records_endpoint_and_cause(registry):
+    registry.register(record("m-1"))
+    registry.mark_deployed("m-1", endpoint="http://127.0.0.1:8000", by="evt-d", reason="passed")
+    registry.mark_deployed("m-1", endpoint="http://127.0.0.1:8000", by="evt-d2", reason="again")
+    pointer, _ = registry.deployed()
+    assert pointer.version == "m-1"
+    assert len(pointer.history) == 1
+    assert registry.describe()["deployed"] == "m-1"
