@@ -40,8 +40,11 @@ def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> No
     to_close = all_months[backfill - 1 :]
     rows = []
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=output.console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=output.console,
     )
     with progress:
         task = progress.add_task("closing months", total=len(to_close))
@@ -55,8 +58,21 @@ def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> No
 
     output.table(
         "the chain, month by month (first close = backfill; test set frozen then)",
-        ["month", "train", "test", "month rows", "quar.", "candidate", "auto@99", "exact",
-         "champion before", "champ auto@99", "rules auto@99", "verdict", "deployed"],
+        [
+            "month",
+            "train",
+            "test",
+            "month rows",
+            "quar.",
+            "candidate",
+            "auto@99",
+            "exact",
+            "champion before",
+            "champ auto@99",
+            "rules auto@99",
+            "verdict",
+            "deployed",
+        ],
         rows,
     )
     _show_idempotency(ports, to_close[-1])
@@ -92,7 +108,11 @@ def _month_row(ports, month: str) -> list[object]:  # type: ignore[no-untyped-de
         verdict.get("champion_version"),
         champion_metrics.get("auto_rate@99"),
         verdict.get("baseline_metrics", {}).get("auto_rate@99"),
-        ("passed" if verdict_event and verdict.get("reasons") and _passed(ports, verdict) else "rejected"),
+        (
+            "passed"
+            if verdict_event and verdict.get("reasons") and _passed(ports, verdict)
+            else "rejected"
+        ),
         deployed.version,
     ]
 

@@ -78,7 +78,8 @@ def synth(
         [[m, int(n)] for m, n in per_month.items()],
     )
     output.console.print(
-        f"{len(data.invoices)} invoices, {len(data.transfers)} transfers, {len(data.matches)} labels"
+        f"{len(data.invoices)} invoices, {len(data.transfers)} transfers, "
+        f"{len(data.matches)} labels"
     )
 
 
@@ -177,9 +178,7 @@ def dead_letters(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 
 @app.command()
-def redrive(
-    event_id: str, subscriber: Annotated[str | None, typer.Option()] = None
-) -> None:
+def redrive(event_id: str, subscriber: Annotated[str | None, typer.Option()] = None) -> None:
     """Deliver a dead-lettered event again (after fixing the cause)."""
     count = ports().bus.redrive(event_id, subscriber)
     if count == 0:
@@ -190,7 +189,7 @@ def redrive(
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Model versions with their metrics, verdicts and lineage; the champion and the deployed one."""
+    """Model versions with metrics, verdicts and lineage; the champion and the deployed one."""
     registry = ports().registry
     summary = registry.describe()
     rows = []
@@ -206,7 +205,11 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "rules_auto": verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
                 "verdict": ("passed" if verdict.passed else "rejected") if verdict else "pending",
                 "role": " ".join(
-                    r for r, v in (("champion", summary["champion"]), ("deployed", summary["deployed"]))
+                    r
+                    for r, v in (
+                        ("champion", summary["champion"]),
+                        ("deployed", summary["deployed"]),
+                    )
                     if v == record.version
                 ),
             }
@@ -243,7 +246,9 @@ def worker(
     from services.runner import work_forever
 
     if service not in SUBSCRIPTIONS:
-        raise typer.BadParameter(f"unknown service {service!r}; use one of {', '.join(SUBSCRIPTIONS)}")
+        raise typer.BadParameter(
+            f"unknown service {service!r}; use one of {', '.join(SUBSCRIPTIONS)}"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -53,7 +53,9 @@ def event_bytes(cloud_event: Any) -> tuple[bytes, dict[str, str]]:
         except (binascii.Error, TypeError) as exc:
             raise Park(f"message.data is not base64: {exc}") from None
         attributes = {str(k): str(v) for k, v in (message.get("attributes") or {}).items()}
-        attributes["pubsub_message_id"] = str(message.get("messageId") or message.get("message_id") or "")
+        attributes["pubsub_message_id"] = str(
+            message.get("messageId") or message.get("message_id") or ""
+        )
         return raw, attributes
     if ce_type.startswith(TYPE_PREFIX):
         envelope = {

@@ -60,7 +60,9 @@ def dispatch(service: str, delivery: Delivery, ports: Ports) -> str:
         ports.bus.park(delivery, reason=str(exc))
         return f"parked: {exc}"
     except Exception as exc:  # any other failure may be transient: retry with backoff
-        log.exception("%s failed on %s (attempt %d)", service, delivery.message_id, delivery.attempt)
+        log.exception(
+            "%s failed on %s (attempt %d)", service, delivery.message_id, delivery.attempt
+        )
         ports.bus.nack(delivery, reason=f"{type(exc).__name__}: {exc}")
         return f"failed: {exc}"
     ports.bus.ack(delivery, outcome=outcome)
@@ -103,9 +105,7 @@ def run_until_idle(
     return report
 
 
-def work_forever(
-    ports: Ports, service: str, *, stop: threading.Event, poll_s: float = 0.5
-) -> int:
+def work_forever(ports: Ports, service: str, *, stop: threading.Event, poll_s: float = 0.5) -> int:
     """One service as a long-running process; returns how many deliveries it handled."""
     handled = 0
     while not stop.is_set():

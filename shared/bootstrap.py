@@ -61,7 +61,9 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
             lease_s=settings.lease_s,
         ),
     )
-    warehouse = DuckDBWarehouse(settings.warehouse_path) if settings.warehouse else _NoWarehouse()
+    warehouse: Warehouse = (
+        DuckDBWarehouse(settings.warehouse_path) if settings.warehouse else _NoWarehouse()  # type: ignore[assignment]
+    )
     return Ports(
         settings=settings,
         warehouse=warehouse,

@@ -119,7 +119,14 @@ class ModelDeployed(Payload):
 
 PAYLOADS: dict[str, type[Payload]] = {
     p.topic: p
-    for p in (MonthClosed, DatasetReady, ModelTrained, EvaluationPassed, EvaluationRejected, ModelDeployed)
+    for p in (
+        MonthClosed,
+        DatasetReady,
+        ModelTrained,
+        EvaluationPassed,
+        EvaluationRejected,
+        ModelDeployed,
+    )
 }
 _BY_TYPE = {p.event_type(): p for p in PAYLOADS.values()}
 

@@ -17,7 +17,9 @@ def publish_answer(
 ) -> Envelope:
     """Publish a handler's answer with an id derived from its cause, so redelivery is a no-op."""
     event = make_event(
-        payload, source=source, event_id=event_id or derived_id(cause.id, payload.topic),
+        payload,
+        source=source,
+        event_id=event_id or derived_id(cause.id, payload.topic),
         now=ports.clock(),
     )
     publish_event(ports.bus, event)

@@ -114,7 +114,9 @@ class ModelRegistry:
     def verdict(self, version: str) -> Verdict | None:
         """The verdict of a version, or None before evaluation."""
         try:
-            return Verdict.model_validate_json(self.blobs.get(f"{PREFIX}/verdicts/{version}.json").data)
+            return Verdict.model_validate_json(
+                self.blobs.get(f"{PREFIX}/verdicts/{version}.json").data
+            )
         except BlobNotFound:
             return None
 
@@ -135,19 +137,28 @@ class ModelRegistry:
         return self._pointer("deployed")
 
     def _move(
-        self, name: str, version: str, expected_generation: int, *, by: str, reason: str,
+        self,
+        name: str,
+        version: str,
+        expected_generation: int,
+        *,
+        by: str,
+        reason: str,
         endpoint: str | None = None,
     ) -> Pointer:
         current, generation = self._pointer(name)
         if generation != expected_generation:
-            raise PreconditionFailed(
-                f"{name} changed since it was read (now {current.version!r})"
-            )
+            raise PreconditionFailed(f"{name} changed since it was read (now {current.version!r})")
         change = PointerChange(
-            version=version, previous=current.version, at=dt.datetime.now(dt.UTC), by=by, reason=reason
+            version=version,
+            previous=current.version,
+            at=dt.datetime.now(dt.UTC),
+            by=by,
+            reason=reason,
         )
         updated = Pointer(
-            version=version, endpoint=endpoint or current.endpoint,
+            version=version,
+            endpoint=endpoint or current.endpoint,
             history=[*current.history, change],
         )
         self.blobs.put(
@@ -170,7 +181,9 @@ class ModelRegistry:
             if current.version == version and current.endpoint == endpoint:
                 return current
             try:
-                return self._move("deployed", version, generation, by=by, reason=reason, endpoint=endpoint)
+                return self._move(
+                    "deployed", version, generation, by=by, reason=reason, endpoint=endpoint
+                )
             except PreconditionFailed:
                 continue
         raise PreconditionFailed("deployed pointer kept changing; gave up after 10 tries")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
-    gates: QualityGates = Field(default_factory=QualityGates)
+    gates: QualityGates = Field(default_factory=lambda: QualityGates())
 
     @model_validator(mode="after")
     def _stack_needs(self) -> Settings:
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         return Path(self.warehouse).expanduser().resolve()
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build and validate the settings; raise SettingsError naming each bad variable."""
     env_file = os.environ.get("CASHMATCH_SETTINGS_FILE")
     if env_file and not Path(env_file).is_file():
@@ -83,11 +83,11 @@ def load_settings(**overrides: object) -> Settings:
     _reject_unknown(env_file)
     gate_overrides = overrides.pop("gates", None)
     try:
-        gates = gate_overrides or QualityGates(_env_file=env_file)  # type: ignore[call-arg]
+        gates = gate_overrides or QualityGates(_env_file=env_file)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, "CASHMATCH_GATE_")) from None
     try:
-        return Settings(_env_file=env_file, gates=gates, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, gates=gates, **overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, "CASHMATCH_")) from None
 

@@ -9,7 +9,7 @@ import logging
 import pandas as pd
 
 from shared.bootstrap import Ports
-from shared.dataset.split import months_between, is_test_transfer
+from shared.dataset.split import is_test_transfer, months_between
 from shared.dataset.store import Slice
 from shared.dataset.validation import validate_month
 from shared.errors import PermanentError
@@ -29,7 +29,9 @@ def _read_month(ports: Ports, month: str) -> tuple[Slice, pd.DataFrame]:
     start, end = (t.date() for t in _month_range(month))
     warehouse = ports.warehouse
     checked = validate_month(
-        warehouse.transfers(start, end), warehouse.open_invoices(start, end), warehouse.matches(start, end)
+        warehouse.transfers(start, end),
+        warehouse.open_invoices(start, end),
+        warehouse.matches(start, end),
     )
     frames = [checked.transfers, checked.invoices, checked.matches]
     for frame in frames:
@@ -42,14 +44,18 @@ def _check_month(ports: Ports, month: str) -> tuple[str, str]:
     now = ports.clock()
     current = f"{now.year:04d}-{now.month:02d}"
     if month >= current:
-        raise PermanentError(f"month {month} is not over yet (today is {now.date()}): cannot close it")
+        raise PermanentError(
+            f"month {month} is not over yet (today is {now.date()}): cannot close it"
+        )
     ports.warehouse.check_schema()
     bounds = ports.warehouse.month_bounds()
     if bounds is None:
         raise PermanentError("the warehouse has no transfers at all")
     first, last = bounds
     if month < first or month > last:
-        raise PermanentError(f"no transfers booked in {month} (the warehouse holds {first}..{last})")
+        raise PermanentError(
+            f"no transfers booked in {month} (the warehouse holds {first}..{last})"
+        )
     return first, last
 
 
@@ -77,12 +83,20 @@ def collect(event: Envelope, ports: Ports) -> str:
         # The first run is a backfill: all labelled history up to the closed month.
         months = months_between(first, month)
         read = [_read_month(ports, m) for m in months]
-        whole = Slice(*(pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
-                        for n in ("transfers", "invoices", "matches")))
+        whole = Slice(
+            *(
+                pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
+                for n in ("transfers", "invoices", "matches")
+            )
+        )
         quarantines = {m: q for m, (_, q) in zip(months, read, strict=True)}
         if whole.transfers.empty:
-            raise PermanentError(f"no valid transfers up to {month}: nothing to build a test set from")
-        in_test = is_test_transfer(whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed)
+            raise PermanentError(
+                f"no valid transfers up to {month}: nothing to build a test set from"
+            )
+        in_test = is_test_transfer(
+            whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed
+        )
         test_ids = set(whole.transfers.loc[in_test, "transfer_id"])
         test_part = Slice(
             whole.transfers[in_test],

@@ -1,4 +1,4 @@
-"""Cloud Functions / Cloud Run entry point of the collector (functions-framework target `handle`)."""
+"""Cloud Functions / Cloud Run entry point of the collector: target `handle`."""
 
 from __future__ import annotations
 

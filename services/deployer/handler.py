@@ -32,7 +32,9 @@ def deploy(event: Envelope, ports: Ports) -> str:
         outcome = f"{record.version} already deployed at {endpoint}"
     else:
         endpoint = ports.serving.roll_out(record)
-        registry.mark_deployed(record.version, endpoint=endpoint, by=event.id, reason="evaluation passed")
+        registry.mark_deployed(
+            record.version, endpoint=endpoint, by=event.id, reason="evaluation passed"
+        )
         outcome = f"deployed {record.version} at {endpoint}"
     answer = ModelDeployed(
         month=payload.month,

@@ -1,4 +1,4 @@
-"""Cloud Functions / Cloud Run entry point of the deployer (functions-framework target `handle`)."""
+"""Cloud Functions / Cloud Run entry point of the deployer: target `handle`."""
 
 from __future__ import annotations
 

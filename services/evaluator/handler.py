@@ -41,14 +41,12 @@ def evaluate(event: Envelope, ports: Ports) -> str:
     assert isinstance(payload, ModelTrained)
     registry = ports.registry
     existing = registry.verdict(payload.model_version)
-    if existing is None:
-        verdict = _judge(ports, payload, event.id)
-    else:
-        verdict = existing
+    verdict = _judge(ports, payload, event.id) if existing is None else existing
     _announce(ports, payload, verdict)
+    state = "passed" if verdict.passed else "rejected"
     if existing is not None:
-        return f"{payload.model_version} already judged: {'passed' if verdict.passed else 'rejected'}"
-    return f"{payload.model_version} {'passed' if verdict.passed else 'rejected'}: {verdict.reasons[0]}"
+        return f"{payload.model_version} already judged: {state}"
+    return f"{payload.model_version} {state}: {verdict.reasons[0]}"
 
 
 def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
@@ -145,5 +143,6 @@ def _announce(ports: Ports, payload: ModelTrained, verdict: Verdict) -> None:
         report_uri=verdict.report_uri,
         caused_by=verdict.caused_by,
     )
-    publish_event(ports.bus, make_event(answer, source=SOURCE, event_id=verdict.event_id, now=ports.clock()))
-
+    publish_event(
+        ports.bus, make_event(answer, source=SOURCE, event_id=verdict.event_id, now=ports.clock())
+    )

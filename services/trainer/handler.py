@@ -46,7 +46,8 @@ def train(event: Envelope, ports: Ports) -> str:
     if manifest["version"] != payload.dataset_version:
         raise PermanentError(
             f"dataset at {payload.dataset_uri} is {manifest['version']}, the event names "
-            f"{payload.dataset_version}: it was rebuilt since; republish month.closed for {payload.month}"
+            f"{payload.dataset_version}: it was rebuilt since; "
+            f"republish month.closed for {payload.month}"
         )
     config = MatcherConfig()
     version = model_version(payload.dataset_version, config)
@@ -73,7 +74,11 @@ def train(event: Envelope, ports: Ports) -> str:
 
 
 def _train_new(
-    ports: Ports, payload: DatasetReady, manifest: dict, config: MatcherConfig, version: str,
+    ports: Ports,
+    payload: DatasetReady,
+    manifest: dict,
+    config: MatcherConfig,
+    version: str,
     cause_id: str,
 ) -> ModelRecord:
     data = ports.datasets.training_data(manifest)

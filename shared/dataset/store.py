@@ -64,7 +64,9 @@ class DatasetStore:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
 
-    def _write_frames(self, prefix: str, part: Slice, extra: dict[str, pd.DataFrame]) -> dict[str, str]:
+    def _write_frames(
+        self, prefix: str, part: Slice, extra: dict[str, pd.DataFrame]
+    ) -> dict[str, str]:
         digests = {}
         for name, frame in {**{n: getattr(part, n) for n in FRAMES}, **extra}.items():
             data = frame_bytes(frame)
@@ -83,7 +85,9 @@ class DatasetStore:
         except BlobNotFound:
             return None
 
-    def freeze_test_set(self, part: Slice, *, backfill_until: str, caused_by: str) -> tuple[dict[str, Any], bool]:
+    def freeze_test_set(
+        self, part: Slice, *, backfill_until: str, caused_by: str
+    ) -> tuple[dict[str, Any], bool]:
         """Write the test set once; if another run froze it first, return that one unchanged."""
         existing = self.test_manifest()
         if existing is not None:
@@ -96,7 +100,9 @@ class DatasetStore:
             "digests": digests,
             "caused_by": caused_by,
         }
-        body["version"] = "test-" + digest(json.dumps(body["digests"], sort_keys=True).encode())[:12]
+        body["version"] = (
+            "test-" + digest(json.dumps(body["digests"], sort_keys=True).encode())[:12]
+        )
         try:
             self.blobs.put(
                 f"{TEST_PREFIX}/manifest.json",
@@ -166,7 +172,9 @@ class DatasetStore:
         """Write the dataset manifest of `month`; return (uri, version)."""
         version = f"ds-{month}-" + digest(json.dumps(body, sort_keys=True).encode())[:12]
         key = f"datasets/manifests/{month}.json"
-        self.blobs.put(key, json.dumps({**body, "version": version}, indent=2, sort_keys=True).encode())
+        self.blobs.put(
+            key, json.dumps({**body, "version": version}, indent=2, sort_keys=True).encode()
+        )
         return self.blobs.uri(key), version
 
     def read_manifest(self, uri: str) -> dict[str, Any]:
@@ -183,8 +191,11 @@ class DatasetStore:
                 data = self.blobs.get(f"{prefix}/{name}.parquet").data
                 if digest(data) != manifest["slices"][month][name]:
                     raise ValueError(
-                        f"training slice {month}/{name} changed since manifest {manifest['version']}"
+                        f"training slice {month}/{name} changed since "
+                        f"manifest {manifest['version']}"
                     )
                 frames.append(read_frame(data))
             parts.append(Slice(*frames))
-        return Slice(*(pd.concat([getattr(p, n) for p in parts], ignore_index=True) for n in FRAMES))
+        return Slice(
+            *(pd.concat([getattr(p, n) for p in parts], ignore_index=True) for n in FRAMES)
+        )

@@ -33,7 +33,9 @@ def _required_nulls(frame: pd.DataFrame, table: Table) -> pd.Series:
 
 def _check_transfers(frame: pd.DataFrame) -> pd.Series:
     reasons = _required_nulls(frame, TRANSFERS)
-    reasons[~frame["direction"].isin(list(INVOICE_DIRECTION_FOR))] += "direction not incoming/outgoing; "
+    reasons[~frame["direction"].isin(list(INVOICE_DIRECTION_FOR))] += (
+        "direction not incoming/outgoing; "
+    )
     reasons[~(frame["amount"] > 0)] += "amount must be > 0; "
     reasons[~frame["currency"].astype(str).str.match(_CURRENCY)] += "currency not ISO 4217; "
     reasons[frame["transfer_id"].duplicated(keep=False)] += "duplicate transfer_id; "
@@ -91,10 +93,16 @@ def validate_month(
     match_reasons[labelled["t_direction"].isna()] += "unknown transfer; "
     match_reasons[labelled["i_direction"].isna()] += "invoice unknown or not open; "
     known = labelled["i_direction"].notna() & labelled["t_direction"].notna()
-    wrong_direction = known & (labelled["t_direction"].map(INVOICE_DIRECTION_FOR) != labelled["i_direction"])
+    wrong_direction = known & (
+        labelled["t_direction"].map(INVOICE_DIRECTION_FOR) != labelled["i_direction"]
+    )
     match_reasons[wrong_direction] += "transfer and invoice directions do not pair; "
-    match_reasons[known & (labelled["t_currency"] != labelled["i_currency"])] += "currency differs; "
-    match_reasons[labelled.duplicated(["transfer_id", "invoice_id"], keep=False)] += "duplicate label; "
+    match_reasons[known & (labelled["t_currency"] != labelled["i_currency"])] += (
+        "currency differs; "
+    )
+    match_reasons[labelled.duplicated(["transfer_id", "invoice_id"], keep=False)] += (
+        "duplicate label; "
+    )
     applied = labelled.groupby("transfer_id")["amount"].transform("sum")
     over = applied > labelled["t_amount"] + 0.01
     match_reasons[over] += "labels apply more than the transfer amount; "
@@ -112,7 +120,11 @@ def validate_month(
     )
     if collateral:
         extra = pd.DataFrame(
-            {"table": "transfers", "key": collateral, "reason": "set aside: a label of it is invalid"}
+            {
+                "table": "transfers",
+                "key": collateral,
+                "reason": "set aside: a label of it is invalid",
+            }
         )
         quarantine = pd.concat([quarantine, extra], ignore_index=True)
     return ValidatedMonth(

@@ -23,7 +23,9 @@ def decide(
             ok = value >= floor
             failed |= not ok
             reasons.append(f"{metric} {value:.4f} {'≥' if ok else '<'} floor {floor:.4f}")
-        head = "no champion yet: " + ("fails an absolute floor" if failed else "passes the absolute floors")
+        head = "no champion yet: " + (
+            "fails an absolute floor" if failed else "passes the absolute floors"
+        )
         return not failed, [head, *reasons]
 
     gain = candidate[primary] - champion[primary]

@@ -13,9 +13,15 @@ NOW = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
 
 def record(version: str) -> ModelRecord:
     return ModelRecord(
-        version=version, model_uri=f"file:///m/{version}", artifact_digest="0" * 64,
-        dataset_uri="file:///d", dataset_version="ds-1", training_months=["2025-01", "2025-02"],
-        training_metrics={"loss": 0.1}, created_at=NOW, caused_by="evt-1",
+        version=version,
+        model_uri=f"file:///m/{version}",
+        artifact_digest="0" * 64,
+        dataset_uri="file:///d",
+        dataset_version="ds-1",
+        training_months=["2025-01", "2025-02"],
+        training_metrics={"loss": 0.1},
+        created_at=NOW,
+        caused_by="evt-1",
     )
 
 
@@ -47,7 +53,8 @@ def test_champion_moves_only_by_compare_and_swap_with_history(registry):
     pointer, _ = registry.champion()
     assert pointer.version == "m-2"
     assert [(h.version, h.previous, h.by) for h in pointer.history] == [
-        ("m-1", None, "evt-a"), ("m-2", "m-1", "evt-c"),
+        ("m-1", None, "evt-a"),
+        ("m-2", "m-1", "evt-c"),
     ]
 
 
@@ -78,8 +85,16 @@ def test_two_concurrent_promotions_one_winner(registry):
 def test_verdict_is_written_once(registry):
     registry.register(record("m-1"))
     verdict = Verdict(
-        version="m-1", passed=True, reasons=["first"], metrics={}, baseline_metrics={},
-        champion_version=None, champion_metrics=None, decided_at=NOW, event_id="e1", caused_by="c1",
+        version="m-1",
+        passed=True,
+        reasons=["first"],
+        metrics={},
+        baseline_metrics={},
+        champion_version=None,
+        champion_metrics=None,
+        decided_at=NOW,
+        event_id="e1",
+        caused_by="c1",
     )
     assert registry.record_verdict(verdict) == verdict
     second = verdict.model_copy(update={"passed": False, "event_id": "e2"})

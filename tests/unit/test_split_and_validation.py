@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from shared.dataset.split import months_between, is_test_transfer
+from shared.dataset.split import is_test_transfer, months_between
 from shared.dataset.validation import validate_month
 
 pytestmark = pytest.mark.unit
@@ -78,8 +78,17 @@ def test_bad_rows_are_quarantined_by_key_with_reasons():
 def test_a_transfer_with_a_bad_label_is_set_aside_whole():
     transfers, invoices, matches = _frames()
     matches = pd.concat(
-        [matches, pd.DataFrame({"transfer_id": ["T1"], "invoice_id": ["I2"], "amount": [1.0],
-                                "matched_at": [pd.Timestamp("2025-03-06")]})],
+        [
+            matches,
+            pd.DataFrame(
+                {
+                    "transfer_id": ["T1"],
+                    "invoice_id": ["I2"],
+                    "amount": [1.0],
+                    "matched_at": [pd.Timestamp("2025-03-06")],
+                }
+            ),
+        ],
         ignore_index=True,
     )
     checked = validate_month(transfers, invoices, matches)

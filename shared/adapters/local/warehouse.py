@@ -77,12 +77,14 @@ class DuckDBWarehouse:
         """Transfers booked in [start, end)."""
         sql = (
             f"SELECT {_select(TRANSFERS, 't')} FROM transfers t "
-            "WHERE t.booking_date >= ? AND t.booking_date < ? ORDER BY t.booking_date, t.transfer_id"
+            "WHERE t.booking_date >= ? AND t.booking_date < ? "
+            "ORDER BY t.booking_date, t.transfer_id"
         )
         return _dates(self._query(sql, [start, end]), ("booking_date",))
 
     def open_invoices(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Invoices issued before `end` and not settled by transfers booked before `start`."""
+        # Only contract column names are interpolated; every value is a parameter.
         sql = f"""
             WITH paid AS (
                 SELECT m.invoice_id, SUM(CAST(m.amount AS DOUBLE)) AS paid

@@ -1,0 +1,41 @@
+"""Shared fixtures: a small synthetic warehouse (made once) and local-stack ports per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shared.bootstrap import Ports, bootstrap
+from shared.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_cashmatch_env(monkeypatch):
+    """Tests never pick up a developer's CASHMATCH_* variables."""
+    for name in list(os.environ):
+        if name.startswith("CASHMATCH_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def small_warehouse(tmp_path_factory) -> Path:
+    """Five months of default-profile data at a fifth of the usual volume."""
+    from shared.synth import SynthConfig, generate, write_warehouse
+
+    path = tmp_path_factory.mktemp("warehouse") / "small.duckdb"
+    write_warehouse(generate(SynthConfig(months=5, start="2025-01", scale=0.2, seed=11)), path)
+    return path
+
+
+@pytest.fixture
+def make_ports(tmp_path):
+    """Build local-stack ports in a fresh workspace; keyword arguments override settings."""
+
+    def build(**overrides) -> Ports:
+        overrides.setdefault("workspace", tmp_path / "workspace")
+        overrides.setdefault("min_backoff_s", 0.0)
+        return bootstrap(load_settings(**overrides))
+
+    return build

@@ -1,0 +1,163 @@
+"""The local stack end to end, through the real `cashmatch` CLI in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cashmatch(tmp_path, small_warehouse):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
+    env.update(
+        CASHMATCH_WORKSPACE=str(tmp_path / "ws"),
+        CASHMATCH_WAREHOUSE=str(small_warehouse),
+        CASHMATCH_MIN_BACKOFF_S="0",
+        COLUMNS="200",
+    )
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if ok:
+            assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    run.workspace = tmp_path / "ws"  # type: ignore[attr-defined]
+    return run
+
+
+def blobs(workspace: Path) -> Path:
+    return workspace / "blobs"
+
+
+def test_synth_writes_a_contract_warehouse(tmp_path):
+    out = tmp_path / "w.duckdb"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "synth",
+            "--months",
+            "2",
+            "--scale",
+            "0.1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.is_file()
+    assert "2025-02" in done.stdout
+
+
+def test_months_flow_through_the_chain(cashmatch):
+    ws = cashmatch.workspace
+    cashmatch("publish", "month.closed", "--month", "2025-03")
+    cashmatch("run")
+
+    test_manifest = json.loads((blobs(ws) / "datasets/test/manifest.json").read_text())
+    assert test_manifest["months"] == ["2025-01", "2025-02", "2025-03"]
+    frozen = {p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")}
+    models = json.loads(cashmatch("models", "--json").stdout)
+    assert len(models["versions"]) == 1
+    first = models["versions"][0]
+    assert first["training_months"] == ["2025-01", "2025-02", "2025-03"]
+    assert models["champion"] == first["version"]
+    assert models["deployed"] == first["version"]
+
+    cashmatch("publish", "month.closed", "--month", "2025-04")
+    cashmatch("run")
+    models = json.loads(cashmatch("models", "--json").stdout)
+    assert len(models["versions"]) == 2
+    assert models["versions"][1]["training_months"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    # the test set is frozen: byte for byte what the first run wrote
+    assert frozen == {
+        p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
+    }
+    manifest_04 = json.loads((blobs(ws) / "datasets/manifests/2025-04.json").read_text())
+    assert manifest_04["test_set_version"] == test_manifest["version"]
+
+    # Every verdict is recorded with its reasons; the chain's events all reached "done".
+    rows = [r for r in models["models"]]
+    assert all(r["verdict"] in {"passed", "rejected"} for r in rows)
+    log = json.loads(cashmatch("events", "--json", "--limit", "100").stdout)
+    states = {(r["topic"], r["state"]) for r in log}
+    for topic in ("month.closed", "dataset.ready", "model.trained"):
+        assert (topic, "done") in states
+    assert not any(r["state"] == "dead" for r in log)
+
+    # Republishing month.closed redoes the step: same dataset, same model, nothing new.
+    month_closed = next(
+        r for r in log if r["topic"] == "month.closed" and r["attributes"]["month"] == "2025-04"
+    )
+    slice_before = (blobs(ws) / "datasets/months/2025-04/transfers.parquet").read_bytes()
+    cashmatch("republish", month_closed["message_id"])
+    out = cashmatch("run").stdout
+    assert "already trained" in out
+    assert "already judged" in out
+    models_after = json.loads(cashmatch("models", "--json").stdout)
+    assert len(models_after["versions"]) == 2
+    assert models_after["champion"] == models["champion"]
+    assert (blobs(ws) / "datasets/months/2025-04/transfers.parquet").read_bytes() == slice_before
+    assert frozen == {
+        p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
+    }
+
+
+def test_bad_events_are_parked_and_can_be_redriven(cashmatch, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{this is not json")
+    cashmatch("publish", "month.closed", "--raw", str(bad))
+    cashmatch("publish", "month.closed", "--month", "2019-05")
+    cashmatch("publish", "month.closed", "--month", "2030-01")
+    cashmatch("run")
+    dead = json.loads(cashmatch("dead-letters", "--json").stdout)
+    reasons = sorted(d["detail"] for d in dead)
+    assert len(dead) == 3
+    assert any("not JSON" in r for r in reasons)
+    assert any("no transfers booked in 2019-05" in r for r in reasons)
+    assert any("2030-01 is not over yet" in r for r in reasons)
+    assert all(d["attempts"] == 1 for d in dead)  # parked at once, not retried
+
+    # A month in a bad format is refused at the door with the field named.
+    refused = cashmatch("publish", "month.closed", "--month", "2025-3", ok=False)
+    assert refused.returncode != 0
+    assert "month must look like YYYY-MM" in refused.stdout + refused.stderr
+
+    target = next(d for d in dead if "2019-05" in d["detail"])
+    cashmatch("redrive", target["message_id"])
+    cashmatch("run")
+    again = json.loads(cashmatch("dead-letters", "--json").stdout)
+    assert len(again) == 3  # it failed again for the same reason and is parked again
+
+
+def test_a_bad_warehouse_is_named(cashmatch, tmp_path):
+    import duckdb
+
+    broken = tmp_path / "broken.duckdb"
+    con = duckdb.connect(str(broken))
+    con.execute("CREATE TABLE transfers (transfer_id VARCHAR)")
+    con.close()
+    cashmatch("--warehouse", str(broken), "publish", "month.closed", "--month", "2025-02")
+    cashmatch("--warehouse", str(broken), "run")
+    dead = json.loads(cashmatch("dead-letters", "--json").stdout)
+    assert len(dead) == 1
+    assert "missing table 'invoices'" in dead[0]["detail"]
+    assert "lacks column(s) booking_date" in dead[0]["detail"]
