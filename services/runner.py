@@ -99,7 +99,7 @@ def run_until_idle(
                 if on_outcome:
                     on_outcome(name, delivery.message_id, outcome)
         if not progressed:
-            if ports.bus.pending() == 0:
+            if ports.bus.pending(names) == 0:
                 break
             time.sleep(0.2)  # only retries waiting for their backoff remain
     return report

@@ -130,8 +130,8 @@ class EventBus(Protocol):
         """The newest messages and their per-subscription outcomes."""
         ...
 
-    def pending(self) -> int:
-        """Deliveries not yet done or dead (used to run the local stack until idle)."""
+    def pending(self, subscriptions: list[str] | None = None) -> int:
+        """Deliveries not yet done or dead, of these subscriptions or all (run until idle)."""
         ...
 
 

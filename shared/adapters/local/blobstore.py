@@ -91,10 +91,11 @@ class DirectoryBlobStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
-        """Keys under `prefix`, sorted; temp files of writes in flight are not listed."""
-        base = self.root / prefix if prefix else self.root
-        search_root = base if base.is_dir() else base.parent
-        if not search_root.exists():
+        """Keys starting with `prefix` (a string prefix, as in Cloud Storage), sorted; temp files
+        of writes in flight are not listed."""
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        search_root = self.root / folder
+        if not search_root.is_dir():
             return []
         keys = []
         for path in search_root.rglob("*"):

@@ -573,12 +573,15 @@ class SqliteEventBus:
             ).fetchall()
         return [_record_from_row(row) for row in rows]
 
-    def pending(self) -> int:
+    def pending(self, subscriptions: list[str] | None = None) -> int:
         """Deliveries not yet done or dead (pending, leased or waiting to retry)."""
+        sql = "SELECT COUNT(*) FROM deliveries WHERE state IN (?, ?, ?)"
+        params: list[str] = list(_OPEN_STATES)
+        if subscriptions is not None:
+            sql += f" AND subscription IN ({', '.join('?' * len(subscriptions))})"
+            params += subscriptions
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE state IN (?, ?, ?)", _OPEN_STATES
-            ).fetchone()
+            row = conn.execute(sql, params).fetchone()
         return int(row[0])
 
     # -- beyond the port ---------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""The chain in one process on the local stack: duplicates, races, out-of-order delivery,
+tampered artifacts. Faster than the CLI tests, so the awkward cases live here."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from services.runner import HANDLERS, dispatch, handle_bytes, run_until_idle
+from shared.errors import PermanentError
+from shared.events import MonthClosed, make_event, parse_event
+from shared.publishing import publish_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ports(make_ports, small_warehouse):
+    return make_ports(warehouse=str(small_warehouse))
+
+
+def close(ports, month: str) -> None:
+    publish_event(ports.bus, make_event(MonthClosed(month=month), source="/test"))
+    run_until_idle(ports, timeout_s=300)
+
+
+def events_on(ports, topic: str) -> list:
+    return [
+        parse_event(ports.bus.get_message(r.message_id)[1])
+        for r in ports.bus.log(topic=topic, limit=500)
+    ]
+
+
+def snapshot(ports) -> dict[str, bytes]:
+    root = ports.blobs.root  # type: ignore[attr-defined]
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".locks" not in p.parts
+    }
+
+
+def test_every_event_delivered_five_times_changes_nothing(ports):
+    close(ports, "2025-03")
+    before = snapshot(ports)
+    published_before = len(ports.bus.log(limit=1000))
+    # Redeliver each event of the chain to its service five more times.
+    for service, topic in (
+        ("collector", "month.closed"),
+        ("trainer", "dataset.ready"),
+        ("evaluator", "model.trained"),
+        ("deployer", "evaluation.passed"),
+    ):
+        (event,) = events_on(ports, topic)
+        for _ in range(5):
+            handle_bytes(service, event.to_bytes(), ports)
+    after = snapshot(ports)
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert set(after) == set(before), "no new files"
+    assert changed == set(), f"files rewritten with other content: {changed}"
+    assert len(ports.bus.log(limit=1000)) == published_before, "no new events"
+    assert len(ports.registry.versions()) == 1
+
+
+def test_out_of_order_verdict_is_not_rolled_out(ports):
+    close(ports, "2025-03")
+    close(ports, "2025-04")
+    passed = events_on(ports, "evaluation.passed")
+    champion = ports.registry.champion()[0].version
+    stale = [e for e in passed if e.data["model_version"] != champion]
+    for event in stale:
+        outcome = handle_bytes("deployer", event.to_bytes(), ports)
+        assert f"the champion is now {champion}" in outcome
+    assert ports.registry.deployed()[0].version == champion
+
+
+def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
+    import services.evaluator.handler as evaluator
+    from shared.registry import Pointer
+
+    for month in ("2025-03", "2025-04", "2025-05"):
+        close(ports, month)
+    first, *candidates = sorted(events_on(ports, "model.trained"), key=lambda e: e.time)
+    assert len(candidates) == 2
+    # Start again from the first model as champion, with both candidates unjudged.
+    first_version = first.data["model_version"]
+    ports.blobs.put(
+        "registry/champion.json", Pointer(version=first_version).model_dump_json().encode()
+    )
+    for event in candidates:
+        ports.blobs.delete(f"registry/verdicts/{event.data['model_version']}.json")
+    baseline = ports.registry.verdict(first_version).metrics
+
+    # Each candidate beats the first model but not another candidate; both read the champion
+    # before either promotes (the barrier), so the compare-and-swap has to settle it.
+    barrier = threading.Barrier(2)
+    first_call = threading.local()
+
+    def decide(candidate, champion, gates):
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            barrier.wait(timeout=60)
+        if champion == baseline:
+            return True, ["beats the champion"]
+        return False, ["does not beat the champion"]
+
+    monkeypatch.setattr(evaluator, "decide", decide)
+    errors = []
+
+    def evaluate(event):
+        try:
+            handle_bytes("evaluator", event.to_bytes(), ports)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=evaluate, args=(e,)) for e in candidates]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    verdicts = [ports.registry.verdict(e.data["model_version"]) for e in candidates]
+    winners = [v for v in verdicts if v.passed]
+    losers = [v for v in verdicts if not v.passed]
+    assert len(winners) == 1 and len(losers) == 1
+    assert ports.registry.champion()[0].version == winners[0].version
+    assert any("the champion changed while" in r for r in losers[0].reasons)
+    assert losers[0].champion_version == winners[0].version
+
+
+def test_tampered_artifact_is_refused_and_parked(ports):
+    close(ports, "2025-03")
+    (trained,) = events_on(ports, "model.trained")
+    key = ports.blobs.key_from_uri(trained.data["model_uri"])
+    data = bytearray(ports.blobs.get(key).data)
+    data[len(data) // 2] ^= 0xFF
+    ports.blobs.put(key, bytes(data))
+    ports.blobs.delete(f"registry/verdicts/{trained.data['model_version']}.json")
+    with pytest.raises(PermanentError, match="does not match the registered"):
+        HANDLERS["evaluator"](trained, ports)
+
+
+def test_transient_failures_retry_then_dead_letter(make_ports, small_warehouse, monkeypatch):
+    ports = make_ports(warehouse=str(small_warehouse), max_attempts=3)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        raise OSError("warehouse connection reset")
+
+    monkeypatch.setattr(ports.warehouse, "transfers", flaky)
+    publish_event(ports.bus, make_event(MonthClosed(month="2025-03"), source="/test"))
+    run_until_idle(ports, timeout_s=60)
+    assert len(calls) == 3
+    (dead,) = ports.bus.dead_letters()
+    assert dead.attempts == 3
+    assert "warehouse connection reset" in dead.detail
+
+
+def test_dispatch_parks_a_wrong_type_without_retrying(ports):
+    event = make_event(MonthClosed(month="2025-03"), source="/test")
+    ports.bus.publish("dataset.ready", event.to_bytes(), {}, message_id="wrong-topic")
+    (delivery,) = ports.bus.pull("trainer")
+    outcome = dispatch("trainer", delivery, ports)
+    assert outcome.startswith("parked")
+    (dead,) = ports.bus.dead_letters()
+    assert "trainer takes dataset.ready events" in dead.detail
