@@ -47,6 +47,7 @@ class Verdict(BaseModel):
     decided_at: dt.datetime
     event_id: str = Field(description="id of the verdict event, reused on redelivery")
     caused_by: str = Field(description="id of the model.trained event judged")
+    test_set_version: str | None = Field(None, description="the frozen test set it was scored on")
 
 
 class PointerChange(BaseModel):

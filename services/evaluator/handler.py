@@ -62,6 +62,8 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         )
     candidate = _load(ports, record)
     test = ports.datasets.test_set()
+    test_manifest = ports.datasets.test_manifest()
+    test_version = test_manifest["version"] if test_manifest else None
     metrics = score(candidate.predict, test)
     baseline = score_rules(test)
 
@@ -79,8 +81,10 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         champion_version = pointer.version
         champion_metrics = None
         if champion_version is not None:
-            champion = _load(ports, registry.get(champion_version))
-            champion_metrics = score(champion.predict, test)
+            champion_metrics = _champion_metrics(ports, champion_version, test_version, metrics)
+            if champion_metrics is None:
+                champion = _load(ports, registry.get(champion_version))
+                champion_metrics = score(champion.predict, test)
         passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
         if not passed:
             break
@@ -108,8 +112,22 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         decided_at=ports.clock(),
         event_id=derived_id(cause_id, verdict_topic),
         caused_by=cause_id,
+        test_set_version=test_version,
     )
     return registry.record_verdict(verdict)
+
+
+def _champion_metrics(
+    ports: Ports, version: str, test_version: str | None, wanted: dict[str, float]
+) -> dict[str, float] | None:
+    """The champion's own verdict scores, when they are on this frozen test set with the same
+    metrics: the test set never changes, so scoring the champion again would repeat them."""
+    verdict = ports.registry.verdict(version)
+    if verdict is None or test_version is None or verdict.test_set_version != test_version:
+        return None
+    if set(verdict.metrics) != set(wanted):
+        return None
+    return verdict.metrics
 
 
 def _newest_month_metrics(
