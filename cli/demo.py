@@ -11,13 +11,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import output
 from services.runner import run_until_idle
-from shared.bootstrap import bootstrap
+from shared.bootstrap import Ports, bootstrap
 from shared.events import MonthClosed, make_event, parse_event
 from shared.publishing import publish_event
 from shared.settings import load_settings
 
 
-def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> None:
+def run_demo(
+    workspace: Path, *, months: int, backfill: int, scale: float, profile: str = "default"
+) -> None:
     """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle."""
     from shared.synth import SynthConfig, generate, write_warehouse
 
@@ -27,7 +29,7 @@ def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> No
     warehouse = workspace / "warehouse.duckdb"
     started = time.monotonic()
     with output.console.status("synthesizing the finance system's warehouse…"):
-        data = generate(SynthConfig(months=months, scale=scale))
+        data = generate(SynthConfig(months=months, scale=scale, profile=profile))
         write_warehouse(data, warehouse)
     all_months = sorted(data.transfers["booking_date"].dt.strftime("%Y-%m").unique())
     output.console.print(
@@ -62,19 +64,25 @@ def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> No
             "month",
             "train",
             "test",
-            "month rows",
+            "new",
             "quar.",
             "candidate",
             "auto@99",
             "exact",
-            "champion before",
+            "champion",
             "champ auto@99",
+            "champ on new month",
             "rules auto@99",
             "verdict",
             "deployed",
         ],
         rows,
     )
+    for month in to_close:
+        trained = _last_event(ports, "model.trained", month)
+        verdict = ports.registry.verdict(trained["model_version"]) if trained else None
+        if verdict:
+            output.console.print(f"{month} {verdict.version}: " + "; ".join(verdict.reasons))
     _show_idempotency(ports, to_close[-1])
     output.console.print(
         f"dead letters: {len(ports.bus.dead_letters())}; workspace {settings.workspace}; "
@@ -83,46 +91,36 @@ def run_demo(workspace: Path, *, months: int, backfill: int, scale: float) -> No
     )
 
 
-def _month_row(ports, month: str) -> list[object]:  # type: ignore[no-untyped-def]
+def _month_row(ports: Ports, month: str) -> list[object]:
     dataset = _last_event(ports, "dataset.ready", month)
     trained = _last_event(ports, "model.trained", month)
-    verdict_event = _last_event(ports, "evaluation.passed", month) or _last_event(
-        ports, "evaluation.rejected", month
-    )
     deployed, _ = ports.registry.deployed()
-    if dataset is None:
-        return [month, "–", "–", "–", "–", "failed: see `cashmatch events`", *["–"] * 7]
+    if dataset is None or trained is None:
+        return [month, *["–"] * 4, "failed: see `cashmatch events`", *["–"] * 8]
     rows = dataset["rows"]
-    verdict = verdict_event or {}
-    metrics = verdict.get("metrics", {})
-    champion_metrics = verdict.get("champion_metrics") or {}
+    verdict = ports.registry.verdict(trained["model_version"])
+    metrics = verdict.metrics if verdict else {}
+    champion_metrics = (verdict.champion_metrics if verdict else None) or {}
+    newest = verdict.newest_month_metrics if verdict else {}
     return [
         month,
         rows["train_transfers"],
         rows["test_transfers"],
         rows["month_transfers"],
         dataset["quarantined"],
-        trained["model_version"] if trained else "–",
+        trained["model_version"],
         metrics.get("auto_rate@99"),
         metrics.get("exact_set_accuracy"),
-        verdict.get("champion_version"),
+        verdict.champion_version if verdict else None,
         champion_metrics.get("auto_rate@99"),
-        verdict.get("baseline_metrics", {}).get("auto_rate@99"),
-        (
-            "passed"
-            if verdict_event and verdict.get("reasons") and _passed(ports, verdict)
-            else "rejected"
-        ),
+        newest.get("champion", {}).get("auto_rate@99"),
+        verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
+        ("passed" if verdict.passed else "rejected") if verdict else "pending",
         deployed.version,
     ]
 
 
-def _passed(ports, verdict: dict) -> bool:  # type: ignore[no-untyped-def]
-    stored = ports.registry.verdict(verdict["model_version"])
-    return bool(stored and stored.passed)
-
-
-def _last_event(ports, topic: str, month: str) -> dict | None:  # type: ignore[no-untyped-def]
+def _last_event(ports: Ports, topic: str, month: str) -> dict | None:
     for record in ports.bus.log(limit=500, topic=topic):
         if record.attributes.get("month") == month:
             _, data, _ = ports.bus.get_message(record.message_id)
@@ -130,7 +128,7 @@ def _last_event(ports, topic: str, month: str) -> dict | None:  # type: ignore[n
     return None
 
 
-def _show_idempotency(ports, month: str) -> None:  # type: ignore[no-untyped-def]
+def _show_idempotency(ports: Ports, month: str) -> None:
     """Republish the last month.closed: the same dataset and model come back, nothing new."""
     before = len(ports.registry.versions())
     event = make_event(MonthClosed(month=month), source="/cli/republish")

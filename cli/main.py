@@ -137,10 +137,20 @@ def republish(event_id: str) -> None:
 def events(
     limit: int = 30,
     topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
+    month: Annotated[str | None, typer.Option(help="only events about this month")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="only this outcome: done, dead, retrying, pending, ...")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The newest events and what each subscriber made of them."""
-    records = ports().bus.log(limit=limit, topic=topic)
+    records = ports().bus.log(limit=limit if not (month or state) else 100_000, topic=topic)
+    records = [
+        r
+        for r in records
+        if (month is None or r.attributes.get("month") == month)
+        and (state is None or r.state == state)
+    ][:limit]
     if as_json:
         output.as_json([r.__dict__ for r in records])
         return
@@ -221,6 +231,29 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
+def quarantine(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rows the collector set aside for a month, by key, with the reason."""
+    from shared.ports import BlobNotFound
+
+    try:
+        rows = ports().datasets.read_quarantine(month)
+    except BlobNotFound:
+        output.fail(f"month {month} has not been collected")
+        raise typer.Exit(1) from None
+    if as_json:
+        output.as_json(rows.to_dict(orient="records"))
+        return
+    output.table(
+        f"quarantine of {month}: {len(rows)} rows",
+        ["table", "key", "reason"],
+        rows[["table", "key", "reason"]].values.tolist(),
+    )
+
+
+@app.command()
 def run(
     service: Annotated[list[str] | None, typer.Option(help="only these services")] = None,
     timeout: Annotated[float, typer.Option(help="seconds")] = 3600.0,
@@ -263,11 +296,12 @@ def demo(
     months: Annotated[int, typer.Option(min=3, max=36)] = 8,
     backfill: Annotated[int, typer.Option(min=1, help="months the first close collects")] = 3,
     scale: float = 1.0,
+    profile: Annotated[str, typer.Option(help="default | messy")] = "default",
 ) -> None:
     """Synthesize months, close them one by one, and show the chain at work."""
     from cli.demo import run_demo
 
-    run_demo(workspace, months=months, backfill=backfill, scale=scale)
+    run_demo(workspace, months=months, backfill=backfill, scale=scale, profile=profile)
 
 
 def main() -> None:

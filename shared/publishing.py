@@ -12,6 +12,15 @@ def publish_event(bus: EventBus, event: Envelope) -> bool:
     return bus.publish(event.topic, event.to_bytes(), event.attributes(), message_id=event.id)
 
 
+def already_published(bus: EventBus, event_id: str) -> bool:
+    """True when the bus holds an event with this id (a redelivery answering again)."""
+    try:
+        bus.get_message(event_id)
+    except KeyError:
+        return False
+    return True
+
+
 def publish_answer(
     ports: Ports, cause: Envelope, payload: Payload, source: str, *, event_id: str | None = None
 ) -> Envelope:
@@ -22,5 +31,6 @@ def publish_answer(
         event_id=event_id or derived_id(cause.id, payload.topic),
         now=ports.clock(),
     )
-    publish_event(ports.bus, event)
+    if not already_published(ports.bus, event.id):
+        publish_event(ports.bus, event)
     return event

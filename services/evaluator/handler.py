@@ -20,7 +20,7 @@ from shared.events import (
 from shared.matching import TrainedMatcher
 from shared.model_store import ArtifactDigestMismatch, load_verified
 from shared.ports import PreconditionFailed
-from shared.publishing import publish_event
+from shared.publishing import already_published, publish_event
 from shared.registry import ModelRecord, Verdict
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,8 @@ def _newest_month_metrics(
 
 
 def _announce(ports: Ports, payload: ModelTrained, verdict: Verdict) -> None:
+    if already_published(ports.bus, verdict.event_id):
+        return
     model = EvaluationPassed if verdict.passed else EvaluationRejected
     answer = model(
         month=payload.month,
