@@ -296,7 +296,9 @@ def demo(
     months: Annotated[int, typer.Option(min=3, max=36)] = 8,
     backfill: Annotated[int, typer.Option(min=1, help="months the first close collects")] = 3,
     scale: float = 1.0,
-    profile: Annotated[str, typer.Option(help="default | messy")] = "default",
+    profile: Annotated[
+        str, typer.Option(help="messy (default here: the gates have something to decide) | default")
+    ] = "messy",
 ) -> None:
     """Synthesize months, close them one by one, and show the chain at work."""
     from cli.demo import run_demo

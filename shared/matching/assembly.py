@@ -1,0 +1,336 @@
+"""Set assembly: from scored pairs to one answer per transfer, and its allocation.
+
+For each transfer a handful of possible answers ("options") is built: no invoice, each of the best
+single invoices (paid fully, short by a fee or discount, or partly), every subset of the best
+candidates whose open amounts explain the transfer amount (credit notes net in), and the set of
+all invoices its title references. Each option gets set-level features; a second model judges
+which option is exactly right and how likely that is, which is the confidence of the answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from shared.matching.subsets import MAX_POOL, fits, masks
+
+SET_FEATURES = [
+    "kind",
+    "size",
+    "p_min",
+    "p_mean",
+    "p_max",
+    "p_out_max",
+    "p_best",
+    "p_second",
+    "ll",
+    "ll_margin",
+    "rel_resid",
+    "abs_resid",
+    "fit",
+    "n_credit",
+    "n_cp",
+    "n_ref_in",
+    "n_ref_out",
+    "n_cand",
+    "top1_in",
+    "n_fit_subsets",
+    "log_amount",
+]
+
+KIND_EMPTY, KIND_SINGLE, KIND_SUBSET, KIND_REFS, KIND_REFS_COMPLETED, KIND_OLDEST_RUN = range(6)
+N_SINGLES = 4
+MAX_SUBSET_OPTIONS = 6
+MIN_POOL_SCORE = 1e-3
+
+
+def allocate(amount: float, open_amounts: np.ndarray) -> np.ndarray:
+    """Split a transfer amount over invoices in the given order.
+
+    Credit notes (negative open amounts) are netted in full; positive invoices then take what is
+    left, each at most its open amount, so the allocation never exceeds what is owed. When the
+    invoices owe less than the transfer (an overpayment) the rest stays unallocated.
+    """
+    opens = np.asarray(open_amounts, dtype=np.float64)
+    alloc = np.zeros(len(opens))
+    credits = opens < 0
+    alloc[credits] = opens[credits]
+    remaining = round(amount - float(opens[credits].sum()), 2)
+    for j in np.flatnonzero(~credits):
+        take = min(remaining, float(opens[j]))
+        take = max(take, 0.0)
+        alloc[j] = round(take, 2)
+        remaining = round(remaining - take, 2)
+    return alloc
+
+
+def _logit_terms(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q), np.log1p(-q)
+
+
+class Members:
+    """The pair rows of each option, stored flat (CSR style): `members[j]` is option j's rows."""
+
+    def __init__(self, ptr: np.ndarray, rows: np.ndarray) -> None:
+        self.ptr = ptr
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        return self.rows[self.ptr[j] : self.ptr[j + 1]]
+
+    def __iter__(self):
+        return (self.rows[a:b] for a, b in zip(self.ptr[:-1], self.ptr[1:], strict=True))
+
+
+class _OptionSink:
+    """Collects the multi-invoice options of one transfer, skipping duplicates."""
+
+    def __init__(self) -> None:
+        self.t: list[int] = []
+        self.kind: list[int] = []
+        self.rows: list[np.ndarray] = []
+        self._seen: set[tuple[int, int, ...]] = set()
+
+    def add(self, t: int, kind: int, rows: np.ndarray) -> None:
+        key = (t, *sorted(rows.tolist()))
+        if len(rows) < 2 or key in self._seen:
+            return
+        self._seen.add(key)
+        self.t.append(t)
+        self.kind.append(kind)
+        self.rows.append(rows)
+
+
+def _best_fitting(
+    pool: np.ndarray,
+    p: np.ndarray,
+    open_amt: np.ndarray,
+    base: float,
+    amount: float,
+    max_fee: float,
+    max_discount: float,
+    min_size: int,
+    keep: int,
+) -> tuple[list[np.ndarray], int]:
+    """The `keep` likeliest subsets of `pool` that, with `base` added, explain `amount`."""
+    k = len(pool)
+    if k < min_size or k == 0:
+        return [], 0
+    m = masks(k)
+    sums = base + m.astype(np.float64) @ open_amt[pool]
+    ok = (fits(sums, amount, max_fee, max_discount) > 0) & (m.sum(axis=1) >= min_size)
+    if not ok.any():
+        return [], 0
+    m = m[ok]
+    lp, lq = _logit_terms(p)
+    ll = m.astype(np.float64) @ (lp - lq)
+    best = np.argsort(-ll, kind="stable")[:keep]
+    return [pool[m[b]] for b in best], int(ok.sum())
+
+
+def _multi_options(
+    order: np.ndarray,
+    bounds: np.ndarray,
+    scores: np.ndarray,
+    open_amt: np.ndarray,
+    ref: np.ndarray,
+    cp_codes: np.ndarray,
+    issue: np.ndarray,
+    t_amounts: np.ndarray,
+    max_fee: float,
+    max_discount: float,
+) -> tuple[list[int], list[int], list[np.ndarray], np.ndarray]:
+    """Multi-invoice options of the transfers with two or more candidates.
+
+    Four families: subsets of the best candidates that explain the amount; the invoices the title
+    references; those references completed by other invoices of the same counterparties (credit
+    notes not mentioned, references cut off by the 140-character limit); and the oldest-first
+    run of one counterparty's open invoices (a customer clearing its balance).
+    """
+    n_t = len(bounds) - 1
+    counts = np.diff(bounds)
+    n_fit = np.zeros(n_t)
+    sink = _OptionSink()
+    for t in np.flatnonzero(counts >= 2):
+        t = int(t)
+        idx = order[bounds[t] : bounds[t + 1]]
+        p = scores[idx]
+        amount = float(t_amounts[t])
+        pool_n = int(min(MAX_POOL, np.sum(p >= MIN_POOL_SCORE)))
+        if pool_n >= 2 and open_amt[idx[:pool_n]].clip(min=0).sum() >= amount - 0.011:
+            found, n_fit[t] = _best_fitting(
+                idx[:pool_n],
+                p[:pool_n],
+                open_amt,
+                0.0,
+                amount,
+                max_fee,
+                max_discount,
+                2,
+                MAX_SUBSET_OPTIONS,
+            )
+            for rows in found:
+                sink.add(t, KIND_SUBSET, rows)
+        is_ref = ref[idx] > 0
+        refs = idx[is_ref]
+        if len(refs):
+            sink.add(t, KIND_REFS, refs)
+            rest = idx[~is_ref & np.isin(cp_codes[idx], cp_codes[refs])][:MAX_POOL]
+            found, _ = _best_fitting(
+                rest,
+                scores[rest],
+                open_amt,
+                float(open_amt[refs].sum()),
+                amount,
+                max_fee,
+                max_discount,
+                1,
+                2,
+            )
+            for rows in found:
+                sink.add(t, KIND_REFS_COMPLETED, np.concatenate([refs, rows]))
+        for cp in np.unique(cp_codes[idx[:3]]):
+            mine = idx[cp_codes[idx] == cp]
+            if len(mine) < 2:
+                continue
+            mine = mine[np.argsort(issue[mine], kind="stable")]
+            run = np.cumsum(open_amt[mine])
+            ok = np.flatnonzero(fits(run, amount, max_fee, max_discount) > 0)
+            for j in ok[:2]:
+                sink.add(t, KIND_OLDEST_RUN, mine[: j + 1])
+    return sink.t, sink.kind, sink.rows, n_fit
+
+
+def build_options(
+    pairs: pd.DataFrame,
+    scores: np.ndarray,
+    n_transfers: int,
+    t_amounts: np.ndarray,
+    max_fee: float,
+    max_discount: float,
+) -> tuple[pd.DataFrame, Members]:
+    """Candidate answers for every transfer with their set features.
+
+    `pairs` needs columns t, open, cp, issue (days), ref_strong (one row per candidate pair).
+    Returns the option frame (t plus SET_FEATURES) and the pair rows of every option.
+    """
+    n = len(pairs)
+    t_all = pairs["t"].to_numpy(np.int64)
+    open_amt = pairs["open"].to_numpy(np.float64)
+    ref = pairs["ref_strong"].to_numpy(np.float64)
+    cp_codes = pd.factorize(pairs["cp"])[0]
+    issue = pairs["issue"].to_numpy(np.int64)
+    t_amounts = np.asarray(t_amounts, dtype=np.float64)
+    order = np.lexsort((-scores, t_all))
+    bounds = np.searchsorted(t_all[order], np.arange(n_transfers + 1))
+    counts = np.diff(bounds)
+    rank_sorted = np.arange(n) - np.repeat(bounds[:-1], counts)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = rank_sorted
+    sorted_scores = np.append(scores[order], 0.0)
+
+    singles = order[rank_sorted < N_SINGLES]
+    m_t, m_kind, m_rows, n_fit = _multi_options(
+        order, bounds, scores, open_amt, ref, cp_codes, issue, t_amounts, max_fee, max_discount
+    )
+    n_single, n_multi = len(singles), len(m_t)
+    n_opts = n_transfers + n_single + n_multi
+    opt_t = np.concatenate(
+        [np.arange(n_transfers), t_all[singles], np.asarray(m_t, dtype=np.int64)]
+    ).astype(np.int64)
+    kind = np.concatenate(
+        [
+            np.full(n_transfers, KIND_EMPTY),
+            np.full(n_single, KIND_SINGLE),
+            np.asarray(m_kind, dtype=np.int64),
+        ]
+    )
+    sizes = np.concatenate(
+        [
+            np.zeros(n_transfers, dtype=np.int64),
+            np.ones(n_single, dtype=np.int64),
+            np.fromiter((len(r) for r in m_rows), np.int64, n_multi),
+        ]
+    )
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    rows = (
+        np.concatenate([singles, *m_rows]).astype(np.int64)
+        if n_opts > n_transfers
+        else (np.zeros(0, dtype=np.int64))
+    )
+    members = Members(ptr, rows)
+    mem_opt = np.repeat(np.arange(n_opts), sizes)
+
+    p = scores[rows]
+    lp, lq = _logit_terms(scores)
+    base_ll = np.bincount(t_all, weights=lq, minlength=n_transfers)
+    ll = base_ll[opt_t] + np.bincount(mem_opt, weights=(lp - lq)[rows], minlength=n_opts)
+    sum_open = np.bincount(mem_opt, weights=open_amt[rows], minlength=n_opts)
+    p_sum = np.bincount(mem_opt, weights=p, minlength=n_opts)
+    grp = pd.DataFrame({"o": mem_opt, "p": p, "cp": cp_codes[rows]}).groupby("o")
+    p_min = np.zeros(n_opts)
+    p_max = np.zeros(n_opts)
+    n_cp = np.zeros(n_opts)
+    if len(rows):
+        agg = grp.agg(p_min=("p", "min"), p_max=("p", "max"), n_cp=("cp", "nunique"))
+        p_min[agg.index] = agg["p_min"].to_numpy()
+        p_max[agg.index] = agg["p_max"].to_numpy()
+        n_cp[agg.index] = agg["n_cp"].to_numpy()
+    # The best candidate left out of an option is the first rank missing from its members.
+    mr = pd.DataFrame({"o": mem_opt, "r": rank[rows]}).sort_values(["o", "r"])
+    pos = mr.groupby("o").cumcount().to_numpy()
+    mex = np.bincount(
+        mr["o"].to_numpy(), weights=(mr["r"].to_numpy() == pos).astype(float), minlength=n_opts
+    ).astype(np.int64)
+    out_idx = np.where(mex < counts[opt_t], bounds[opt_t] + mex, n)
+    p_out = sorted_scores[out_idx]
+    p_best = np.where(counts > 0, sorted_scores[np.minimum(bounds[:-1], n)], 0.0)
+    p_second = np.where(counts > 1, sorted_scores[np.minimum(bounds[:-1] + 1, n)], 0.0)
+    amount = t_amounts[opt_t]
+    resid = sum_open - amount
+    fit = np.where(sizes > 0, fits(sum_open, amount, max_fee, max_discount), 0)
+    n_ref_in = np.bincount(mem_opt, weights=ref[rows], minlength=n_opts)
+    n_ref_total = np.bincount(t_all, weights=ref, minlength=n_transfers)
+
+    # Margin of each option's likelihood over the best other option of the same transfer.
+    o_sorted = np.lexsort((-ll, opt_t))
+    first = np.searchsorted(opt_t[o_sorted], np.arange(n_transfers))
+    best_ll = ll[o_sorted[first]]
+    has_second = np.append(first[1:], n_opts) - first > 1
+    second_ll = np.where(has_second, ll[o_sorted[np.minimum(first + 1, n_opts - 1)]], -np.inf)
+    is_best = np.zeros(n_opts, dtype=bool)
+    is_best[o_sorted[first]] = True
+    other = np.where(is_best, second_ll[opt_t], best_ll[opt_t])
+    margin = np.clip(np.where(np.isfinite(other), ll - other, 50.0), -50, 50)
+
+    opts = pd.DataFrame(
+        {
+            "t": opt_t,
+            "kind": kind.astype(np.float64),
+            "size": sizes.astype(np.float64),
+            "p_min": p_min,
+            "p_mean": np.where(sizes > 0, p_sum / np.maximum(sizes, 1), 0.0),
+            "p_max": p_max,
+            "p_out_max": p_out,
+            "p_best": p_best[opt_t],
+            "p_second": p_second[opt_t],
+            "ll": ll,
+            "ll_margin": margin,
+            "rel_resid": resid / np.maximum(amount, 0.01),
+            "abs_resid": np.where(sizes > 0, np.abs(resid), amount),
+            "fit": fit.astype(np.float64),
+            "n_credit": np.bincount(mem_opt, weights=open_amt[rows] < 0, minlength=n_opts),
+            "n_cp": n_cp,
+            "n_ref_in": n_ref_in,
+            "n_ref_out": n_ref_total[opt_t] - n_ref_in,
+            "n_cand": counts[opt_t].astype(np.float64),
+            "top1_in": (mex > 0).astype(np.float64),
+            "n_fit_subsets": n_fit[opt_t],
+            "log_amount": np.log1p(amount),
+        }
+    )
+    return opts, members
