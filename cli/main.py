@@ -231,6 +231,53 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
+def match(
+    month: Annotated[str, typer.Option(help="YYYY-MM: the month whose transfers to match")],
+    out: Annotated[Path, typer.Option(help="CSV to write")],
+    version: Annotated[
+        str | None, typer.Option(help="model version (default: the deployed one)")
+    ] = None,
+    history_months: Annotated[int, typer.Option(min=0, max=120)] = 12,
+) -> None:
+    """Match a month of any contract warehouse with the deployed champion; write one CSV row per
+    predicted pair (a transfer that pays nothing gets one row with an empty invoice_id)."""
+    from shared.batch.month import match_month, write_csv_atomically
+    from shared.model_store import ArtifactDigestMismatch, load_verified
+
+    built = ports()
+    built.warehouse.check_schema()
+    chosen = version or built.registry.deployed()[0].version
+    if chosen is None:
+        output.fail("no deployed model yet: close a month first (cashmatch publish month.closed)")
+        raise typer.Exit(1)
+    try:
+        model = load_verified(built.blobs, built.registry.get(chosen))
+    except (KeyError, ValueError, ArtifactDigestMismatch) as exc:
+        output.fail(f"cannot load model {chosen}: {exc}")
+        raise typer.Exit(1) from None
+    with output.console.status(f"matching {month} with {chosen}…"):
+        try:
+            predictions = match_month(model, built.warehouse, month, history_months=history_months)
+        except ValueError as exc:
+            output.fail(str(exc))
+            raise typer.Exit(1) from None
+    write_csv_atomically(predictions, out)
+    per_transfer = predictions.groupby("transfer_id")["decision"].first()
+    output.table(
+        f"{month} matched by {chosen} → {out}",
+        ["transfers", "pairs", "auto", "review"],
+        [
+            [
+                len(per_transfer),
+                int(predictions["invoice_id"].notna().sum()),
+                int((per_transfer == "auto").sum()),
+                int((per_transfer == "review").sum()),
+            ]
+        ],
+    )
+
+
+@app.command()
 def quarantine(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
     as_json: Annotated[bool, typer.Option("--json")] = False,

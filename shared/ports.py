@@ -155,11 +155,14 @@ class Warehouse(Protocol):
         """Transfers booked in [start, end)."""
         ...
 
-    def open_invoices(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+    def open_invoices(
+        self, start: dt.date, end: dt.date, *, with_period_labels: bool = True
+    ) -> pd.DataFrame:
         """Invoices that may be paid by transfers booked in [start, end).
 
         Issued before `end` and not fully settled by transfers booked before `start`; with an
-        `open_amount` column: the amount still unpaid at `start`.
+        `open_amount` column: the amount still unpaid at `start`. With `with_period_labels`, also
+        invoices that labels of this period pay (so every label finds its invoice).
         """
         ...
 

@@ -161,3 +161,59 @@ def test_a_bad_warehouse_is_named(cashmatch, tmp_path):
     assert len(dead) == 1
     assert "missing table 'invoices'" in dead[0]["detail"]
     assert "lacks column(s) booking_date" in dead[0]["detail"]
+
+
+def test_match_scores_an_unseen_month_into_a_csv(cashmatch, tmp_path, small_warehouse):
+    import duckdb
+    import pandas as pd
+
+    cashmatch("publish", "month.closed", "--month", "2025-04")
+    cashmatch("run")
+    out = tmp_path / "predictions.csv"
+    cashmatch("match", "--month", "2025-05", "--out", str(out))
+    predictions = pd.read_csv(out, dtype={"invoice_id": "string"})
+    assert list(predictions.columns) == [
+        "transfer_id",
+        "invoice_id",
+        "amount",
+        "confidence",
+        "decision",
+    ]
+    with duckdb.connect(str(small_warehouse), read_only=True) as con:
+        transfers = con.execute(
+            "SELECT transfer_id, CAST(amount AS DOUBLE) AS amount FROM transfers "
+            "WHERE booking_date >= DATE '2025-05-01' AND booking_date < DATE '2025-06-01'"
+        ).df()
+        labels = con.execute(
+            "SELECT m.transfer_id, m.invoice_id FROM matches m JOIN transfers t USING (transfer_id) "
+            "WHERE t.booking_date >= DATE '2025-05-01' AND t.booking_date < DATE '2025-06-01'"
+        ).df()
+    assert set(predictions["transfer_id"]) == set(transfers["transfer_id"])
+    assert set(predictions["decision"]) <= {"auto", "review"}
+    # a transfer predicted to pay nothing has exactly one row, with an empty invoice_id
+    empty = predictions[predictions["invoice_id"].isna()]
+    assert not empty["transfer_id"].duplicated().any()
+    assert not set(empty["transfer_id"]) & set(
+        predictions.dropna(subset=["invoice_id"])["transfer_id"]
+    )
+    # allocations never exceed the transfer amount
+    allocated = predictions.groupby("transfer_id")["amount"].sum()
+    amounts = transfers.set_index("transfer_id")["amount"]
+    assert (allocated <= amounts.reindex(allocated.index) + 0.01).all()
+    # and they are mostly right: the month was never seen in training
+    truth = labels.groupby("transfer_id")["invoice_id"].apply(frozenset)
+    guess = (
+        predictions.dropna(subset=["invoice_id"])
+        .groupby("transfer_id")["invoice_id"]
+        .apply(frozenset)
+    )
+    exact = [
+        truth.get(t, frozenset()) == guess.get(t, frozenset()) for t in transfers["transfer_id"]
+    ]
+    assert sum(exact) / len(exact) > 0.85
+
+
+def test_match_without_a_model_says_so(cashmatch, tmp_path):
+    done = cashmatch("match", "--month", "2025-05", "--out", str(tmp_path / "p.csv"), ok=False)
+    assert done.returncode == 1
+    assert "no deployed model yet" in done.stderr

@@ -82,8 +82,14 @@ class DuckDBWarehouse:
         )
         return _dates(self._query(sql, [start, end]), ("booking_date",))
 
-    def open_invoices(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Invoices issued before `end` and not settled by transfers booked before `start`."""
+    def open_invoices(
+        self, start: dt.date, end: dt.date, *, with_period_labels: bool = True
+    ) -> pd.DataFrame:
+        """Invoices issued before `end` and not settled by transfers booked before `start`.
+
+        `with_period_labels=False` leaves out what only this period's labels reveal (a remainder
+        written off as settled but paid again in the period): for predicting unlabelled months.
+        """
         # Only contract column names are interpolated; every value is a parameter.
         sql = f"""
             WITH paid AS (
@@ -105,7 +111,9 @@ class DuckDBWarehouse:
                        WHERE t.booking_date >= ? AND t.booking_date < ?))
             ORDER BY i.issue_date, i.invoice_id
         """
-        frame = self._query(sql, [start, end, SETTLED_FRACTION, start, end])
+        # An empty period in the label clause turns it off without a second query text.
+        label_end = end if with_period_labels else start
+        frame = self._query(sql, [start, end, SETTLED_FRACTION, start, label_end])
         frame["open_amount"] = frame["open_amount"].round(2)
         return _dates(frame, ("issue_date", "due_date"))
 

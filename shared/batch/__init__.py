@@ -1,0 +1,1 @@
+"""Batch matching of a whole month with a registered model (the `cashmatch match` command)."""
