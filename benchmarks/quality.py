@@ -36,7 +36,9 @@ def _config_kwargs(cls, wanted: dict) -> dict:
     return {k: v for k, v in wanted.items() if k in fields and v is not None}
 
 
-def synthesize(source: str, profile: str, scale: float, seed: int, months: int):
+def synthesize(
+    source: str, profile: str, scale: float, seed: int, months: int, shift_from: str | None = None
+):
     """(invoices, transfers, matches, notes) from the project simulator or the toy generator."""
     if source == "toy":
         from shared.matching.toydata import toy_data
@@ -47,7 +49,16 @@ def synthesize(source: str, profile: str, scale: float, seed: int, months: int):
         return d.invoices, d.transfers, d.matches, d.patterns
     from shared.synth import SynthConfig, generate
 
-    kwargs = _config_kwargs(SynthConfig, {"profile": profile, "scale": scale, "seed": seed, "months": months})
+    kwargs = _config_kwargs(
+        SynthConfig,
+        {
+            "profile": profile,
+            "scale": scale,
+            "seed": seed,
+            "months": months,
+            "shift_from": shift_from,
+        },
+    )
     data = generate(SynthConfig(**kwargs))
     notes = getattr(data, "truth_notes", None)
     return data.invoices, data.transfers, data.matches, notes
@@ -74,11 +85,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--months", type=int, default=14, help="12 to train on, 2 to score")
     ap.add_argument("--source", choices=["synth", "toy"], default="synth")
+    ap.add_argument("--shift-from", default=None, help="YYYY-MM from which payment habits drift")
     ap.add_argument("--patterns", action="store_true", help="exact-set accuracy per noise pattern")
     args = ap.parse_args()
     console = Console()
 
-    inv, tr, mt, notes = synthesize(args.source, args.profile, args.scale, args.seed, args.months)
+    inv, tr, mt, notes = synthesize(
+        args.source, args.profile, args.scale, args.seed, args.months, args.shift_from
+    )
     batches = [b for b in month_batches(inv, tr, mt) if len(b.transfers)]
     train, test = batches[:-2], batches[-2:]
     console.print(
@@ -121,7 +135,9 @@ def main() -> None:
     for label, key in rows:
         table.add_row(label, f"{m[key]:.4f}", f"{r[key]:.4f}")
     table.add_row("candidate recall (test)", f"{recall:.4f}", "")
-    table.add_row("candidate recall (train)", f"{model.training_metrics['candidate_recall']:.4f}", "")
+    table.add_row(
+        "candidate recall (train)", f"{model.training_metrics['candidate_recall']:.4f}", ""
+    )
     table.add_row("threshold", f"{model.threshold:.4f}", "1.0")
     table.add_row("train seconds", f"{train_s:.1f}", "")
     table.add_row("predict seconds", f"{predict_s:.1f}", "")

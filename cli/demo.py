@@ -15,15 +15,27 @@ from shared.bootstrap import Ports, bootstrap
 from shared.events import MonthClosed, make_event, parse_event
 from shared.publishing import publish_event
 from shared.settings import load_settings
+from shared.synth import SyntheticData
 
 
 def run_demo(
-    workspace: Path, *, months: int, backfill: int, scale: float, profile: str = "default"
+    workspace: Path,
+    *,
+    months: int,
+    backfill: int,
+    scale: float,
+    profile: str = "default",
+    serving: str = "ray",
 ) -> None:
     """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle."""
     from shared.synth import SynthConfig, generate, write_warehouse
 
     if workspace.exists():
+        if serving == "ray":
+            from shared.adapters.local.ray_serving import stop_local_serving
+
+            # A previous demo's Ray head may still be serving from this folder.
+            stop_local_serving((workspace / "workspace").resolve())
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)
     warehouse = workspace / "warehouse.duckdb"
@@ -36,7 +48,9 @@ def run_demo(
         f"warehouse {warehouse}: {len(all_months)} months, {len(data.transfers)} transfers, "
         f"{len(data.invoices)} invoices, {len(data.matches)} labels"
     )
-    settings = load_settings(workspace=workspace / "workspace", warehouse=str(warehouse))
+    settings = load_settings(
+        workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving
+    )
     ports = bootstrap(settings)
 
     to_close = all_months[backfill - 1 :]
@@ -84,6 +98,8 @@ def run_demo(
         if verdict:
             output.console.print(f"{month} {verdict.version}: " + "; ".join(verdict.reasons))
     _show_idempotency(ports, to_close[-1])
+    if serving == "ray":
+        _ask_the_matcher(ports, data, to_close[-1])
     output.console.print(
         f"dead letters: {len(ports.bus.dead_letters())}; workspace {settings.workspace}; "
         f"{time.monotonic() - started:.0f} s in all. Try: cashmatch --workspace "
@@ -126,6 +142,76 @@ def _last_event(ports: Ports, topic: str, month: str) -> dict | None:
             _, data, _ = ports.bus.get_message(record.message_id)
             return parse_event(data).data
     return None
+
+
+def _ask_the_matcher(ports: Ports, data: SyntheticData, month: str) -> None:
+    """One real HTTP request to the champion on Ray Serve, as the finance system would send it."""
+    import httpx
+
+    deployed, _ = ports.registry.deployed()
+    if not deployed.endpoint or not deployed.endpoint.startswith("http"):
+        output.fail("nothing is serving: see `cashmatch events`")
+        return
+    transfers = data.transfers[data.transfers["booking_date"].dt.strftime("%Y-%m") == month]
+    labels = data.matches.groupby("transfer_id")["invoice_id"].apply(list)
+    # A collective payment shows the most: a transfer that paid two invoices or more.
+    multi = [t for t in transfers["transfer_id"] if len(labels.get(t, [])) >= 2]
+    transfer = transfers[transfers["transfer_id"] == (multi or list(transfers["transfer_id"]))[0]]
+    paid = set(labels.get(transfer["transfer_id"].iloc[0], []))
+    row = transfer.iloc[0]
+    start = pd.Timestamp(f"{month}-01")
+    same_side = data.invoices[
+        (
+            data.invoices["direction"]
+            == ("receivable" if row["direction"] == "incoming" else "payable")
+        )
+        & (data.invoices["issue_date"] < start + pd.offsets.MonthBegin(1))
+        & (data.invoices["currency"] == row["currency"])
+    ]
+    pool = pd.concat(
+        [
+            same_side[same_side["invoice_id"].isin(paid)],
+            same_side[~same_side["invoice_id"].isin(paid)].tail(48),
+        ]
+    )
+    body = {
+        "transfer": _jsonable(row.to_dict()),
+        "open_invoices": [_jsonable(r) for r in pool.to_dict(orient="records")],
+    }
+    response = httpx.post(f"{deployed.endpoint}/v1/match", json=body, timeout=60)
+    answer = response.json()
+    output.console.print(
+        f"\nPOST {deployed.endpoint}/v1/match → {response.status_code}: transfer "
+        f"{row['transfer_id']} of {row['amount']:.2f} {row['currency']}, title {row['title']!r}, "
+        f"against {len(pool)} open invoices"
+    )
+    output.table(
+        f"answered by {answer.get('model_version')}: decision {answer.get('decision')}, "
+        f"confidence {answer.get('confidence', 0):.3f}",
+        ["invoice", "allocated", "truly paid by it"],
+        [
+            [a["invoice_id"], a["amount"], a["invoice_id"] in paid]
+            for a in answer.get("allocations", [])
+        ],
+    )
+    output.console.print(
+        f"the champion keeps serving at {deployed.endpoint} (docs at /docs); stop it with "
+        f"`cashmatch --workspace {ports.settings.workspace} serve-stop`"
+    )
+
+
+def _jsonable(record: dict) -> dict:
+    out: dict[str, object] = {}
+    for key, value in record.items():
+        if key in {"open_amount"} and pd.isna(value):
+            continue
+        if isinstance(value, pd.Timestamp):
+            out[key] = value.date().isoformat()
+        elif value is None or (not isinstance(value, str) and pd.isna(value)):
+            out[key] = None
+        else:
+            out[key] = value
+    return out
 
 
 def _show_idempotency(ports: Ports, month: str) -> None:

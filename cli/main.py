@@ -214,6 +214,7 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "exact": verdict.metrics.get("exact_set_accuracy") if verdict else None,
                 "rules_auto": verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
                 "verdict": ("passed" if verdict.passed else "rejected") if verdict else "pending",
+                "report": verdict.report_uri if verdict else None,
                 "role": " ".join(
                     r
                     for r, v in (
@@ -301,6 +302,21 @@ def quarantine(
 
 
 @app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    events: Annotated[int, typer.Option(help="how many recent events")] = 10,
+) -> None:
+    """Months, datasets, models and verdicts, the champion's lineage, the deployment, events."""
+    from cli.status import gather, show
+
+    current = gather(ports(), events=events)
+    if as_json:
+        output.as_json(current)
+    else:
+        show(current)
+
+
+@app.command()
 def run(
     service: Annotated[list[str] | None, typer.Option(help="only these services")] = None,
     timeout: Annotated[float, typer.Option(help="seconds")] = 3600.0,
@@ -338,6 +354,32 @@ def worker(
 
 
 @app.command()
+def serve() -> None:
+    """Start local Ray Serve on 127.0.0.1:CASHMATCH_SERVE_PORT with the deployed model."""
+    from cli.serving import serve_command
+
+    serve_command(settings())
+
+
+@app.command()
+def rollback(
+    to: Annotated[str, typer.Option("--to", help="model version to serve again")],
+) -> None:
+    """Serve an earlier version again, through the same deploy path; both pointers move to it."""
+    from cli.serving import rollback_command
+
+    rollback_command(settings(), to)
+
+
+@app.command("serve-stop")
+def serve_stop() -> None:
+    """Stop local Ray Serve and its Ray head."""
+    from cli.serving import stop_command
+
+    stop_command(settings())
+
+
+@app.command()
 def demo(
     workspace: Annotated[Path, typer.Option(help="fresh folder for the demo")] = Path(".demo"),
     months: Annotated[int, typer.Option(min=3, max=36)] = 8,
@@ -346,11 +388,14 @@ def demo(
     profile: Annotated[
         str, typer.Option(help="messy (default here: the gates have something to decide) | default")
     ] = "messy",
+    serving: Annotated[str, typer.Option(help="ray | none")] = "ray",
 ) -> None:
     """Synthesize months, close them one by one, and show the chain at work."""
     from cli.demo import run_demo
 
-    run_demo(workspace, months=months, backfill=backfill, scale=scale, profile=profile)
+    run_demo(
+        workspace, months=months, backfill=backfill, scale=scale, profile=profile, serving=serving
+    )
 
 
 def main() -> None:

@@ -13,11 +13,13 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from services.runner import Park, handle_bytes
+from shared.alerts import alert_for_failure
 from shared.bootstrap import DEAD_LETTER_TOPIC, Ports, bootstrap
-from shared.events import TYPE_PREFIX
+from shared.events import TYPE_PREFIX, MalformedEvent, parse_event
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -72,23 +74,44 @@ def event_bytes(cloud_event: Any) -> tuple[bytes, dict[str, str]]:
     raise Park(f"unexpected CloudEvent type {ce_type!r}")
 
 
-def handle_cloud_event(service: str, cloud_event: Any) -> str:
-    """Decode, handle, and park what can never succeed."""
+def _service_for(service: str | Mapping[str, str], raw: bytes) -> str:
+    """A function serving several subscriptions picks one by the event's own topic."""
+    if isinstance(service, str):
+        return service
+    try:
+        topic = parse_event(raw).topic
+    except MalformedEvent as exc:
+        raise Park(f"MalformedEvent: {exc}") from None
+    if topic not in service:
+        raise Park(f"this function takes {', '.join(service)} events, got {topic}")
+    return service[topic]
+
+
+def handle_cloud_event(service: str | Mapping[str, str], cloud_event: Any) -> str:
+    """Decode, handle, and park what can never succeed.
+
+    `service` is a subscription name, or a map topic → subscription for a function that serves
+    several topics (the alerter)."""
     current = ports()
     raw = b""
     attributes: dict[str, str] = {}
+    name = service if isinstance(service, str) else ",".join(service.values())
     try:
         raw, attributes = event_bytes(cloud_event)
-        outcome = handle_bytes(service, raw, current)
+        name = _service_for(service, raw)
+        outcome = handle_bytes(name, raw, current)
     except Park as exc:
         reason = str(exc)
-        log.warning("%s parked event %s: %s", service, cloud_event["id"], reason)
+        log.warning("%s parked event %s: %s", name, cloud_event["id"], reason)
         current.bus.publish(
             DEAD_LETTER_TOPIC,
             raw or json.dumps({"cloud_event_id": cloud_event["id"]}).encode(),
-            {**attributes, "reason": reason[:1000], "service": service},
-            message_id=f"dead/{service}/{cloud_event['id']}",
+            {**attributes, "reason": reason[:1000], "service": name},
+            message_id=f"dead/{name}/{cloud_event['id']}",
+        )
+        current.notifier.notify(
+            alert_for_failure(name, str(cloud_event["id"]), f"parked: {reason}")
         )
         return f"parked: {reason}"
-    log.info("%s handled %s: %s", service, cloud_event["id"], outcome)
+    log.info("%s handled %s: %s", name, cloud_event["id"], outcome)
     return outcome

@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.alerter.handler import alert
 from services.collector.handler import collect
 from services.deployer.handler import deploy
 from services.evaluator.handler import evaluate
+from services.monitor.handler import monitor
 from services.trainer.handler import train
+from shared.alerts import alert_for_dead_letter, alert_for_failure
 from shared.bootstrap import SUBSCRIPTIONS, Ports
 from shared.errors import PermanentError
 from shared.events import Envelope, MalformedEvent, parse_event
-from shared.ports import Delivery, WarehouseSchemaError
+from shared.ports import BusRecord, Delivery, WarehouseSchemaError
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,10 @@ HANDLERS: dict[str, Handler] = {
     "trainer": train,
     "evaluator": evaluate,
     "deployer": deploy,
+    "monitor": monitor,
+    "alert-rejected": alert,
+    "alert-deployed": alert,
+    "alert-drift": alert,
 }
 # Errors that no retry can fix: park the event with the reason at once.
 PERMANENT = (MalformedEvent, PermanentError, WarehouseSchemaError, SettingsError)
@@ -58,15 +65,43 @@ def dispatch(service: str, delivery: Delivery, ports: Ports) -> str:
     except Park as exc:
         log.warning("%s parked %s: %s", service, delivery.message_id, exc)
         ports.bus.park(delivery, reason=str(exc))
+        _alert_parked(ports, service, delivery, str(exc))
         return f"parked: {exc}"
     except Exception as exc:  # any other failure may be transient: retry with backoff
         log.exception(
             "%s failed on %s (attempt %d)", service, delivery.message_id, delivery.attempt
         )
-        ports.bus.nack(delivery, reason=f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+        ports.bus.nack(delivery, reason=reason)
+        if delivery.attempt >= ports.settings.max_attempts:
+            _alert_parked(
+                ports, service, delivery, f"gave up after {delivery.attempt} tries: {reason}"
+            )
+        else:
+            month = delivery.attributes.get("month") or None
+            ports.notifier.notify(
+                alert_for_failure(
+                    service, delivery.message_id, reason, attempt=delivery.attempt, month=month
+                )
+            )
         return f"failed: {exc}"
     ports.bus.ack(delivery, outcome=outcome)
     return outcome
+
+
+def _alert_parked(ports: Ports, service: str, delivery: Delivery, reason: str) -> None:
+    record = BusRecord(
+        message_id=delivery.message_id,
+        topic=delivery.topic,
+        subscription=service,
+        state="dead",
+        attempts=delivery.attempt,
+        detail=reason,
+        published_at=delivery.published_at,
+        updated_at=ports.clock(),
+        attributes=delivery.attributes,
+    )
+    ports.notifier.notify(alert_for_dead_letter(record))
 
 
 @dataclass

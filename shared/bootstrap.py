@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.alerts import ConsoleNotifier, Notifier, notifier_from_env
 from shared.dataset.store import DatasetStore
 from shared.ports import BlobStore, EventBus, Warehouse
 from shared.registry import ModelRegistry
@@ -16,8 +17,13 @@ from shared.settings import Settings, SettingsError
 SUBSCRIPTIONS: dict[str, str] = {
     "collector": "month.closed",
     "trainer": "dataset.ready",
+    "monitor": "dataset.ready",
     "evaluator": "model.trained",
     "deployer": "evaluation.passed",
+    # The alerter listens to the outcomes a person wants to hear about, one subscription each.
+    "alert-rejected": "evaluation.rejected",
+    "alert-deployed": "model.deployed",
+    "alert-drift": "drift.detected",
 }
 DEAD_LETTER_TOPIC = "dead-letter"
 
@@ -33,6 +39,7 @@ class Ports:
     registry: ModelRegistry
     datasets: DatasetStore
     serving: Serving
+    notifier: Notifier = field(default_factory=lambda: ConsoleNotifier())
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -40,7 +47,9 @@ def bootstrap(settings: Settings, *, serving: Serving | None = None) -> Ports:
     """Adapters for `settings.stack`; nothing is connected before this is called."""
     if settings.stack == "local":
         return _local(settings, serving)
-    raise SettingsError("CASHMATCH_STACK=gcp: the gcp adapters are not part of this build yet")
+    from shared.adapters.gcp import build_gcp_ports
+
+    return build_gcp_ports(settings, serving)
 
 
 def _local(settings: Settings, serving: Serving | None) -> Ports:
@@ -48,6 +57,10 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
     from shared.adapters.local.bus import RetryPolicy, SqliteEventBus
     from shared.adapters.local.warehouse import DuckDBWarehouse
 
+    if serving is None and settings.serving == "ray":
+        from shared.adapters.local.ray_serving import LocalRayServing
+
+        serving = LocalRayServing(settings)
     workspace = settings.workspace.expanduser().resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     blobs = DirectoryBlobStore(workspace / "blobs")
@@ -72,6 +85,7 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
         registry=ModelRegistry(blobs),
         datasets=DatasetStore(blobs),
         serving=serving or NoServing(),
+        notifier=notifier_from_env(),
     )
 
 

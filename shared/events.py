@@ -117,6 +117,17 @@ class ModelDeployed(Payload):
     caused_by: str
 
 
+class DriftDetected(Payload):
+    """The newest month differs from the training reference; the report says how."""
+
+    topic: ClassVar[str] = "drift.detected"
+    dataset_version: str = Field(description="the dataset whose newest month was compared")
+    drifted_columns: list[str] = Field(description="what drifted, e.g. reference_rate")
+    report_uri: str = Field(description="the HTML drift report")
+    champion_version: str | None = Field(description="champion whose performance was checked")
+    caused_by: str = Field(description="id of the dataset.ready event")
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     p.topic: p
     for p in (
@@ -126,6 +137,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         EvaluationPassed,
         EvaluationRejected,
         ModelDeployed,
+        DriftDetected,
     )
 }
 _BY_TYPE = {p.event_type(): p for p in PAYLOADS.values()}

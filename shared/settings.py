@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.monitoring import DriftConfig
 
 
 class SettingsError(Exception):
@@ -53,6 +56,14 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
+    serving: Literal["none", "ray"] = Field(
+        "none", description="local: 'ray' rolls each champion out to Ray Serve on 127.0.0.1"
+    )
+    drift_psi_threshold: float = Field(0.1, ge=0.0, description="numeric columns: material PSI")
+    drift_min_rate_change: float = Field(0.05, ge=0.0, le=1.0, description="rates: material change")
+    drift_max_auto_rate_drop: float = Field(
+        0.05, ge=0.0, le=1.0, description="flag the champion when its auto_rate@99 drops more"
+    )
     gates: QualityGates = Field(default_factory=lambda: QualityGates())
 
     @model_validator(mode="after")
@@ -63,6 +74,17 @@ class Settings(BaseSettings):
                 names = ", ".join(f"CASHMATCH_{n.upper()}" for n in missing)
                 raise ValueError(f"the gcp stack needs {names}")
         return self
+
+    @property
+    def drift(self) -> DriftConfig:
+        """The monitor's thresholds."""
+        from shared.monitoring import DriftConfig
+
+        return DriftConfig(
+            psi_threshold=self.drift_psi_threshold,
+            min_rate_change=self.drift_min_rate_change,
+            max_auto_rate_drop=self.drift_max_auto_rate_drop,
+        )
 
     @property
     def warehouse_path(self) -> Path:

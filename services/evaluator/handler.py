@@ -3,12 +3,16 @@ by compare-and-swap or reject → evaluation.passed / evaluation.rejected."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+
+import pandas as pd
 
 from shared.bootstrap import Ports
 from shared.errors import PermanentError
+from shared.evaluation.curves import precision_coverage_curve
 from shared.evaluation.gates import decide
-from shared.evaluation.scoring import score, score_rules
+from shared.evaluation.scoring import predict_slice, score, score_rules
 from shared.events import (
     Envelope,
     EvaluationPassed,
@@ -17,11 +21,19 @@ from shared.events import (
     derived_id,
     make_event,
 )
-from shared.matching import TrainedMatcher
+from shared.matching import TrainedMatcher, rules_baseline
+from shared.matching import evaluate as evaluate_predictions
 from shared.model_store import ArtifactDigestMismatch, load_verified
 from shared.ports import PreconditionFailed
 from shared.publishing import already_published, publish_event
 from shared.registry import ModelRecord, Verdict
+from shared.reporting import (
+    champion_history,
+    load_curve,
+    render_evaluation_report,
+    save_curve,
+    save_report,
+)
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/evaluator"
@@ -64,8 +76,15 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
     test = ports.datasets.test_set()
     test_manifest = ports.datasets.test_manifest()
     test_version = test_manifest["version"] if test_manifest else None
-    metrics = score(candidate.predict, test)
-    baseline = score_rules(test)
+    candidate_predictions = predict_slice(candidate.predict, test)
+    rules_predictions = predict_slice(rules_baseline, test)
+    metrics = evaluate_predictions(candidate_predictions, test.transfers, test.matches)
+    baseline = evaluate_predictions(rules_predictions, test.transfers, test.matches)
+    curves = {
+        "candidate": precision_coverage_curve(candidate_predictions, test.transfers, test.matches),
+        "rules": precision_coverage_curve(rules_predictions, test.transfers, test.matches),
+    }
+    save_curve(ports.blobs, record.version, curves["candidate"])
 
     champion_version: str | None = None
     champion_metrics: dict[str, float] | None = None
@@ -82,9 +101,17 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         champion_metrics = None
         if champion_version is not None:
             champion_metrics = _champion_metrics(ports, champion_version, test_version, metrics)
-            if champion_metrics is None:
+            champion_curve = load_curve(ports.blobs, champion_version)
+            if champion_metrics is None or champion_curve is None:
                 champion = _load(ports, registry.get(champion_version))
-                champion_metrics = score(champion.predict, test)
+                champion_predictions = predict_slice(champion.predict, test)
+                champion_metrics = evaluate_predictions(
+                    champion_predictions, test.transfers, test.matches
+                )
+                champion_curve = precision_coverage_curve(
+                    champion_predictions, test.transfers, test.matches
+                )
+            curves["champion"] = champion_curve
         passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
         if not passed:
             break
@@ -100,6 +127,20 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
 
     newest = _newest_month_metrics(ports, payload.month, champion_version)
     verdict_topic = EvaluationPassed.topic if passed else EvaluationRejected.topic
+    decided_at = ports.clock()
+    report_uri = _write_report(
+        ports,
+        payload.month,
+        record.version,
+        passed,
+        [*reasons, *notes],
+        {"candidate": metrics, "champion": champion_metrics, "rules": baseline},
+        curves,
+        champion_version,
+        test_version,
+        newest,
+        decided_at,
+    )
     verdict = Verdict(
         version=record.version,
         passed=passed,
@@ -109,12 +150,50 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         champion_version=champion_version,
         champion_metrics=champion_metrics,
         newest_month_metrics=newest,
-        decided_at=ports.clock(),
+        decided_at=decided_at,
+        report_uri=report_uri,
         event_id=derived_id(cause_id, verdict_topic),
         caused_by=cause_id,
         test_set_version=test_version,
     )
     return registry.record_verdict(verdict)
+
+
+def _write_report(
+    ports: Ports,
+    month: str,
+    version: str,
+    passed: bool,
+    reasons: list[str],
+    metrics: dict[str, dict[str, float] | None],
+    curves: dict[str, pd.DataFrame],
+    champion_version: str | None,
+    test_version: str | None,
+    newest: dict[str, dict[str, float]],
+    decided_at: dt.datetime,
+) -> str:
+    """The HTML page of this verdict, with the champions' history up to this decision."""
+    history = champion_history(ports.registry)
+    now_champion = version if passed else champion_version
+    now_metrics = metrics["candidate"] if passed else metrics["champion"]
+    if now_champion is not None and now_metrics is not None:
+        history = sorted(
+            [r for r in history if r[0] != month] + [(month, now_champion, now_metrics)]
+        )
+    page = render_evaluation_report(
+        version=version,
+        passed=passed,
+        reasons=reasons,
+        metrics=metrics,
+        curves=curves,
+        champion_history=history,
+        month=month,
+        champion_version=champion_version,
+        test_set_version=test_version,
+        newest_month_metrics=newest,
+        decided_at=decided_at.isoformat(timespec="seconds"),
+    )
+    return save_report(ports.blobs, version, page)
 
 
 def _champion_metrics(

@@ -93,7 +93,7 @@ class _OptionSink:
         self.t: list[int] = []
         self.kind: list[int] = []
         self.rows: list[np.ndarray] = []
-        self._seen: set[tuple[int, int, ...]] = set()
+        self._seen: set[tuple[int, ...]] = set()
 
     def add(self, t: int, kind: int, rows: np.ndarray) -> None:
         key = (t, *sorted(rows.tolist()))
@@ -155,8 +155,8 @@ def _multi_options(
     counts = np.diff(bounds)
     n_fit = np.zeros(n_t)
     sink = _OptionSink()
-    for t in np.flatnonzero(counts >= 2):
-        t = int(t)
+    for t_np in np.flatnonzero(counts >= 2):
+        t = int(t_np)
         idx = order[bounds[t] : bounds[t + 1]]
         p = scores[idx]
         amount = float(t_amounts[t])

@@ -14,6 +14,12 @@ from shared.matching.candidates import BlockingParams, _iban_pairs, _ref_pairs, 
 from shared.matching.output import assemble_output
 
 
+def _unique_hits(hit: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
+    """(transfer, [invoice]) for the transfers with exactly one hit."""
+    once = hit[hit.groupby("t")["t"].transform("size") == 1]
+    return [(int(a), np.array([b])) for a, b in zip(once["t"], once["i"], strict=True)]
+
+
 def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
     """Predictions of the two rules, in the same shape as TrainedMatcher.predict."""
     p = prepare(transfers, invoices)
@@ -35,10 +41,9 @@ def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFr
         )
         equal = np.abs(opens[i] - amounts[t]) < 0.005
         hit = pd.DataFrame({"t": t[verbatim & equal], "i": i[verbatim & equal]})
-        for tt, grp in hit.groupby("t"):
-            if len(grp) == 1:
-                chosen[int(tt)] = grp["i"].to_numpy()
-                confidence[int(tt)] = 1.0
+        for grp in _unique_hits(hit):
+            chosen[grp[0]] = grp[1]
+            confidence[grp[0]] = 1.0
 
     ib = _iban_pairs(p)
     if len(ib):
@@ -46,10 +51,10 @@ def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFr
         i = ib["i"].to_numpy(np.int64)
         equal = np.abs(opens[i] - amounts[t]) < 0.005
         hit = pd.DataFrame({"t": t[equal], "i": i[equal]})
-        for tt, grp in hit.groupby("t"):
-            if confidence[int(tt)] == 0.0 and len(grp) == 1:
-                chosen[int(tt)] = grp["i"].to_numpy()
-                confidence[int(tt)] = 1.0
+        for grp in _unique_hits(hit):
+            if confidence[grp[0]] == 0.0:
+                chosen[grp[0]] = grp[1]
+                confidence[grp[0]] = 1.0
 
     decisions = np.where(confidence >= 1.0, "auto", "review")
     return assemble_output(p, chosen, confidence, decisions, pair_scores=None)

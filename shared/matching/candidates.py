@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contract import INVOICE_DIRECTION_FOR
+from shared.matching.knowledge import title_key_tokens
 from shared.matching.text import (
     KEY_KINDS,
     compact,
@@ -55,6 +56,11 @@ class Prepared:
     invoices: pd.DataFrame
 
 
+def _texts(fn, values: pd.Series) -> pd.Series:
+    # object dtype even when empty, so string concatenation works on zero rows too
+    return pd.Series([fn(v) for v in values], index=values.index, dtype=object)
+
+
 def prepare(transfers: pd.DataFrame, invoices: pd.DataFrame) -> Prepared:
     """Add the normalised columns blocking and features need; positions become the ids."""
     tr = transfers.reset_index(drop=True).copy()
@@ -68,15 +74,15 @@ def prepare(transfers: pd.DataFrame, invoices: pd.DataFrame) -> Prepared:
     inv["amount"] = inv["amount"].astype("float64")
     inv["open_amount"] = inv["open_amount"].astype("float64")
     inv_dir = tr["direction"].map(INVOICE_DIRECTION_FOR).fillna("?")
-    tr["grp"] = (inv_dir + "|" + tr["currency"].astype(str)).astype(object)
+    tr["grp"] = (inv_dir.astype(str) + "|" + tr["currency"].astype(str)).astype(object)
     inv["grp"] = (inv["direction"].astype(str) + "|" + inv["currency"].astype(str)).astype(object)
-    tr["iban_n"] = [normalize_iban(v) for v in tr["counterparty_iban"]]
-    inv["iban_n"] = [normalize_iban(v) for v in inv["counterparty_iban"]]
-    tr["name_n"] = [normalize_name(v) for v in tr["counterparty_name"]]
-    inv["name_n"] = [normalize_name(v) for v in inv["counterparty_name"]]
-    tr["title_c"] = [compact(v) for v in tr["title"]]
-    inv["number_c"] = [compact(v) for v in inv["invoice_number"]]
-    inv["tax_c"] = [compact(v) for v in inv["counterparty_tax_id"]]
+    tr["iban_n"] = _texts(normalize_iban, tr["counterparty_iban"])
+    inv["iban_n"] = _texts(normalize_iban, inv["counterparty_iban"])
+    tr["name_n"] = _texts(normalize_name, tr["counterparty_name"])
+    inv["name_n"] = _texts(normalize_name, inv["counterparty_name"])
+    tr["title_c"] = _texts(compact, tr["title"])
+    inv["number_c"] = _texts(compact, inv["invoice_number"])
+    inv["tax_c"] = _texts(compact, inv["counterparty_tax_id"])
     inv["counterparty_id"] = inv["counterparty_id"].astype(str).astype(object)
     return Prepared(tr, inv)
 
@@ -128,10 +134,12 @@ def _payer_pairs(p: Prepared, payer: pd.DataFrame) -> pd.DataFrame:
     tr, inv = p.transfers, p.invoices
     if payer is None or payer.empty:
         return pd.DataFrame(columns=["t", "i", "by_payer"])
+    tk = _explode([title_key_tokens(v) for v in tr["title"]], tr.index.to_numpy(), "t")
     keys = pd.concat(
         [
             pd.DataFrame({"t": tr.index, "payer_key": "I:" + tr["iban_n"]})[tr["iban_n"] != ""],
             pd.DataFrame({"t": tr.index, "payer_key": "N:" + tr["name_n"]})[tr["name_n"] != ""],
+            pd.DataFrame({"t": tk["t"], "payer_key": "T:" + tk["key"].astype(str)}),
         ]
     )
     tcp = keys.merge(payer[["payer_key", "counterparty_id"]], on="payer_key")
@@ -264,12 +272,17 @@ def candidate_pairs(
     t_amt = p.transfers["amount"].to_numpy()[pairs["t"].to_numpy()]
     o_amt = p.invoices["open_amount"].to_numpy()[pairs["i"].to_numpy()]
     strong_ref = pairs[["ref_C", "ref_D", "ref_Z"]].max(axis=1).to_numpy()
-    who = (pairs[["by_iban", "by_payer", "by_ref_cp"]].max(axis=1)).to_numpy()
+    # Specific evidence of who is paid (own account, a referenced invoice's counterparty, a rare
+    # company word in the title) outranks weak evidence (a payer that paid for many others
+    # before, e.g. a factoring house; a word of the statement name; the bare sequence number).
+    specific = pairs[["by_iban", "by_ref_cp", "by_title_name"]].max(axis=1).to_numpy()
+    weak = pairs[["by_payer", "by_name"]].max(axis=1).to_numpy()
     priority = (
         8 * strong_ref.astype(np.int64)
-        + 4 * who
-        + 2 * pairs["ref_S"].to_numpy()
-        + pairs[["by_name", "by_title_name"]].max(axis=1).to_numpy()
+        + 4 * specific.astype(np.int64)
+        + 2 * weak.astype(np.int64)
+        + pairs["ref_S"].to_numpy().astype(np.int64)
+        + pairs["by_amount"].to_numpy().astype(np.int64)
     )
     closeness = np.abs(np.log(np.abs(o_amt) + 0.01) - np.log(t_amt + 0.01))
     pairs = pairs.assign(_p=-priority, _c=closeness).sort_values(["t", "_p", "_c"])

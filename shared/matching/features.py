@@ -15,6 +15,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from shared.matching.candidates import FLAG_COLUMNS, BlockingParams, Prepared
+from shared.matching.knowledge import title_key_tokens
 from shared.matching.subsets import MAX_POOL, explaining_subsets
 from shared.matching.text import digits_only
 
@@ -35,6 +36,7 @@ FEATURES = [
     "payer_iban_n",
     "payer_name_share",
     "payer_name_n",
+    "payer_title_share",
     "log_amount",
     "log_open",
     "diff",
@@ -141,6 +143,33 @@ def _habits(cp: np.ndarray, habits: pd.DataFrame | None) -> list[np.ndarray]:
     ]
 
 
+def _title_key_share(
+    tr: pd.DataFrame, t: np.ndarray, cp: np.ndarray, payer: pd.DataFrame | None
+) -> np.ndarray:
+    """Best share with which a learned title token of the transfer points to the pair's cp."""
+    out = np.zeros(len(t), dtype=np.float32)
+    if payer is None or payer.empty or len(t) == 0:
+        return out
+    learned = payer[payer["payer_key"].str.startswith("T:")]
+    if learned.empty:
+        return out
+    toks = [title_key_tokens(v) for v in tr["title"]]
+    lengths = np.fromiter((len(x) for x in toks), np.int64, len(toks))
+    tk = pd.DataFrame(
+        {
+            "t": np.repeat(np.arange(len(toks)), lengths),
+            "payer_key": np.array(["T:" + k for x in toks for k in x], dtype=object),
+        }
+    )
+    hits = tk.merge(learned, on="payer_key")
+    if hits.empty:
+        return out
+    hits["share"] = hits["n"] / hits["n_key"]
+    best = hits.groupby(["t", "counterparty_id"])["share"].max()
+    key = pd.MultiIndex.from_arrays([t, cp])
+    return best.reindex(key).fillna(0.0).to_numpy(np.float32)
+
+
 def pair_features(
     p: Prepared,
     pairs: pd.DataFrame,
@@ -204,6 +233,8 @@ def pair_features(
     f["payer_name_share"], f["payer_name_n"] = _payer_share(
         np.where(t_name != "", "N:" + t_name.astype(str), ""), cp, payer
     )
+
+    f["payer_title_share"] = _title_key_share(tr, t, cp, payer)
 
     ta = tr["amount"].to_numpy(np.float64)[t]
     oa = inv["open_amount"].to_numpy(np.float64)[i]

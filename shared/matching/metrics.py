@@ -39,6 +39,10 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else 1.0
 
 
+def _id_set(ids: pd.Series) -> frozenset[str]:
+    return frozenset(str(v) for v in ids)
+
+
 def per_transfer(
     predictions: pd.DataFrame, transfers: pd.DataFrame, matches: pd.DataFrame
 ) -> pd.DataFrame:
@@ -47,9 +51,7 @@ def per_transfer(
     pred = predictions.copy()
     pred["transfer_id"] = pred["transfer_id"].astype(str)
     has_inv = pred["invoice_id"].notna()
-    pred_sets = (
-        pred[has_inv].groupby("transfer_id")["invoice_id"].agg(lambda s: frozenset(map(str, s)))
-    )
+    pred_sets = pred[has_inv].groupby("transfer_id")["invoice_id"].agg(_id_set)
     conf = pred.groupby("transfer_id")["confidence"].max()
     if "decision" in pred.columns:
         auto = pred.groupby("transfer_id")["decision"].agg(lambda s: bool((s == "auto").any()))
@@ -60,11 +62,11 @@ def per_transfer(
     top1 = ranked.drop_duplicates("transfer_id").set_index("transfer_id")["invoice_id"]
     m = matches.copy()
     m["transfer_id"] = m["transfer_id"].astype(str)
-    true_sets = m.groupby("transfer_id")["invoice_id"].agg(lambda s: frozenset(map(str, s)))
+    true_sets = m.groupby("transfer_id")["invoice_id"].agg(_id_set)
     empty: frozenset[str] = frozenset()
     out = pd.DataFrame({"transfer_id": ids})
-    out["pred"] = [pred_sets.get(t, empty) for t in ids]
-    out["true"] = [true_sets.get(t, empty) for t in ids]
+    out["pred"] = pd.Series([pred_sets.get(t, empty) for t in ids], dtype=object)
+    out["true"] = pd.Series([true_sets.get(t, empty) for t in ids], dtype=object)
     out["confidence"] = [float(conf.get(t, 0.0)) for t in ids]
     out["auto"] = [bool(auto.get(t, False)) for t in ids]
     out["top1"] = [top1.get(t) for t in ids]
@@ -100,16 +102,22 @@ def evaluate(
     res = {
         "n_transfers": float(n),
         "auto_rate@99": auto_rate_at(conf, exact, 0.99),
-        "exact_set_accuracy": _ratio(exact.sum(), n),
+        "exact_set_accuracy": _ratio(float(exact.sum()), n),
         "pair_precision": precision,
         "pair_recall": recall,
         "pair_f1": float(f1),
-        "top1_accuracy": _ratio(np.sum(np.array(top1_ok) & has_true), has_true.sum()),
-        "auto_decision_rate": _ratio(auto.sum(), n) if n else 0.0,
-        "auto_decision_precision": _ratio(exact[auto].sum(), auto.sum()),
-        "multi_exact_set_accuracy": _ratio(exact[sizes >= 2].sum(), (sizes >= 2).sum()),
-        "single_exact_set_accuracy": _ratio(exact[sizes == 1].sum(), (sizes == 1).sum()),
-        "none_exact_set_accuracy": _ratio(exact[sizes == 0].sum(), (sizes == 0).sum()),
+        "top1_accuracy": _ratio(float(np.sum(np.array(top1_ok) & has_true)), float(has_true.sum())),
+        "auto_decision_rate": _ratio(float(auto.sum()), n) if n else 0.0,
+        "auto_decision_precision": _ratio(float(exact[auto].sum()), float(auto.sum())),
+        "multi_exact_set_accuracy": _ratio(
+            float(exact[sizes >= 2].sum()), float((sizes >= 2).sum())
+        ),
+        "single_exact_set_accuracy": _ratio(
+            float(exact[sizes == 1].sum()), float((sizes == 1).sum())
+        ),
+        "none_exact_set_accuracy": _ratio(
+            float(exact[sizes == 0].sum()), float((sizes == 0).sum())
+        ),
         "n_multi": float((sizes >= 2).sum()),
         "n_none": float((sizes == 0).sum()),
     }

@@ -29,7 +29,12 @@ def assemble_output(
     inv_ids = inv["invoice_id"].astype(str).to_numpy(dtype=object)
     t_ids = tr["transfer_id"].astype(str).to_numpy(dtype=object)
     amounts = tr["amount"].to_numpy(np.float64)
-    rows_t, rows_i, rows_a, rows_c, rows_d, rows_s = [], [], [], [], [], []
+    rows_t: list[str] = []
+    rows_i: list[str | None] = []
+    rows_a: list[float] = []
+    rows_c: list[float] = []
+    rows_d: list[str] = []
+    rows_s: list[float] = []
     for t in range(len(tr)):
         sel = np.asarray(chosen[t], dtype=np.int64)
         if len(sel) == 0:

@@ -23,7 +23,9 @@ def masks(k: int) -> np.ndarray:
     return _MASKS[k]
 
 
-def fits(sums: np.ndarray, target: float, max_fee: float, max_discount: float) -> np.ndarray:
+def fits(
+    sums: np.ndarray, target: float | np.ndarray, max_fee: float, max_discount: float
+) -> np.ndarray:
     """How each sum explains `target` (fees/discounts allowed): 0 not, 1 within tol, 2 exact."""
     exact = np.abs(sums - target) <= EXACT_TOL
     tol = (sums >= target - EXACT_TOL) & (sums <= target * (1 + max_discount) + max_fee + EXACT_TOL)

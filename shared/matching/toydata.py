@@ -8,6 +8,7 @@ transfer carries the noise pattern that produced it (`pattern`), for per-pattern
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,7 @@ def toy_data(
         "FJORD",
         "CEDAR",
     ]
-    cps = []
+    cps: list[dict[str, Any]] = []
     for c in range(n_counterparties):
         name = f"{words[c % len(words)]} {words[(c * 7 + 3) % len(words)]} {c} GMBH"
         cps.append(
@@ -73,7 +74,7 @@ def toy_data(
                 "iban": _iban(rng),
                 "tax": f"DE{rng.integers(10**8, 10**9)}",
                 "sub": c % 5 == 0,
-                "newest_first": c % 10 == 5,  # a few subscribers always pay the latest invoice
+                "newest_first": c % 20 == 5,  # a few subscribers always pay the latest invoice
                 "fee": float(rng.choice([100.0, 250.0, 99.0])),
             }
         )
@@ -114,10 +115,11 @@ def toy_data(
                 new_invoice(cp, day, amt)
             if rng.random() < 0.15 and not cp["sub"]:
                 new_invoice(cp, month_start, -float(rng.integers(10, 40)))
-        for _ in range(per_month):
+        # Transfers are generated in booking order, so "earlier" means booked earlier.
+        for offset in np.sort(rng.integers(10, 28, per_month)):
             tid += 1
             t_id = f"T{tid:06d}"
-            day = month_start + pd.Timedelta(days=int(rng.integers(10, 28)))
+            day = month_start + pd.Timedelta(days=int(offset))
             pattern = str(rng.choice(PATTERNS))
             by_id = {c["id"]: c for c in cps}
             # Subscribers pay quarterly, so several equal invoices are open and the oldest goes.
@@ -153,7 +155,7 @@ def toy_data(
                 pattern = "exact"
             if pattern == "multi_credit" and not credits:
                 pattern = "multi"
-            name, iban = cp["name"], cp["iban"]
+            name, iban = str(cp["name"]), str(cp["iban"])
             paid: list[tuple[dict, float]] = []
             title = ""
             if pattern == "none":
@@ -161,7 +163,7 @@ def toy_data(
                 title = str(rng.choice(["SALARY", "REFUND", "BANK CHARGES", "CARD SETTLEMENT"]))
                 name, iban = "SOMEBODY ELSE", _iban(rng)
             elif pattern in ("multi", "multi_credit"):
-                k = int(min(len(mine), rng.integers(2, 4)))
+                k = min(len(mine), int(rng.integers(2, 4)))
                 chosen = mine[:k] + (credits[:1] if pattern == "multi_credit" else [])
                 paid = [(v, v["open"]) for v in chosen]
                 amount = sum(v["open"] for v in chosen)

@@ -94,8 +94,8 @@ def test_killed_mid_work_then_redelivered(env, tmp_path, service, topic):
     assert len(models["versions"]) == 1, "one model for one dataset, however often it ran"
     assert models["champion"] == models["versions"][0]["version"]
     assert models["deployed"] == models["champion"]
-    assert len([r for r in log if r["topic"] == "dataset.ready"]) == 1
-    assert len([r for r in log if r["topic"] == "model.trained"]) == 1
+    assert len({r["message_id"] for r in log if r["topic"] == "dataset.ready"}) == 1
+    assert len({r["message_id"] for r in log if r["topic"] == "model.trained"}) == 1
     files = visible_files(Path(env["CASHMATCH_WORKSPACE"]))
     manifests = [f for f in files if f.startswith("datasets/manifests/")]
     assert manifests == ["datasets/manifests/2025-03.json"]

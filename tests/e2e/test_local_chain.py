@@ -120,6 +120,18 @@ def test_months_flow_through_the_chain(cashmatch):
         p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
     }
 
+    # status: the champion's lineage back to its months, the report of every verdict, drift
+    status = json.loads(cashmatch("status", "--json").stdout)
+    assert status["champion"]["version"] == models["champion"]
+    assert status["champion"]["training_months"][0] == "2025-01"
+    assert status["test_set"]["months"] == ["2025-01", "2025-02", "2025-03"]
+    assert [m["month"] for m in status["months"]] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    for model in status["models"]:
+        page = Path(model["report"].removeprefix("file://")).read_text()
+        assert "<svg" in page and model["version"] in page
+    assert (blobs(ws) / "reports/drift/2025-04.html").is_file()
+    assert "champion" in cashmatch("status").stdout
+
 
 def test_bad_events_are_parked_and_can_be_redriven(cashmatch, tmp_path):
     bad = tmp_path / "bad.json"

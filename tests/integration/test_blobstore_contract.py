@@ -10,10 +10,20 @@ from shared.ports import BlobNotFound, BlobStore, PreconditionFailed
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["directory"])
+@pytest.fixture(params=["directory", "gcs"])
 def store(request, tmp_path) -> BlobStore:
     if request.param == "directory":
         return DirectoryBlobStore(tmp_path / "blobs")
+    if request.param == "gcs":
+        # Cloud Storage through the real client against gcp-storage-emulator (with the 412
+        # guard it lacks); each test gets its own folder of the session's bucket.
+        import uuid
+
+        from shared.adapters.gcp.blobstore import GcsBlobStore
+        from tests.fakes.gcs_emulator import session_gcs_emulator
+
+        emulator = session_gcs_emulator(request.config)
+        return GcsBlobStore(emulator.client(), emulator.bucket, prefix=f"t-{uuid.uuid4().hex}")
     raise AssertionError(request.param)
 
 

@@ -26,10 +26,8 @@ def close(ports, month: str) -> None:
 
 
 def events_on(ports, topic: str) -> list:
-    return [
-        parse_event(ports.bus.get_message(r.message_id)[1])
-        for r in ports.bus.log(topic=topic, limit=500)
-    ]
+    ids = dict.fromkeys(r.message_id for r in ports.bus.log(topic=topic, limit=500))
+    return [parse_event(ports.bus.get_message(i)[1]) for i in ids]
 
 
 def snapshot(ports) -> dict[str, bytes]:
@@ -166,3 +164,19 @@ def test_dispatch_parks_a_wrong_type_without_retrying(ports):
     assert outcome.startswith("parked")
     (dead,) = ports.bus.dead_letters()
     assert "trainer takes dataset.ready events" in dead.detail
+
+
+def test_deployments_and_parked_events_reach_the_notifier(ports):
+    sent = []
+
+    class Recorder:
+        def notify(self, alert):
+            sent.append(alert)
+
+    ports.notifier = Recorder()
+    close(ports, "2025-03")
+    assert "deployment" in {a.kind for a in sent}
+    publish_event(ports.bus, make_event(MonthClosed(month="2019-01"), source="/test"))
+    run_until_idle(ports, timeout_s=60)
+    parked = [a for a in sent if a.kind == "dead_letter"]
+    assert parked and any("no transfers booked in 2019-01" in d for d in parked[0].details)

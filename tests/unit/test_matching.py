@@ -90,9 +90,9 @@ def book() -> pd.DataFrame:
         _inv("a4", "RE-2024-00818", "ORION", -40.00, "2024-05-21", iban=IBAN_A),
         _inv("b1", "RE-2024-00901", "PELICAN", 2000.00, "2024-05-05", iban=IBAN_B),
         _inv("b2", "RE-2024-00902", "PELICAN", 876.40, "2024-05-12", iban=IBAN_B),
-        _inv("c1", "RE-2024-00950", "QUASAR", 99.00, "2024-03-01", iban=IBAN_C),
-        _inv("c2", "RE-2024-00990", "QUASAR", 99.00, "2024-04-01", iban=IBAN_C),
-        _inv("c3", "RE-2024-01030", "QUASAR", 99.00, "2024-05-01", iban=IBAN_C),
+        _inv("c1", "RE-2024-00950", "QUASAR", 99.00, "2024-04-01", iban=IBAN_C),
+        _inv("c2", "RE-2024-00990", "QUASAR", 99.00, "2024-05-01", iban=IBAN_C),
+        _inv("c3", "RE-2024-01030", "QUASAR", 99.00, "2024-06-01", iban=IBAN_C),
     ]
     return pd.DataFrame(rows)
 
@@ -144,6 +144,61 @@ def test_third_party_payer_learned_from_history(model, book):
     transfer = _tr("t", 452.25, "remittance", iban=payer_iban, name="FACTOR AG")
     pred = model.predict(pd.DataFrame([transfer]), book, history=[earlier])
     assert set(pred["invoice_id"].dropna()) == {"a3"}
+
+
+def _habit_history(iban: str, paid: str) -> list[MonthBatch]:
+    inv = [
+        _inv(f"z{k}", f"RE-2024-0{k}00", "ZENITH", 120.00, f"2024-0{k}-01", iban=iban)
+        for k in range(1, 4)
+    ]
+    return [
+        MonthBatch(
+            month,
+            pd.DataFrame([_tr(f"h{month}", 120.00, "abo", iban=iban, day=f"{month}-20")]),
+            pd.DataFrame(inv),
+            pd.DataFrame({"transfer_id": [f"h{month}"], "invoice_id": [paid], "amount": [120.0]}),
+        )
+        for month in ("2024-03", "2024-04")
+    ]
+
+
+def test_counterparty_habit_from_history_moves_the_pair_scores(model):
+    # ZENITH has always paid its newest (or, in the other history, its oldest) equal invoice.
+    from shared.matching import knowledge
+    from shared.matching.model import _proba, _score_input
+
+    iban = "DE44444444444444444444"
+    book = pd.DataFrame(
+        [
+            _inv("z1", "RE-2024-0100", "ZENITH", 120.00, "2024-04-01", iban=iban),
+            _inv("z2", "RE-2024-0200", "ZENITH", 120.00, "2024-05-01", iban=iban),
+            _inv("z4", "RE-2024-0400", "ZENITH", 120.00, "2024-06-01", iban=iban),
+        ]
+    )
+    transfer = pd.DataFrame([_tr("t", 120.00, "abo", iban=iban)])
+    scores = {}
+    for habit, paid in (("newest", "z3"), ("oldest", "z1")):
+        obs = knowledge.combine_habits(
+            map(knowledge.habit_observations, _habit_history(iban, paid))
+        )
+        table = knowledge.habit_table(obs)
+        assert table.set_index("counterparty_id").loc["ZENITH", f"{habit}_share"] == 1.0
+        s = _score_input(transfer, book, None, model.config, habits=table)
+        ids = book["invoice_id"].to_numpy()[s.pairs["i"].to_numpy()]
+        scores[habit] = dict(zip(ids, _proba(model.pair_model, s.X), strict=True))
+    assert scores["newest"]["z4"] > scores["oldest"]["z4"]
+    assert scores["oldest"]["z1"] > scores["newest"]["z1"]
+
+
+def test_two_payments_in_one_month_take_two_invoices(model, book):
+    transfers = pd.DataFrame(
+        [
+            _tr("early", 99.00, "subscription", iban=IBAN_C, day="2024-06-05"),
+            _tr("late", 99.00, "subscription", iban=IBAN_C, day="2024-06-25"),
+        ]
+    )
+    pred = model.predict(transfers, book).set_index("transfer_id")["invoice_id"]
+    assert pred["early"] == "c1" and pred["late"] == "c2"
 
 
 def test_every_transfer_appears_and_allocation_is_consistent(model, book):
@@ -396,3 +451,25 @@ def test_month_batches_carry_open_amounts():
     assert jan.invoices["open_amount"].tolist() == [100.0]
     assert feb.invoices.set_index("invoice_id")["open_amount"].to_dict() == {"i1": 60.0, "i2": 50.0}
     assert list(feb.matches["transfer_id"]) == ["t2"]
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_edge_cases_do_not_crash(model, book):
+    empty_tr = pd.DataFrame([_tr("t", 1.0, "x")]).iloc[:0]
+    out = model.predict(empty_tr, book)
+    assert out.empty and {"transfer_id", "invoice_id", "amount"} <= set(out.columns)
+    transfers = pd.DataFrame([_tr("t1", 99.0, None), _tr("t2", 5.0, None, iban=None)])
+    out = model.predict(transfers, book.iloc[:0])
+    assert list(out["transfer_id"]) == ["t1", "t2"] and out["invoice_id"].isna().all()
+    no_open = book.drop(columns="open_amount")  # open_amount defaults to the amount
+    out = model.predict(transfers, no_open)
+    assert set(out["transfer_id"]) == {"t1", "t2"}
+    base = rules_baseline(transfers, book.iloc[:0])
+    assert base["invoice_id"].isna().all()
+
+
+def test_train_rejects_no_labels():
+    with pytest.raises(ValueError, match="labelled"):
+        train_matcher([])

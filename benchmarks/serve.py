@@ -1,0 +1,567 @@
+"""Serving benchmark: real HTTP on 127.0.0.1, printed tables (not a timed test).
+
+    .venv/bin/python benchmarks/serve.py [--quick] [--seconds 6]
+
+In one run, on one machine, the same model behind four paths:
+  (a) a no-op Ray Serve deployment (the price of Serve's proxy hop alone),
+  (b) the matcher on Ray Serve (LocalRayServing, the app of services/matcher),
+  (c) the same FastAPI app and model under plain uvicorn (one process, no Ray),
+  (d) the matcher called in-process (no HTTP at all).
+Measured: requests/s and p50/p99 latency of single matches (50 open invoices) at concurrency
+1, 16 and 64; transfers matched per second in batch requests; failed requests and the moment
+the new version answers while a model is swapped under steady load, both through a config
+update (in place) and through `serve.run` (replicas replaced); memory of every Ray process.
+
+The load generator is Python (httpx, asyncio) on the same 2 cores as the servers, so absolute
+numbers understate what a separate client would see; the comparison between paths holds.
+Every loop is bounded by a deadline and a count; nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.registry import ModelRecord, ModelRegistry  # noqa: E402
+
+LOOPBACK = "127.0.0.1"
+JSON = {"content-type": "application/json"}
+
+
+# data and model ----------------------------------------------------------------------
+def _records(frame) -> list[dict]:
+    rows = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if hasattr(value, "date"):
+                value = value.date().isoformat()
+            elif isinstance(value, float) and value != value:
+                value = None
+            clean[key] = value
+        rows.append(clean)
+    return rows
+
+
+def train_and_register(registry: ModelRegistry) -> tuple[float, Any]:
+    """Train the default matcher on 4 small months; register it as v1 and v2."""
+    from shared.matching import month_batches, train_matcher
+    from shared.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(months=4, scale=0.2, seed=5))
+    batches = month_batches(data.invoices, data.transfers, data.matches)
+    started = time.perf_counter()
+    model = train_matcher(batches)
+    seconds = time.perf_counter() - started
+    artifact = model.to_bytes()
+    for version in ("v1", "v2"):
+        key = f"models/{version}/model.skops.zip"
+        registry.blobs.put(key, artifact)
+        registry.register(
+            ModelRecord(
+                version=version,
+                model_uri=registry.blobs.uri(key),
+                artifact_digest=hashlib.sha256(artifact).hexdigest(),
+                dataset_uri="file:///bench",
+                dataset_version="bench",
+                training_months=sorted({b.month for b in batches}),
+                training_metrics=model.training_metrics,
+                created_at=dt.datetime.now(dt.UTC),
+                caused_by="benchmark",
+            )
+        )
+    return seconds, batches[-1]
+
+
+def single_bodies(month, count: int = 40, n_invoices: int = 50) -> list[bytes]:
+    """Single requests: a transfer, its labelled invoices and the nearest others by amount."""
+    transfers = _records(month.transfers)
+    invoices = month.invoices.reset_index(drop=True)
+    inv_records = _records(invoices)
+    paid = month.matches.groupby("transfer_id")["invoice_id"].agg(list).to_dict()
+    bodies = []
+    for transfer in transfers[:count]:
+        own = set(paid.get(transfer["transfer_id"], []))
+        distance = (invoices["open_amount"] - transfer["amount"]).abs()
+        order = [i for i in distance.sort_values().index if invoices.at[i, "invoice_id"] not in own]
+        chosen = [i for i in invoices.index if invoices.at[i, "invoice_id"] in own]
+        chosen += order[: n_invoices - len(chosen)]
+        body = {"transfer": transfer, "open_invoices": [inv_records[i] for i in chosen]}
+        bodies.append(json.dumps(body).encode())
+    return bodies
+
+
+def batch_body(n_transfers: int, scale: float) -> tuple[bytes, int]:
+    """A batch request from a bigger synthetic company: n transfers vs a month's open invoices."""
+    from shared.matching import month_batches
+    from shared.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(months=4, scale=scale, seed=9))
+    month = month_batches(data.invoices, data.transfers, data.matches)[-1]
+    body = {
+        "transfers": _records(month.transfers.iloc[:n_transfers]),
+        "open_invoices": _records(month.invoices),
+    }
+    return json.dumps(body).encode(), len(month.invoices)
+
+
+# load generation ---------------------------------------------------------------------
+@dataclass
+class Run:
+    """What one load level measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    seconds: float = 0.0
+    versions: list[tuple[float, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def row(self) -> list[str]:
+        """requests/s, p50 ms, p99 ms, failures."""
+        if not self.latencies:
+            return ["–", "–", "–", str(self.failures)]
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return [
+            f"{len(ordered) / self.seconds:,.1f}",
+            f"{statistics.median(ordered) * 1000:,.1f}",
+            f"{p99 * 1000:,.1f}",
+            str(self.failures),
+        ]
+
+
+async def _load(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    seconds: float,
+    max_requests: int = 100_000,
+    track_versions: bool = False,
+) -> Run:
+    run = Run()
+    deadline = time.monotonic() + seconds
+    counter = iter(range(max_requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def worker(k: int) -> None:
+            for n in counter:
+                if time.monotonic() > deadline:
+                    return
+                body = bodies[(k + n) % len(bodies)]
+                started = time.perf_counter()
+                try:
+                    answer = await client.post(url, content=body, headers=JSON)
+                except httpx.HTTPError as exc:
+                    run.failures += 1
+                    run.errors.append(repr(exc)[:200])
+                    continue
+                if answer.status_code != 200:
+                    run.failures += 1
+                    run.errors.append(f"{answer.status_code} {answer.text[:200]}")
+                    continue
+                run.latencies.append(time.perf_counter() - started)
+                if track_versions:
+                    run.versions.append((time.monotonic(), answer.json()["model_version"]))
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        run.seconds = time.monotonic() - began
+    return run
+
+
+def load(url: str, bodies: list[bytes], concurrency: int, seconds: float, **kw: Any) -> Run:
+    """Closed-loop load: `concurrency` clients posting bodies until the deadline."""
+    return asyncio.run(_load(url, bodies, concurrency, seconds, **kw))
+
+
+def in_process(service, bodies: list[bytes], concurrency: int, seconds: float) -> Run:
+    """The same work without HTTP: validate the JSON body, match, serialize the answer."""
+    from services.matcher.schemas import MatchRequest
+
+    run = Run()
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        for n in range(100_000):
+            if time.monotonic() > deadline:
+                return
+            started = time.perf_counter()
+            answer = service.match(MatchRequest.model_validate_json(bodies[(k + n) % len(bodies)]))
+            answer.model_dump_json()
+            with lock:
+                run.latencies.append(time.perf_counter() - started)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.seconds = time.monotonic() - began
+    return run
+
+
+def batch_rate(post: Callable[[], object], n_transfers: int, repeats: int) -> str:
+    """Transfers matched per second over `repeats` batch requests (best of)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        post()
+        best = min(best, time.perf_counter() - started)
+    return f"{n_transfers / best:,.0f}/s ({best:.2f}s per request)"
+
+
+def _post_ok(url: str, body: bytes) -> Callable[[], None]:
+    def post() -> None:
+        answer = httpx.post(url, content=body, headers=JSON, timeout=600)
+        answer.raise_for_status()
+
+    return post
+
+
+# servers -----------------------------------------------------------------------------
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_server(port: int, blob_root: str, version: str) -> None:
+    """(c): the matcher's FastAPI app under uvicorn, no Ray (run in a child process)."""
+    import uvicorn
+
+    from services.matcher.api import Limits, create_api
+    from services.matcher.core import MatcherService, ServingConfig
+    from shared.adapters.local.blobstore import DirectoryBlobStore
+
+    service = MatcherService(ModelRegistry(DirectoryBlobStore(Path(blob_root))))
+    service.apply(ServingConfig(model_version=version))
+
+    class Plain:
+        async def match_one(self, request):
+            return await asyncio.to_thread(service.match, request)
+
+        async def match_batch(self, request):
+            return await asyncio.to_thread(service.match_batch, request)
+
+        def health(self):
+            return service.health()
+
+        def model_info(self):
+            return service.model_info()
+
+    uvicorn.run(create_api(Plain(), Limits()), host=LOOPBACK, port=port, log_level="warning")
+
+
+def wait_http(url: str, seconds: float = 120) -> None:
+    """Until `url` answers 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def deploy_noop() -> None:
+    """(a): a Serve deployment that parses nothing and answers {} on /noop."""
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    from services.matcher.app import keep_replica_ports_on_loopback
+
+    @serve.deployment(name="Noop", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
+    class Noop:
+        def __init__(self) -> None:
+            keep_replica_ports_on_loopback()
+
+        async def __call__(self, request: Request) -> JSONResponse:
+            await request.body()
+            return JSONResponse({})
+
+    serve.run(Noop.bind(), name="noop", route_prefix="/noop", blocking=False)  # type: ignore[attr-defined]
+
+
+def deploy_imperative(blob_root: Path, version: str) -> None:
+    """The matcher again, through `serve.run` (each call a new code version) on /run."""
+    from ray import serve
+
+    from services.matcher.app import MatcherArgs, build_app
+
+    args = MatcherArgs(
+        blob_root=str(blob_root),
+        model_version=version,
+        replica_cpus=0.25,
+        autoscaling={"min_replicas": 1, "max_replicas": 1},
+    )
+    serve.run(build_app(args), name="matcher-run", route_prefix="/run", blocking=False)
+
+
+def redeploy_imperative(blob_root: Path, version: str) -> None:
+    """`serve.run` the /run app again with another version, and wait until it runs."""
+    deploy_imperative(blob_root, version)
+    wait_app("matcher-run")
+
+
+def replica_ids(app: str) -> list[str]:
+    """Running replica ids of the one deployment of `app`."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    assert client is not None
+    deployments = client.get_serve_details()["applications"][app]["deployments"]
+    return sorted(
+        r["replica_id"]
+        for d in deployments.values()
+        for r in d["replicas"]
+        if r.get("state") == "RUNNING"
+    )
+
+
+def wait_app(app: str, seconds: float = 180) -> None:
+    """Until a Serve application is RUNNING."""
+    from ray import serve
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app)
+        if status is not None and str(status.status).endswith("RUNNING"):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(app)
+
+
+def memory_of(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) in MiB summed over processes; PSS shares pages fairly between them."""
+    rss = pss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss / 1024, pss / 1024
+
+
+# the swap ----------------------------------------------------------------------------
+def swap_under_load(
+    url: str, bodies: list[bytes], swap: Callable[[], object], seconds: float
+) -> dict[str, str]:
+    """Steady load of 16 clients; `swap` runs after 2 s; when did v2 answer, what failed."""
+    result: dict[str, Any] = {}
+
+    def do_swap() -> None:
+        time.sleep(2.0)
+        result["start"] = time.monotonic()
+        swap()
+        result["done"] = time.monotonic()
+
+    swapper = threading.Thread(target=do_swap)
+    swapper.start()
+    run = load(url, bodies, 16, seconds, track_versions=True)
+    swapper.join()
+    first_new = min((at for at, v in run.versions if v == "v2"), default=None)
+    old_after = [at for at, v in run.versions if v == "v1" and at > result["done"]]
+    return {
+        "requests": str(len(run.latencies) + run.failures),
+        "failed": str(run.failures) + (f" ({run.errors[0][:60]})" if run.errors else ""),
+        "v2 first answers after": "never"
+        if first_new is None
+        else f"{first_new - result['start']:.2f}s",
+        "swap call returned after": f"{result['done'] - result['start']:.2f}s",
+        "v1 answers after return": str(len(old_after)),
+        "p99 during swap": run.row()[2] + " ms",
+    }
+
+
+# report ------------------------------------------------------------------------------
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A plain-text table on stdout."""
+    widths = [max(len(str(c)), *(len(str(r[k])) for r in rows)) for k, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def main() -> None:
+    """Run everything once and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, small batch only")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per load level")
+    parser.add_argument("--plain-server", nargs=3, metavar=("PORT", "BLOB_ROOT", "VERSION"))
+    options = parser.parse_args()
+    if options.plain_server:
+        port, blob_root, version = options.plain_server
+        plain_server(int(port), blob_root, version)
+        return
+    seconds = 2.0 if options.quick else options.seconds
+    levels = [1, 16] if options.quick else [1, 16, 64]
+
+    from services.matcher.core import MatcherService, ServingConfig
+    from shared.adapters.local.blobstore import DirectoryBlobStore
+    from shared.adapters.local.ray_serving import (
+        LocalRayServing,
+        head_processes,
+        read_head,
+        stop_local_serving,
+    )
+    from shared.settings import Settings
+
+    workdir = Path(tempfile.mkdtemp(prefix="cashmatch-bench-"))
+    workspace = workdir / "ws"
+    registry = ModelRegistry(DirectoryBlobStore(workspace / "blobs"))
+    train_s, month = train_and_register(registry)
+    bodies = single_bodies(month)
+    batches = [(100, 0.2)] if options.quick else [(100, 0.2), (1000, 2.8)]
+    batch_bodies = [(n, *batch_body(n, scale)) for n, scale in batches]
+    settings = Settings(workspace=workspace, serve_port=free_port())
+    serving = LocalRayServing(settings, timeout_s=300)
+    plain_port = free_port()
+    plain = None
+    try:
+        started = time.perf_counter()
+        serving.roll_out(registry.get("v1"))
+        first_rollout = time.perf_counter() - started
+        deploy_noop()
+        deploy_imperative(workspace / "blobs", "v1")
+        plain = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--plain-server",
+                str(plain_port),
+                str(workspace / "blobs"),
+                "v1",
+            ],
+        )
+        ray_url, plain_url = serving.endpoint, f"http://{LOOPBACK}:{plain_port}"
+        wait_http(f"{plain_url}/v1/health")
+        wait_app("noop")
+        wait_app("matcher-run")
+        local = MatcherService(registry)
+        local.apply(ServingConfig(model_version="v1"))
+        for url in (f"{ray_url}/v1/match", f"{plain_url}/v1/match", f"{ray_url}/noop"):
+            load(url, bodies, 4, 1.0)  # warm-up: connections, first-call caches
+
+        rows = []
+        for c in levels:
+            paths = [
+                ("(a) no-op Ray Serve", load(f"{ray_url}/noop", bodies, c, seconds)),
+                ("(b) matcher, Ray Serve", load(f"{ray_url}/v1/match", bodies, c, seconds)),
+                ("(c) matcher, uvicorn", load(f"{plain_url}/v1/match", bodies, c, seconds)),
+                ("(d) matcher, in-process", in_process(local, bodies, min(c, 16), seconds)),
+            ]
+            rows += [[name, str(c), *run.row()] for name, run in paths]
+        table(
+            "single matches (1 transfer, 50 open invoices); in-process caps at 16 threads",
+            ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed"],
+            rows,
+        )
+        matcher_replicas = len(serving.replica_ids())
+
+        from services.matcher.schemas import BatchMatchRequest
+
+        rows = []
+        for n, body, n_invoices in batch_bodies:
+            repeats = 2 if n >= 1000 else 3
+            request = BatchMatchRequest.model_validate_json(body)
+            rows += [
+                [f"{n} x {n_invoices}", "(b) Ray Serve",
+                 batch_rate(_post_ok(f"{ray_url}/v1/match/batch", body), n, repeats)],
+                [f"{n} x {n_invoices}", "(c) uvicorn",
+                 batch_rate(_post_ok(f"{plain_url}/v1/match/batch", body), n, repeats)],
+                [f"{n} x {n_invoices}", "(d) in-process",
+                 batch_rate(partial(local.match_batch, request), n, repeats)],
+            ]  # fmt: skip
+        table("batch requests: transfers matched per second", ["batch", "path", "rate"], rows)
+
+        before = replica_ids("matcher")
+        in_place = swap_under_load(
+            f"{ray_url}/v1/match", bodies, lambda: serving.roll_out(registry.get("v2")), 8.0
+        )
+        in_place["replicas kept"] = str(replica_ids("matcher") == before)
+        before = replica_ids("matcher-run")
+        rerun = swap_under_load(
+            f"{ray_url}/run/v1/match",
+            bodies,
+            partial(redeploy_imperative, workspace / "blobs", "v2"),
+            20.0,
+        )
+        rerun["replicas kept"] = str(replica_ids("matcher-run") == before)
+        table(
+            "model swap v1 -> v2 under 16 concurrent clients",
+            ["", "config update (LocalRayServing)", "serve.run again"],
+            [[k, in_place[k], rerun.get(k, "")] for k in in_place],
+        )
+
+        head = read_head(workspace)
+        assert head is not None
+        pids = head_processes(head)
+        rss, pss = memory_of(pids)
+        plain_rss, plain_pss = memory_of([plain.pid])
+        table(
+            "memory and start-up",
+            ["what", "value"],
+            [
+                ["training the model (default MatcherConfig)", f"{train_s:.1f}s"],
+                ["first roll-out (start Ray head, Serve, replica)", f"{first_rollout:.1f}s"],
+                ["matcher replicas after the load (autoscaling 1..2)", str(matcher_replicas)],
+                [f"all Ray processes ({len(pids)}), RSS / PSS",
+                 f"{rss:,.0f} / {pss:,.0f} MiB"],
+                ["plain uvicorn process, RSS / PSS", f"{plain_rss:,.0f} / {plain_pss:,.0f} MiB"],
+            ],
+        )  # fmt: skip
+        print(
+            "\nNarrowing the proxy hop (see services/matcher/README.md): keep client connections"
+            " alive; proxy_location HeadOnly; dynamic batching (max_batch_size 16,"
+            " batch_wait_timeout_s 0.005); max_ongoing_requests high enough that the proxy never"
+            " queues; RAY_SERVE_PROXY_USE_GRPC=1 (proxy to replica over gRPC);"
+            " RAY_SERVE_ENABLE_HA_PROXY=1 or RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (experimental)."
+        )
+    finally:
+        if plain is not None:
+            plain.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                plain.wait(timeout=20)
+            if plain.poll() is None:
+                os.kill(plain.pid, signal.SIGKILL)
+        print(f"\n{stop_local_serving(workspace)}")
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+# The matcher's Ray Serve image for GKE (KubeRay RayService, infra/k8s/rayservice.yaml).
+# Built by Cloud Build from the archive shared/adapters/gcp/cloud_build.py writes (code, model,
+# registry record), or by hand from the repository root:
+#   docker build -f infra/serving.Dockerfile -t matcher:dev .
+# The image carries the serving code; which model version serves comes from the RayService's
+# user_config and the registry in the bucket, so a new model needs no new image. The model the
+# image was built for is kept in /app/model for provenance (and read by nothing else).
+FROM rayproject/ray:2.60.0-py311-cpu
+
+USER root
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY cli ./cli
+# The base image already has Ray; install the project and the Cloud Storage client beside it.
+RUN pip install --no-cache-dir . \
+    && mkdir -p /app/model \
+    && chown -R ray /app
+# model/ is in the Cloud Build archive; the Dockerfile is named too so that this COPY has a
+# source when building from a plain checkout, where model/ does not exist.
+COPY --chown=ray infra/serving.Dockerfile model* /app/model/
+
+USER ray
+# KubeRay starts Ray itself (ray start ...) and applies serveConfigV2 to this cluster.

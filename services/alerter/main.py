@@ -1,0 +1,21 @@
+"""Cloud Functions / Cloud Run entry point of the alerter: target `handle`."""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http.event import CloudEvent
+
+from services.entrypoint import handle_cloud_event
+
+# One function behind three push subscriptions: the event's own topic picks the subscription.
+SUBSCRIPTION_BY_TOPIC = {
+    "evaluation.rejected": "alert-rejected",
+    "model.deployed": "alert-deployed",
+    "drift.detected": "alert-drift",
+}
+
+
+@functions_framework.cloud_event
+def handle(cloud_event: CloudEvent) -> None:
+    """One alert-worthy event in, one notification out."""
+    handle_cloud_event(SUBSCRIPTION_BY_TOPIC, cloud_event)

@@ -1,0 +1,162 @@
+"""The matcher's HTTP face: a FastAPI app over any backend that can match and report status.
+
+Routes only translate HTTP to the backend's methods (STYLE.md item 3). The same app runs as
+the Ray Serve ingress and, for comparison, under plain uvicorn. Oversize bodies are refused
+with 413 before they are parsed; invalid ones get FastAPI's 422, whose `loc` names the field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.matcher.core import NoModelLoaded
+from services.matcher.schemas import (
+    BatchMatchRequest,
+    BatchMatchResponse,
+    Health,
+    MatchRequest,
+    MatchResponse,
+    ModelInfo,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Limits(BaseModel):
+    """Request size limits; anything larger is answered 413."""
+
+    max_transfers: int = Field(5_000, ge=1, description="transfers in one batch request")
+    max_invoices: int = Field(50_000, ge=1, description="open invoices in one request")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="request body size")
+
+
+class MatcherBackend(Protocol):
+    """What the routes need: matching (async, so a backend may batch) and status."""
+
+    async def match_one(self, request: MatchRequest) -> MatchResponse: ...
+
+    async def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse: ...
+
+    def health(self) -> Health: ...
+
+    def model_info(self) -> ModelInfo: ...
+
+
+def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
+    """The FastAPI app of the matcher, with its routes bound to `backend`."""
+    api = FastAPI(
+        title="cashmatch matcher",
+        version="1",
+        description="Which open invoices a bank transfer pays, how much of each, how sure.",
+    )
+    _error_responses: dict[int | str, dict[str, Any]] = {
+        413: {"description": "request too large"},
+        503: {"description": "no model loaded yet"},
+    }
+
+    @api.post("/v1/match", responses=_error_responses)
+    async def match(request: MatchRequest) -> MatchResponse:
+        """Match one transfer against the open invoices sent with it."""
+        _check_count("open_invoices", len(request.open_invoices), limits.max_invoices)
+        return await _answer(backend.match_one(request))
+
+    @api.post("/v1/match/batch", responses=_error_responses)
+    async def match_batch(request: BatchMatchRequest) -> BatchMatchResponse:
+        """Match many transfers against one list of open invoices."""
+        _check_count("transfers", len(request.transfers), limits.max_transfers)
+        _check_count("open_invoices", len(request.open_invoices), limits.max_invoices)
+        return await _answer(backend.match_batch(request))
+
+    @api.get("/v1/health", responses={503: {"model": Health}})
+    def health() -> JSONResponse:
+        """200 once a model is loaded, 503 before."""
+        state = backend.health()
+        return JSONResponse(state.model_dump(), status_code=200 if state.status == "ok" else 503)
+
+    @api.get("/v1/model")
+    def model() -> ModelInfo:
+        """The serving version, its training metrics and lineage, and any refused version."""
+        return backend.model_info()
+
+    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    return api
+
+
+async def _answer(pending: Awaitable[T]) -> T:
+    """Await a backend call; no model is 503, a failure inside the model a logged 500."""
+    try:
+        return await pending
+    except NoModelLoaded as exc:
+        raise HTTPException(503, str(exc)) from None
+    except Exception:
+        log.exception("the matcher failed on a request")
+        raise HTTPException(500, "the matcher failed on this request; it was logged") from None
+
+
+def _check_count(field: str, count: int, limit: int) -> None:
+    if count > limit:
+        raise HTTPException(413, f"{field}: {count} items, at most {limit} per request")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, by Content-Length or while it streams.
+
+    The body is read here (bounded) and replayed to the app, so a client cannot make a
+    replica buffer more than `max_bytes` by lying about, or leaving out, Content-Length.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass through non-HTTP traffic; buffer and check request bodies."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,14 @@
+"""Cloud Functions / Cloud Run entry point of the monitor: target `handle`."""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http.event import CloudEvent
+
+from services.entrypoint import handle_cloud_event
+
+
+@functions_framework.cloud_event
+def handle(cloud_event: CloudEvent) -> None:
+    """One event in, one handler call; errors map to park (2xx) or retry (5xx)."""
+    handle_cloud_event("monitor", cloud_event)

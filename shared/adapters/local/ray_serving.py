@@ -1,0 +1,500 @@
+"""Serving on this machine: a detached local Ray head with Ray Serve on 127.0.0.1.
+
+The deployer may run in a short-lived CLI process, so the cluster must outlive it: the head is
+started once with `ray start --head` (its address and ports recorded in
+`<workspace>/serving/ray.json`), and every roll-out connects to it, applies the matcher's
+Serve config with the new version in `user_config`, and waits until `GET /v1/model` answers
+with that version. Only `user_config` changes between roll-outs, which Ray Serve applies in
+place (`reconfigure()` on the running replicas); no replica is replaced.
+
+Everything binds loopback only. Ray resolves "127.0.0.1" to the machine's external address
+unless `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (then the node IP is the loopback one), so the
+head, its workers and this process all run with it. Ray's session directory holds unix
+sockets whose paths must stay under ~107 bytes, so it lives in a short /tmp folder named
+after the workspace, not in the workspace itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from shared.errors import PermanentError
+from shared.registry import ModelRecord, ModelRegistry
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "matcher"
+DEPLOYMENT_NAME = "Matcher"
+LOOPBACK = "127.0.0.1"
+STATE_FILE = "serving/ray.json"
+# Ray computes its node IP at import from this; "0" keeps every Ray server on loopback.
+_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
+_CONFIG_TEMPLATE = _PROJECT_ROOT / "services" / "matcher" / "config.yaml"
+
+
+class RolloutFailed(Exception):
+    """The new version did not come to answer in time (worth retrying)."""
+
+
+class ArtifactRefused(RolloutFailed, PermanentError):
+    """The version cannot serve (bad artifact, unknown version): the deployer parks the event."""
+
+
+class HeadState(BaseModel):
+    """Where the detached Ray head of a workspace listens; written when it starts."""
+
+    address: str
+    gcs_port: int
+    temp_dir: str
+    serve_port: int
+    started_at: dt.datetime
+
+
+class LocalRayServing:
+    """The `Serving` port on a local, detached Ray Serve: `roll_out(record) -> endpoint URL`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout_s: float = 180.0,
+        app_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workspace = settings.workspace.expanduser().resolve()
+        self.port = settings.serve_port
+        self.timeout_s = timeout_s
+        # Extra MatcherArgs (limits, batching, autoscaling) merged over config.yaml's args.
+        self.app_overrides = app_overrides or {}
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the matcher's HTTP API."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def blob_root(self) -> Path:
+        """The workspace's blob store, where the replicas read the registry."""
+        return self.workspace / "blobs"
+
+    def roll_out(self, record: ModelRecord) -> str:
+        """Verify the artifact here, then update the app in place and wait for the version."""
+        _preflight(self.registry(), record)
+        self.start()
+        previous = self.serving_version()
+        self.apply(record.version, fallback_version=previous)
+        self.wait_for_version(record.version)
+        return self.endpoint
+
+    def registry(self) -> ModelRegistry:
+        """The workspace's model registry."""
+        from shared.adapters.local.blobstore import DirectoryBlobStore
+
+        return ModelRegistry(DirectoryBlobStore(self.blob_root))
+
+    # the cluster -----------------------------------------------------------------
+    def start(self) -> HeadState:
+        """Start (or reuse) the workspace's Ray head, connect, and start Serve on loopback."""
+        head = ensure_head(self.workspace, self.port)
+        if head.serve_port != self.port:
+            # Serve keeps the port it started with; answering on another would be a lie.
+            raise RuntimeError(
+                f"local serving already runs on port {head.serve_port}; stop it "
+                f"(cashmatch serve-stop) before changing CASHMATCH_SERVE_PORT to {self.port}"
+            )
+        _connect(head)
+        from ray import serve
+
+        serve.start(
+            detached=True,
+            proxy_location="HeadOnly",
+            http_options={"host": LOOPBACK, "port": self.port},
+        )
+        return head
+
+    def apply(self, version: str | None, *, fallback_version: str | None = None) -> None:
+        """Apply the matcher's Serve config with `version` in user_config (in place if running).
+
+        A running app keeps its own config and only its user_config changes: a process with
+        other overrides (say the CLI after a benchmark) must not rebuild it by accident.
+        """
+        from ray.serve.schema import ServeDeploySchema
+
+        config = self._running_config()
+        if config is None or self.app_overrides:
+            config = serve_config(
+                blob_root=self.blob_root, port=self.port, overrides=self.app_overrides
+            )
+        set_version(config, version, fallback_version)
+        _serve_client().deploy_apps(ServeDeploySchema.model_validate(config), _blocking=False)
+
+    def _running_config(self) -> dict[str, Any] | None:
+        details = _serve_client().get_serve_details()
+        app = details.get("applications", {}).get(APP_NAME) or {}
+        deployed = app.get("deployed_app_config")
+        if not deployed:
+            return None
+        http = {
+            k: v for k, v in (details.get("http_options") or {}).items() if k in ("host", "port")
+        }
+        return {"proxy_location": "HeadOnly", "http_options": http, "applications": [deployed]}
+
+    def model_info(self) -> dict[str, Any] | None:
+        """GET /v1/model from the running app, or None when nothing answers."""
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/v1/model", timeout=5) as response:  # noqa: S310 (loopback URL built here)
+                return json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def serving_version(self) -> str | None:
+        """The version the running app answers with, if any."""
+        info = self.model_info()
+        return info.get("version") if info else None
+
+    def wait_for_version(self, version: str, *, confirmations: int = 5) -> None:
+        """Block until `confirmations` answers in a row come from `version`; raise if refused."""
+        deadline = time.monotonic() + self.timeout_s
+        in_a_row = 0
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            last = self.model_info()
+            refused = (last or {}).get("refused") or {}
+            if refused.get("version") == version and (last or {}).get("version") != version:
+                raise ArtifactRefused(f"the replicas refused {version}: {refused.get('reason')}")
+            failure = _app_failure()
+            if failure:
+                raise RolloutFailed(f"the matcher app failed to deploy: {failure}")
+            in_a_row = in_a_row + 1 if last and last.get("version") == version else 0
+            if in_a_row >= confirmations:
+                return
+            time.sleep(0.2)
+        raise RolloutFailed(
+            f"{version} was not serving after {self.timeout_s:.0f}s (last answer: {last})"
+        )
+
+    def wait_until_answering(self) -> None:
+        """Block until the app answers /v1/health at all (200 with a model, 503 without)."""
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/v1/health", timeout=5):  # noqa: S310
+                    return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 503:
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            failure = _app_failure()
+            if failure:
+                raise RolloutFailed(f"the matcher app failed to deploy: {failure}")
+            time.sleep(0.2)
+        raise RolloutFailed(f"the matcher did not answer within {self.timeout_s:.0f}s")
+
+    def replica_ids(self) -> list[str]:
+        """Ids of the matcher's running replicas (a swap in place keeps them)."""
+        details = _serve_client().get_serve_details()
+        app = details.get("applications", {}).get(APP_NAME, {})
+        replicas = app.get("deployments", {}).get(DEPLOYMENT_NAME, {}).get("replicas", [])
+        return sorted(r["replica_id"] for r in replicas if r.get("state") == "RUNNING")
+
+
+# config ------------------------------------------------------------------------------
+def serve_config(
+    *, blob_root: Path, port: int, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """services/matcher/config.yaml with this workspace's store and port."""
+    config: dict[str, Any] = yaml.safe_load(_CONFIG_TEMPLATE.read_text())
+    config["http_options"] = {**config.get("http_options", {}), "host": LOOPBACK, "port": port}
+    (app,) = (a for a in config["applications"] if a["name"] == APP_NAME)
+    app["args"] = {**app.get("args", {}), **(overrides or {})}
+    app["args"].update(store="local", blob_root=str(blob_root))
+    return config
+
+
+def set_version(config: dict[str, Any], version: str | None, fallback: str | None) -> None:
+    """Put the model version into the matcher deployment's user_config (all that changes)."""
+    (app,) = (a for a in config["applications"] if a["name"] == APP_NAME)
+    deployments = app.setdefault("deployments", [])
+    found = [d for d in deployments if d["name"] == DEPLOYMENT_NAME]
+    if not found:
+        found = [{"name": DEPLOYMENT_NAME}]
+        deployments.append(found[0])
+    found[0]["user_config"] = {"model_version": version, "fallback_version": fallback}
+
+
+def _serve_client() -> Any:
+    """The connected Serve controller client; the declarative (config) API lives only there.
+
+    `serve.run` would give every call a new code version and replace the replicas; applying a
+    config whose `user_config` alone changed is what Serve updates in place.
+    """
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    if client is None:
+        raise RuntimeError("Serve is not started; call LocalRayServing.start() first")
+    return client
+
+
+def _app_failure() -> str | None:
+    from ray import serve
+
+    app = serve.status().applications.get(APP_NAME)
+    if app is not None and str(app.status) in ("DEPLOY_FAILED", "ApplicationStatus.DEPLOY_FAILED"):
+        return app.message or "DEPLOY_FAILED"
+    return None
+
+
+def _preflight(registry: ModelRegistry, record: ModelRecord) -> None:
+    """Refuse a bad artifact before any replica sees it (the replicas check again)."""
+    from services.matcher.core import MatcherService
+
+    try:
+        MatcherService(registry).load(record.version)
+    except Exception as exc:
+        raise ArtifactRefused(f"refusing to roll {record.version} out: {exc}") from exc
+
+
+# the head ----------------------------------------------------------------------------
+def _state_path(workspace: Path) -> Path:
+    return workspace / STATE_FILE
+
+
+def read_head(workspace: Path) -> HeadState | None:
+    """The recorded head of a workspace, or None."""
+    path = _state_path(workspace)
+    if not path.is_file():
+        return None
+    return HeadState.model_validate_json(path.read_text())
+
+
+def _temp_dir(workspace: Path) -> str:
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
+    return f"/tmp/cashmatch-ray-{digest}"  # noqa: S108 (short on purpose: unix socket paths)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((LOOPBACK, 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _workspace_lock(workspace: Path) -> Iterator[None]:
+    lock = workspace / "serving" / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ray_environment() -> dict[str, str]:
+    """Environment for Ray processes: loopback node IP, no usage stats, the project importable."""
+    env = dict(os.environ)
+    env.update(_LOOPBACK_ENV)
+    paths = [str(_PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def ensure_head(workspace: Path, serve_port: int) -> HeadState:
+    """The workspace's running head; started detached (`ray start --head`) when there is none."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with _workspace_lock(workspace):
+        head = read_head(workspace)
+        if head is not None and _listening(head.gcs_port):
+            return head
+        if head is not None:  # recorded but dead: clear what is left of it
+            _kill_head_processes(head)
+        return _start_head(workspace, serve_port)
+
+
+def _start_head(workspace: Path, serve_port: int) -> HeadState:
+    gcs, client, agent, agent_grpc, runtime_env, metrics, node_manager, objects = _free_ports(8)
+    temp_dir = _temp_dir(workspace)
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        f"--node-ip-address={LOOPBACK}",
+        f"--port={gcs}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+        f"--num-cpus={os.cpu_count() or 2}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--metrics-export-port={metrics}",
+        f"--node-manager-port={node_manager}",
+        f"--object-manager-port={objects}",
+    ]
+    log.info("starting a local Ray head: %s", " ".join(command))
+    done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+        command,
+        cwd=workspace,
+        env=ray_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-4000:]
+        raise RuntimeError(f"`ray start --head` failed:\n{output}")
+    head = HeadState(
+        address=f"{LOOPBACK}:{gcs}",
+        gcs_port=gcs,
+        temp_dir=temp_dir,
+        serve_port=serve_port,
+        started_at=dt.datetime.now(dt.UTC),
+    )
+    path = _state_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head.model_dump_json(indent=2))
+    return head
+
+
+def _connect(head: HeadState) -> None:
+    for name, value in _LOOPBACK_ENV.items():
+        os.environ.setdefault(name, value)
+    import ray
+    from ray._private import ray_constants
+
+    # The constant is read once at import; if Ray was imported before the variable was set,
+    # this process would still resolve 127.0.0.1 to the external address and never connect.
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    if ray.is_initialized():
+        connected = ray.get_runtime_context().gcs_address
+        if connected == head.address:
+            return
+        raise RuntimeError(f"this process is already connected to Ray at {connected}")
+    ray.init(
+        address=head.address,
+        namespace="cashmatch",
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+
+
+def stop_local_serving(workspace: Path) -> str:
+    """Shut Serve down, disconnect, and end the workspace's Ray head and every process of it."""
+    workspace = workspace.expanduser().resolve()
+    with _workspace_lock(workspace):
+        head = read_head(workspace)
+        if head is None:
+            return "no local serving was running"
+        if _listening(head.gcs_port):
+            with contextlib.suppress(Exception):  # a half-dead head is killed below anyway
+                _connect(head)
+                from ray import serve
+
+                serve.shutdown()
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        ended = _kill_head_processes(head)
+        _state_path(workspace).unlink(missing_ok=True)
+        shutil.rmtree(head.temp_dir, ignore_errors=True)
+    return f"stopped the Ray head at {head.address} ({ended} processes)"
+
+
+# processes ---------------------------------------------------------------------------
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can read."""
+    out: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        out[int(entry.name)] = (ppid, cmdline)
+    return out
+
+
+def head_processes(head: HeadState) -> list[int]:
+    """Pids of the head's processes: those naming its session folder or GCS address, and their
+    descendants (workers, agents, Serve actors); never this process or its ancestors."""
+    table = _processes()
+    ours = {os.getpid()}
+    pid = os.getpid()
+    while pid in table and table[pid][0] > 1:
+        pid = table[pid][0]
+        ours.add(pid)
+    marks = (head.temp_dir, f"{head.address} ", f"{head.address},", f"={head.address}")
+    found = {p for p, (_, cmd) in table.items() if any(m in cmd + " " for m in marks)}
+    grew = True
+    while grew:
+        children = {p for p, (ppid, _) in table.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found - ours)
+
+
+def _kill_head_processes(head: HeadState, grace_s: float = 8.0) -> int:
+    pids = head_processes(head)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if _alive(p)]
+    for pid in alive:  # gcs_server and the autoscaler monitor may ignore SIGTERM for a while
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

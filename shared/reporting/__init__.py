@@ -1,0 +1,20 @@
+"""Offline HTML reports: the evaluator's verdict page and the monitor's drift page.
+
+Public face: `render_evaluation_report`, `precision_coverage_curve`, `champion_history`, and
+where reports and curves are stored (`save_report`, `save_curve`, `load_curve`).
+(`render_drift_report` lives with the drift computation in `shared.monitoring`.)
+"""
+
+from shared.reporting.evaluation import precision_coverage_curve, render_evaluation_report
+from shared.reporting.history import champion_history
+from shared.reporting.store import load_curve, report_key, save_curve, save_report
+
+__all__ = [
+    "champion_history",
+    "load_curve",
+    "precision_coverage_curve",
+    "render_evaluation_report",
+    "report_key",
+    "save_curve",
+    "save_report",
+]

@@ -1,0 +1,334 @@
+"""The matcher on local Ray Serve, through real HTTP on 127.0.0.1.
+
+One detached Ray head per module (LocalRayServing, as the deployer uses it); one small model
+trained per session and registered under several versions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.registry import ModelRecord, ModelRegistry
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(600),
+    # Ray's own modules use pydantic APIs deprecated since 2.0; nothing of ours.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _records(frame) -> list[dict]:
+    rows = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if hasattr(value, "date"):
+                value = value.date().isoformat()
+            elif isinstance(value, float) and value != value:
+                value = None
+            clean[key] = value
+        rows.append(clean)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def small_model() -> tuple[bytes, list[dict], list[dict]]:
+    """A quickly trained matcher, plus the transfers and open invoices of its last month."""
+    from shared.matching import MatcherConfig, month_batches, train_matcher
+    from shared.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(months=3, scale=0.1, seed=5))
+    batches = month_batches(data.invoices, data.transfers, data.matches)
+    config = MatcherConfig(pair_max_iter=30, set_max_iter=30, n_folds=2, calibration_months=1)
+    model = train_matcher(batches, config)
+    last = batches[-1]
+    return model.to_bytes(), _records(last.transfers), _records(last.invoices)
+
+
+@dataclass
+class Stack:
+    serving: object  # LocalRayServing
+    registry: ModelRegistry
+    settings: object
+    url: str
+    transfers: list[dict]
+    invoices: list[dict]
+
+
+def _register(registry: ModelRegistry, version: str, data: bytes, digest: str | None = None):
+    blobs = registry.blobs
+    key = f"models/{version}/model.skops.zip"
+    blobs.put(key, data)
+    return registry.register(
+        ModelRecord(
+            version=version,
+            model_uri=blobs.uri(key),
+            artifact_digest=digest or hashlib.sha256(data).hexdigest(),
+            dataset_uri="file:///datasets/test",
+            dataset_version="ds-test",
+            training_months=["2025-01", "2025-02", "2025-03"],
+            training_metrics={"auto_rate@99": 0.5},
+            created_at=dt.datetime.now(dt.UTC),
+            caused_by=f"test-{version}",
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, small_model):
+    """Ray head + Serve with the matcher app and no model yet; stopped after the module."""
+    from shared.adapters.local.blobstore import DirectoryBlobStore
+    from shared.adapters.local.ray_serving import LocalRayServing, stop_local_serving
+    from shared.settings import Settings
+
+    data, transfers, invoices = small_model
+    workspace = Path(tmp_path_factory.mktemp("serving")) / "ws"
+    settings = Settings(workspace=workspace, serve_port=_free_port())
+    registry = ModelRegistry(DirectoryBlobStore(workspace / "blobs"))
+    for version in ("v1", "v2", "v3"):
+        _register(registry, version, data)
+    # Bytes that do not hash to the registered digest: a corrupt or tampered artifact.
+    _register(registry, "corrupt", data[: len(data) // 2], digest=hashlib.sha256(data).hexdigest())
+    serving = LocalRayServing(
+        settings,
+        timeout_s=240,
+        app_overrides={
+            "limits": {"max_transfers": 100, "max_invoices": 400, "max_body_bytes": 400_000}
+        },
+    )
+    try:
+        serving.start()
+        serving.apply(None)
+        serving.wait_until_answering()
+        yield Stack(serving, registry, settings, serving.endpoint, transfers, invoices)
+    finally:
+        stop_local_serving(workspace)
+
+
+def _single(stack: Stack, k: int = 0, n_invoices: int = 50) -> dict:
+    return {"transfer": stack.transfers[k], "open_invoices": stack.invoices[:n_invoices]}
+
+
+def test_health_is_503_until_a_model_is_rolled_out(stack):
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        assert client.get("/v1/health").status_code == 503
+        assert client.post("/v1/match", json=_single(stack)).status_code == 503
+        assert client.get("/v1/model").json()["version"] is None
+
+        endpoint = stack.serving.roll_out(stack.registry.get("v1"))
+
+        assert endpoint == stack.url
+        assert client.get("/v1/health").json() == {"status": "ok", "model_version": "v1"}
+        info = client.get("/v1/model").json()
+        assert info["version"] == "v1"
+        assert info["lineage"]["dataset_version"] == "ds-test"
+        assert info["lineage"]["caused_by"] == "test-v1"
+        assert info["training_metrics"] == {"auto_rate@99": 0.5}
+        assert client.get("/docs").status_code == 200
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/v1/match", "/v1/match/batch", "/v1/health", "/v1/model"} <= set(paths)
+
+
+def test_match_over_http_equals_the_model_in_process(stack):
+    from services.matcher.core import MatcherService, ServingConfig
+    from services.matcher.schemas import BatchMatchRequest, MatchRequest
+
+    local = MatcherService(stack.registry)
+    local.apply(ServingConfig(model_version="v1"))
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        for k in (0, 5, 17):
+            body = {"transfer": stack.transfers[k], "open_invoices": stack.invoices}
+            answer = client.post("/v1/match", json=body)
+            assert answer.status_code == 200, answer.text
+            expected = local.match(MatchRequest.model_validate(body))
+            assert answer.json() == json.loads(expected.model_dump_json())
+        matched = answer.json()
+        assert matched["decision"] in ("auto", "review")
+        assert matched["model_version"] == "v1"
+
+        batch = {"transfers": stack.transfers[:60], "open_invoices": stack.invoices[:300]}
+        answer = client.post("/v1/match/batch", json=batch)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert [r["transfer_id"] for r in body["results"]] == [
+            t["transfer_id"] for t in stack.transfers[:60]
+        ]
+        expected_batch = local.match_batch(BatchMatchRequest.model_validate(batch))
+        assert body == json.loads(expected_batch.model_dump_json())
+        assert any(r["proposed_invoice_ids"] for r in body["results"])
+        for result in body["results"]:
+            allocated = sum(a["amount"] for a in result["allocations"])
+            assert [a["invoice_id"] for a in result["allocations"]] == result[
+                "proposed_invoice_ids"
+            ]
+            assert allocated <= next(
+                t["amount"] for t in stack.transfers if t["transfer_id"] == result["transfer_id"]
+            ) + 0.01 or any(i["amount"] < 0 for i in stack.invoices)
+
+
+def test_concurrent_single_requests_are_batched_without_mixing_answers(stack):
+    bodies = [_single(stack, k, 80) for k in range(24)]
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        alone = [client.post("/v1/match", json=b).json() for b in bodies[:6]]
+        answers: list[dict] = [{}] * len(bodies)
+
+        def send(k: int) -> None:
+            answers[k] = client.post("/v1/match", json=bodies[k]).json()
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    assert [a["transfer_id"] for a in answers] == [b["transfer"]["transfer_id"] for b in bodies]
+    assert answers[:6] == alone
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b["transfer"].pop("amount"), "amount"),
+        (lambda b: b["transfer"].update(amount=-5), "amount"),
+        (lambda b: b["transfer"].update(booking_date="31/02/2025"), "booking_date"),
+        (lambda b: b["transfer"].update(direction="sideways"), "direction"),
+        (lambda b: b["open_invoices"][0].update(currency="euro"), "currency"),
+        (lambda b: b["open_invoices"][1].update(surprise=1), "surprise"),
+        (lambda b: b.update(open_invoices="none"), "open_invoices"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_field(stack, mutate, field):
+    body = json.loads(json.dumps(_single(stack)))
+    mutate(body)
+    answer = httpx.post(f"{stack.url}/v1/match", json=body, timeout=30)
+    assert answer.status_code == 422, answer.text
+    assert any(field in [str(p) for p in err["loc"]] for err in answer.json()["detail"])
+
+
+def test_malformed_and_oversize_requests_do_not_hurt_the_replica(stack):
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        garbage = client.post(
+            "/v1/match", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert garbage.status_code == 422
+        duplicate = _single(stack)
+        duplicate["open_invoices"] = [stack.invoices[0], stack.invoices[0]]
+        answer = client.post("/v1/match", json=duplicate)
+        assert answer.status_code == 422 and "invoice_id" in answer.text
+
+        invoices = [{**i, "invoice_id": f"i{k}"} for k, i in enumerate(stack.invoices * 2)]
+        assert len(invoices) > 400
+        answer = client.post(
+            "/v1/match", json={"transfer": stack.transfers[0], "open_invoices": invoices}
+        )
+        assert answer.status_code == 413 and "open_invoices" in answer.text
+        huge = client.post(
+            "/v1/match",
+            content=b"[" + b"1," * 300_000 + b"1]",
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 413
+        many = {"transfers": stack.transfers[:101] * 2, "open_invoices": stack.invoices[:10]}
+        for k, t in enumerate(many["transfers"]):
+            many["transfers"][k] = {**t, "transfer_id": f"t{k}"}
+        answer = client.post("/v1/match/batch", json=many)
+        assert answer.status_code == 413 and "transfers" in answer.text
+
+        assert client.get("/v1/health").status_code == 200
+
+
+def test_a_new_version_swaps_in_place_under_load_without_errors(stack):
+    before = stack.serving.replica_ids()
+    errors: list[str] = []
+    seen: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def load(k: int) -> None:
+        with httpx.Client(base_url=stack.url, timeout=60) as client:
+            for _ in range(2000):  # bounded; stopped once the swap is confirmed
+                if stop.is_set():
+                    return
+                answer = client.post("/v1/match", json=_single(stack, k % 20))
+                if answer.status_code != 200:
+                    errors.append(f"{answer.status_code}: {answer.text[:200]}")
+                else:
+                    seen.append((time.monotonic(), answer.json()["model_version"]))
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        stack.serving.roll_out(stack.registry.get("v2"))
+        swapped = time.monotonic()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+
+    assert errors == []
+    versions = [v for _, v in sorted(seen)]
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    assert all(v == "v2" for at, v in seen if at > swapped + 0.2)
+    assert stack.serving.replica_ids() == before, "the swap replaced replicas"
+
+
+def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
+    from shared.adapters.local.ray_serving import ArtifactRefused
+    from shared.errors import PermanentError
+
+    with pytest.raises(ArtifactRefused, match="does not match") as refused:
+        stack.serving.roll_out(stack.registry.get("corrupt"))
+    assert isinstance(refused.value, PermanentError)  # the deployer parks, never retries it
+    # Past the deployer's own check, straight to the replicas: they refuse it too.
+    stack.serving.apply("corrupt", fallback_version="v2")
+    with pytest.raises(ArtifactRefused, match="refused corrupt"):
+        stack.serving.wait_for_version("corrupt")
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        info = client.get("/v1/model").json()
+        assert info["version"] == "v2"
+        assert info["refused"]["version"] == "corrupt"
+        assert "ArtifactDigestMismatch" in info["refused"]["reason"]
+        answer = client.post("/v1/match", json=_single(stack))
+        assert answer.status_code == 200 and answer.json()["model_version"] == "v2"
+
+
+def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
+    import typer
+
+    from cli.serving import rollback_command
+
+    registry = stack.registry
+    for version in ("v2", "v3"):
+        registry.promote(version, registry.champion()[1], by="test", reason="evaluation passed")
+    stack.serving.roll_out(registry.get("v3"))
+    registry.mark_deployed("v3", endpoint=stack.url, by="test", reason="evaluation passed")
+
+    with pytest.raises(typer.Exit):
+        rollback_command(stack.settings, "v404")
+    assert registry.champion()[0].version == "v3"
+
+    rollback_command(stack.settings, "v1")
+
+    assert httpx.get(f"{stack.url}/v1/model", timeout=30).json()["version"] == "v1"
+    champion, deployed = registry.champion()[0], registry.deployed()[0]
+    assert (champion.version, deployed.version) == ("v1", "v1")
+    assert champion.history[-1].reason == "rolled back from v3"
+    assert deployed.history[-1].by == "cli:rollback"

@@ -1,0 +1,212 @@
+"""The matcher's HTTP contract without Ray or a model: validation, limits, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from services.matcher.api import Limits, create_api
+from services.matcher.core import NoModelLoaded
+from services.matcher.schemas import (
+    BatchMatchRequest,
+    BatchMatchResponse,
+    Health,
+    MatchRequest,
+    MatchResponse,
+    MatchResult,
+    ModelInfo,
+)
+
+pytestmark = pytest.mark.unit
+
+TRANSFER = {
+    "transfer_id": "t1",
+    "booking_date": "2025-03-04",
+    "direction": "incoming",
+    "amount": 120.5,
+    "currency": "EUR",
+    "counterparty_name": "ACME GMBH",
+    "counterparty_iban": "DE89370400440532013000",
+    "title": "INV-7",
+}
+INVOICE = {
+    "invoice_id": "i1",
+    "invoice_number": "INV-7",
+    "direction": "receivable",
+    "counterparty_id": "cp1",
+    "counterparty_name": "Acme GmbH",
+    "currency": "EUR",
+    "amount": 120.5,
+    "issue_date": "2025-02-01",
+    "due_date": "2025-03-01",
+}
+
+
+def _request(**changes) -> dict:
+    return {"transfer": {**TRANSFER, **changes}, "open_invoices": [INVOICE]}
+
+
+def test_a_contract_shaped_request_validates():
+    request = MatchRequest.model_validate(_request())
+    assert request.transfer.amount == 120.5
+    assert request.open_invoices[0].open_amount is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"amount": 0}, "amount"),
+        ({"amount": float("inf")}, "amount"),
+        ({"currency": "eur"}, "currency"),
+        ({"direction": "in"}, "direction"),
+        ({"booking_date": "yesterday"}, "booking_date"),
+        ({"title": "x" * 1001}, "title"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_bad_fields_are_named(changes, field):
+    with pytest.raises(ValidationError) as caught:
+        MatchRequest.model_validate(_request(**changes))
+    assert any(field in map(str, e["loc"]) for e in caught.value.errors())
+
+
+def test_ids_must_be_unique():
+    with pytest.raises(ValidationError, match="invoice_id must be unique"):
+        MatchRequest.model_validate({"transfer": TRANSFER, "open_invoices": [INVOICE, INVOICE]})
+    with pytest.raises(ValidationError, match="transfer_id must be unique"):
+        BatchMatchRequest.model_validate(
+            {"transfers": [TRANSFER, TRANSFER], "open_invoices": [INVOICE]}
+        )
+
+
+def test_a_credit_note_may_be_negative_but_a_transfer_may_not():
+    MatchRequest.model_validate(
+        {"transfer": TRANSFER, "open_invoices": [{**INVOICE, "amount": -3}]}
+    )
+    with pytest.raises(ValidationError):
+        MatchRequest.model_validate(_request(amount=-3))
+
+
+class FakeBackend:
+    """Answers like the service would, or fails the way it can."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.failure = failure
+
+    def _result(self, transfer_id: str) -> MatchResult:
+        return MatchResult(
+            transfer_id=transfer_id,
+            decision="review",
+            confidence=0.5,
+            proposed_invoice_ids=[],
+            allocations=[],
+            candidates=[],
+        )
+
+    async def match_one(self, request: MatchRequest) -> MatchResponse:
+        if self.failure:
+            raise self.failure
+        result = self._result(request.transfer.transfer_id)
+        return MatchResponse(model_version="v1", **result.model_dump())
+
+    async def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse:
+        return BatchMatchResponse(
+            model_version="v1", results=[self._result(t.transfer_id) for t in request.transfers]
+        )
+
+    def health(self) -> Health:
+        return Health(status="no model" if self.failure else "ok", model_version=None)
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(version=None, requested_version=None)
+
+
+class _Client:
+    """A synchronous face on httpx's in-memory ASGI transport (no server, no socket)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(call())
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+
+def _client(backend=None, **limits) -> _Client:
+    return _Client(create_api(backend or FakeBackend(), Limits(**limits)))
+
+
+def test_routes_answer_and_the_openapi_document_lists_them():
+    client = _client()
+    assert client.post("/v1/match", json=_request()).json()["transfer_id"] == "t1"
+    batch = {"transfers": [TRANSFER, {**TRANSFER, "transfer_id": "t2"}], "open_invoices": []}
+    assert len(client.post("/v1/match/batch", json=batch).json()["results"]) == 2
+    assert client.get("/v1/health").status_code == 200
+    assert "/v1/match/batch" in client.get("/openapi.json").json()["paths"]
+
+
+def test_no_model_is_503_and_a_failing_model_a_500_that_leaks_nothing():
+    waiting = _client(FakeBackend(NoModelLoaded("no model is loaded yet")))
+    assert waiting.post("/v1/match", json=_request()).status_code == 503
+    assert waiting.get("/v1/health").status_code == 503
+    broken = _client(FakeBackend(RuntimeError("secret internals")))
+    answer = broken.post("/v1/match", json=_request())
+    assert answer.status_code == 500 and "secret" not in answer.text
+
+
+def test_too_many_items_or_bytes_is_413():
+    client = _client(max_transfers=1, max_invoices=1, max_body_bytes=2048)
+    two = {"transfers": [TRANSFER, {**TRANSFER, "transfer_id": "t2"}], "open_invoices": []}
+    answer = client.post("/v1/match/batch", json=two)
+    assert answer.status_code == 413 and "transfers" in answer.json()["detail"]
+    invoices = [INVOICE, {**INVOICE, "invoice_id": "i2"}]
+    answer = client.post("/v1/match", json={"transfer": TRANSFER, "open_invoices": invoices})
+    assert answer.status_code == 413 and "open_invoices" in answer.json()["detail"]
+    big = client.post(
+        "/v1/match", content=b"x" * 4096, headers={"content-type": "application/json"}
+    )
+    assert big.status_code == 413
+
+    async def chunks():  # no Content-Length: the limit holds while the body streams
+        for _ in range(8):
+            yield b"x" * 512
+
+    streamed = client.post(
+        "/v1/match", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+
+
+# Ray's own modules use pydantic APIs deprecated since 2.0 when first imported.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+@pytest.mark.parametrize("where", ["services/matcher/config.yaml", "infra/k8s/rayservice.yaml"])
+def test_the_serve_configs_validate_against_ray_and_matcher_args(where):
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from services.matcher.app import MatcherArgs
+
+    text = (Path(__file__).resolve().parents[2] / where).read_text()
+    document = next(yaml.safe_load_all(text))
+    config = yaml.safe_load(document["spec"]["serveConfigV2"]) if "spec" in document else document
+    schema = ServeDeploySchema.model_validate(config)
+    (app,) = schema.applications
+    assert app.import_path == "services.matcher.app:build_app"
+    MatcherArgs.model_validate(app.args)
+    assert set(app.deployments[0].user_config or {}) == {"model_version", "fallback_version"}
