@@ -354,6 +354,41 @@ def worker(
 
 
 @app.command()
+def approve(
+    version: str,
+    reason: Annotated[str, typer.Option(help="why")] = "approved",
+) -> None:
+    """Approve a passed version for roll-out (when CASHMATCH_APPROVAL_REQUIRED is on)."""
+    _decide(version, approved=True, reason=reason)
+
+
+@app.command()
+def reject(
+    version: str,
+    reason: Annotated[str, typer.Option(help="why it must not be rolled out")],
+) -> None:
+    """Refuse the roll-out of a passed version, with the reason kept in the registry."""
+    _decide(version, approved=False, reason=reason)
+
+
+def _decide(version: str, *, approved: bool, reason: str) -> None:
+    from cli.approval import decide
+
+    try:
+        decision, event_id = decide(ports(), version, approved=approved, reason=reason)
+    except (KeyError, ValueError) as exc:
+        output.fail(str(exc))
+        raise typer.Exit(1) from None
+    word = "approved" if decision.approved else "rejected"
+    output.console.print(f"{version} {word} by {decision.by}: {decision.reason}")
+    if decision.approved != approved:
+        output.fail(f"{version} was already {word}; a decision is final")
+        raise typer.Exit(1)
+    if event_id:
+        output.console.print(f"republished its evaluation.passed as {event_id}: run the deployer")
+
+
+@app.command()
 def serve() -> None:
     """Start local Ray Serve on 127.0.0.1:CASHMATCH_SERVE_PORT with the deployed model."""
     from cli.serving import serve_command

@@ -60,6 +60,16 @@ class PointerChange(BaseModel):
     reason: str
 
 
+class Approval(BaseModel):
+    """A person's decision on rolling a passed version out (only when approval is required)."""
+
+    version: str
+    approved: bool
+    by: str
+    reason: str
+    at: dt.datetime
+
+
 class Pointer(BaseModel):
     """The current value of a pointer and every change that led to it."""
 
@@ -120,6 +130,27 @@ class ModelRegistry:
             )
         except BlobNotFound:
             return None
+
+    # approvals ---------------------------------------------------------------
+    def record_approval(self, approval: Approval) -> Approval:
+        """Write a version's approval or rejection once; a second decision returns the first."""
+        key = f"{PREFIX}/approvals/{approval.version}.json"
+        self.get(approval.version)
+        try:
+            self.blobs.put(key, approval.model_dump_json(indent=2).encode(), if_generation_match=0)
+        except PreconditionFailed:
+            existing = self.approval(approval.version)
+            assert existing is not None
+            return existing
+        return approval
+
+    def approval(self, version: str) -> Approval | None:
+        """The decision on a version's roll-out, or None while it waits."""
+        try:
+            blob = self.blobs.get(f"{PREFIX}/approvals/{version}.json")
+        except BlobNotFound:
+            return None
+        return Approval.model_validate_json(blob.data)
 
     # pointers ---------------------------------------------------------------
     def _pointer(self, name: str) -> tuple[Pointer, int]:

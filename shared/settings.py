@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
+    approval_required: bool = Field(
+        False, description="hold every roll-out until `cashmatch approve VERSION`"
+    )
     serving: Literal["none", "ray"] = Field(
         "none", description="local: 'ray' rolls each champion out to Ray Serve on 127.0.0.1"
     )

@@ -26,6 +26,13 @@ def deploy(event: Envelope, ports: Ports) -> str:
     if champion.version != record.version:
         # Out-of-order delivery: rolling an older winner out would undo a newer promotion.
         return f"skipped {record.version}: the champion is now {champion.version}"
+    if ports.settings.approval_required:
+        approval = registry.approval(record.version)
+        if approval is None:
+            # Acked, not retried: `cashmatch approve` republishes this event when a person decides.
+            return f"{record.version} waits for approval: cashmatch approve {record.version}"
+        if not approval.approved:
+            return f"{record.version} not rolled out: rejected by {approval.by}: {approval.reason}"
     deployed, _ = registry.deployed()
     if deployed.version == record.version and deployed.endpoint:
         endpoint = deployed.endpoint

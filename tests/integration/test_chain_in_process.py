@@ -180,3 +180,41 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
     run_until_idle(ports, timeout_s=60)
     parked = [a for a in sent if a.kind == "dead_letter"]
     assert parked and any("no transfers booked in 2019-01" in d for d in parked[0].details)
+
+
+def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, small_warehouse):
+    from cli.approval import decide
+
+    ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
+    close(ports, "2025-03")
+    champion = ports.registry.champion()[0].version
+    assert champion is not None
+    assert ports.registry.deployed()[0].version is None
+    waiting = [r for r in ports.bus.log(topic="evaluation.passed") if r.subscription == "deployer"]
+    assert "waits for approval" in waiting[0].detail
+
+    with pytest.raises(ValueError, match="no passing verdict"):
+        decide(ports, "m-unknown", approved=True, reason="x")
+    decision, event_id = decide(ports, champion, approved=True, reason="looks good")
+    assert decision.approved and event_id
+    run_until_idle(ports, timeout_s=120)
+    deployed = ports.registry.deployed()[0]
+    assert deployed.version == champion
+    assert deployed.history[-1].by == event_id
+    # a decision is final: a later rejection does not undo it
+    again, _ = decide(ports, champion, approved=False, reason="changed my mind")
+    assert again.approved
+
+
+def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
+    from cli.approval import decide
+
+    ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
+    close(ports, "2025-03")
+    champion = ports.registry.champion()[0].version
+    decision, event_id = decide(ports, champion, approved=False, reason="audit pending")
+    assert not decision.approved and event_id is None
+    (event,) = events_on(ports, "evaluation.passed")
+    outcome = handle_bytes("deployer", event.to_bytes(), ports)
+    assert "rejected by cli:" in outcome and "audit pending" in outcome
+    assert ports.registry.deployed()[0].version is None
