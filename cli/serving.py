@@ -95,9 +95,12 @@ def rollback_command(settings: Settings, version: str) -> None:
     """Roll the local matcher back to `version` and move the champion/deployed pointers."""
     from shared.adapters.local.ray_serving import RolloutFailed
 
-    registry = bootstrap(settings).registry
+    # The configured serving (Ray with CASHMATCH_SERVING=ray, else the registry alone): the
+    # same roll-out the deployer uses.
+    ports = bootstrap(settings)
+    registry = ports.registry
     before = registry.deployed()[0].version
-    serving = _local_serving(settings)
+    serving = ports.serving
     with output.console.status(f"rolling back to {version}…"):
         try:
             endpoint = roll_back(registry, serving, version, by="cli:rollback")

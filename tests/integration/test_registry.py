@@ -111,3 +111,23 @@ def test_mark_deployed_records_endpoint_and_cause(registry):
     assert pointer.version == "m-1"
     assert len(pointer.history) == 1
     assert registry.describe()["deployed"] == "m-1"
+
+
+def test_rollback_moves_champion_and_deployed_back_with_history(registry):
+    from cli.serving import roll_back
+    from shared.serving import NoServing
+
+    for v in ("m-1", "m-2"):
+        registry.register(record(v))
+    registry.promote("m-1", 0, by="evt-1", reason="first")
+    registry.mark_deployed("m-1", endpoint="e", by="evt-1", reason="passed")
+    registry.promote("m-2", registry.champion()[1], by="evt-2", reason="better")
+    registry.mark_deployed("m-2", endpoint="e", by="evt-2", reason="passed")
+    roll_back(registry, NoServing(), "m-1", by="cli:rollback")
+    champion, _ = registry.champion()
+    deployed, _ = registry.deployed()
+    assert champion.version == deployed.version == "m-1"
+    assert champion.history[-1].by == deployed.history[-1].by == "cli:rollback"
+    assert champion.history[-1].previous == "m-2"
+    with pytest.raises(KeyError):
+        roll_back(registry, NoServing(), "m-404", by="cli:rollback")
