@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration test-e2e check format bench-quality bench-serve clean
+.PHONY: setup demo test test-unit test-integration test-e2e check format bench-quality bench-serve bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ format: setup
 bench-quality: setup
 	$(PY) benchmarks/quality.py --profile default
 	$(PY) benchmarks/quality.py --profile messy
+
+bench-scale: setup
+	$(PY) benchmarks/scale.py
 
 bench-serve: setup
 	$(PY) benchmarks/serve.py
