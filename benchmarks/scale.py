@@ -24,9 +24,9 @@ from rich.table import Table
 
 TRANSFERS_PER_SCALE = 1_500  # the simulator makes about this many transfers a month at scale 1
 STAGES = ["collector", "trainer", "evaluator", "deployer"]
-# Measured here at 10k/month and extrapolated linearly: peak RSS of the heaviest stage per
-# transfer of training data (3 months), with room for pandas copies.
-BYTES_PER_TRAINING_TRANSFER = 60_000
+# Measured here (1.65 GB at 30k/month, ~18 KB per training transfer) with a margin: peak RSS of
+# the heaviest stage per transfer of training data (3 months), extrapolated linearly.
+BYTES_PER_TRAINING_TRANSFER = 25_000
 
 
 def available_bytes() -> int:
