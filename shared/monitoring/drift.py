@@ -207,6 +207,59 @@ def known_payers(batch: MonthBatch, history: Sequence[MonthBatch]) -> np.ndarray
 # Tests
 
 
+def pair_signals(batch: MonthBatch) -> pd.DataFrame:
+    """Model-independent features of each labelled (transfer, invoice) pair: how the payer's name
+    and account compare with the invoice's, whether the title carries the invoice number's digits,
+    and what share of the open amount was paid. Empty for an unlabelled month."""
+    from rapidfuzz import fuzz
+
+    columns = ["name_similarity", "iban_match", "number_in_title", "amount_share"]
+    if batch.matches.empty:
+        return pd.DataFrame(columns=columns)
+    pairs = (
+        batch.matches[["transfer_id", "invoice_id", "amount"]]
+        .merge(
+            batch.transfers[["transfer_id", "counterparty_name", "counterparty_iban", "title"]],
+            on="transfer_id",
+        )
+        .merge(
+            batch.invoices[
+                [
+                    "invoice_id",
+                    "invoice_number",
+                    "counterparty_name",
+                    "counterparty_iban",
+                    "open_amount",
+                ]
+            ],
+            on="invoice_id",
+            suffixes=("_t", "_i"),
+        )
+    )
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    names_t = pairs["counterparty_name_t"].fillna("").astype(str).str.lower()
+    names_i = pairs["counterparty_name_i"].fillna("").astype(str).str.lower()
+    digits_title = pairs["title"].fillna("").astype(str).str.replace(r"\D", "", regex=True)
+    digits_number = pairs["invoice_number"].astype(str).str.replace(r"\D", "", regex=True)
+    open_amount = pairs["open_amount"].abs().replace(0, np.nan)
+    return pd.DataFrame(
+        {
+            "name_similarity": [
+                fuzz.token_set_ratio(a, b) / 100.0 for a, b in zip(names_t, names_i, strict=True)
+            ],
+            "iban_match": (
+                pairs["counterparty_iban_t"].notna()
+                & (pairs["counterparty_iban_t"] == pairs["counterparty_iban_i"])
+            ).to_numpy(),
+            "number_in_title": [
+                bool(n) and n in t for n, t in zip(digits_number, digits_title, strict=True)
+            ],
+            "amount_share": (pairs["amount"].abs() / open_amount).clip(0, 2).fillna(1.0).to_numpy(),
+        }
+    )
+
+
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     """Population stability index over quantile bins of `reference`."""
     if len(reference) == 0 or len(current) == 0:
@@ -448,6 +501,30 @@ def compute_drift(
             "transfers paying two or more invoices, among those paying any",
         )
     )
+    ref_pairs = pd.concat([pair_signals(b) for b in ref], ignore_index=True)
+    cur_pairs = pair_signals(current)
+    if len(ref_pairs) and len(cur_pairs):
+        for name, label in (
+            ("name_similarity", "payer name vs invoiced counterparty, per labelled pair"),
+            ("amount_share", "share of the invoice's open amount paid, per labelled pair"),
+        ):
+            ref_values = ref_pairs[name].to_numpy(np.float64)
+            cur_values = cur_pairs[name].to_numpy(np.float64)
+            columns.append(numeric_drift(f"pair_{name}", ref_values, cur_values, cfg, label))
+            histograms.append(histogram(f"pair_{name}", label, ref_values, cur_values))
+        for name, label in (
+            ("iban_match", "payer account equals the invoice's account, per labelled pair"),
+            ("number_in_title", "the invoice number's digits appear in the title, per pair"),
+        ):
+            columns.append(
+                rate_drift(
+                    f"pair_{name}",
+                    ref_pairs[name].to_numpy(bool),
+                    cur_pairs[name].to_numpy(bool),
+                    cfg,
+                    label,
+                )
+            )
     if len(ref) >= 2:
         # The reference's own rate needs a history too: its last month against the ones before.
         # A rising rate is normal as history grows; only a drop (new payers) is drift.

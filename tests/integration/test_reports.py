@@ -148,6 +148,8 @@ def test_drift_report_has_histograms_and_rates(tmp_path, months):
     assert titles == [
         "amount: reference vs 2025-06",
         "payment_delay_days: reference vs 2025-06",
+        "pair_name_similarity: reference vs 2025-06",
+        "pair_amount_share: reference vs 2025-06",
         "Rates: reference vs 2025-06",
     ]
     assert "DRIFT" in html and "reference_rate" in html

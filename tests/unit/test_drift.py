@@ -63,6 +63,10 @@ def test_drift_when_customers_stop_writing_references(shifted, steady):
     assert "reference_rate" in first.drifted_columns
     # Same month, same reference length, no shift: the rate holds.
     assert not _compare(steady, "2025-05").column("reference_rate").drifted
+    # The labelled pairs show it as well: fewer invoice numbers in the titles that paid them.
+    pair = report.column("pair_number_in_title")
+    assert pair.drifted and pair.current < pair.reference
+    assert not _compare(steady, "2025-07").column("pair_number_in_title").drifted
 
 
 def test_larger_invoices_move_the_amount_distribution(shifted):
@@ -127,7 +131,12 @@ def test_performance_drift_is_part_of_the_report(steady):
     doc = json.loads(json.dumps(report.to_dict()))
     assert doc["performance"]["champion_version"] == "m-1"
     assert doc["drifted"] is True
-    assert {h["column"] for h in doc["histograms"]} == {"amount", "payment_delay_days"}
+    assert {h["column"] for h in doc["histograms"]} == {
+        "amount",
+        "payment_delay_days",
+        "pair_name_similarity",
+        "pair_amount_share",
+    }
 
 
 def test_watch_only_columns_never_alarm(steady):
