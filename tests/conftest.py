@@ -39,3 +39,20 @@ def make_ports(tmp_path):
         return bootstrap(load_settings(**overrides))
 
     return build
+
+
+_BAD_INPUTS: dict[str, int] = {}
+
+
+@pytest.fixture
+def bad_inputs() -> dict[str, int]:
+    """Tests of bad input record how many cases of each kind they tried."""
+    return _BAD_INPUTS
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print what the bad-input tests tried, so the count is visible in every run."""
+    if _BAD_INPUTS:
+        terminalreporter.section("bad input tried")
+        for kind, count in sorted(_BAD_INPUTS.items()):
+            terminalreporter.write_line(f"{count:4d} {kind}")

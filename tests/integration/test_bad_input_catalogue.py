@@ -1,0 +1,135 @@
+"""Every kind of bad input, tried on the local stack: each is parked or quarantined with its
+reason and nothing is lost. The suite prints how many of each kind it tried (see conftest)."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from services.runner import run_until_idle
+from shared.events import MonthClosed, make_event
+
+pytestmark = pytest.mark.integration
+
+GOOD = json.loads(make_event(MonthClosed(month="2025-03"), source="/t").to_bytes())
+
+
+def envelope(**changes) -> bytes:
+    return json.dumps({**GOOD, **changes}).encode()
+
+
+MALFORMED_EVENTS = {
+    "not JSON": (b"{nope", "not JSON"),
+    "empty body": (b"", "not JSON"),
+    "JSON array": (b"[1]", "JSON object"),
+    "not UTF-8": (b"\xff\xfe\x00", "not JSON"),
+    "missing id": (json.dumps({k: v for k, v in GOOD.items() if k != "id"}).encode(), "id"),
+    "wrong specversion": (envelope(specversion="0.3"), "specversion"),
+    "unknown type": (envelope(type="com.cashmatch.nope.v1"), "unknown event type"),
+    "type of another service": (envelope(type="com.cashmatch.dataset.ready.v1"), "dataset_uri"),
+    "missing month": (envelope(data={}), "month: Field required"),
+    "month badly formatted": (envelope(data={"month": "03/2025"}), "YYYY-MM"),
+    "unknown field": (envelope(data={"month": "2025-03", "extra": 1}), "Extra inputs"),
+    "month in the future": (envelope(data={"month": "2099-01"}), "not over yet"),
+    "month with no data": (envelope(data={"month": "2010-01"}), "no transfers booked in 2010-01"),
+    "bad time": (envelope(time="yesterday"), "time"),
+}
+
+
+def test_every_malformed_event_is_parked_with_its_reason(make_ports, small_warehouse, bad_inputs):
+    ports = make_ports(warehouse=str(small_warehouse))
+    for name, (data, _) in MALFORMED_EVENTS.items():
+        ports.bus.publish("month.closed", data, {"case": name}, message_id=f"bad-{name}")
+    run_until_idle(ports, timeout_s=120)
+    dead = {r.message_id.removeprefix("bad-"): r for r in ports.bus.dead_letters()}
+    for name, (_, reason) in MALFORMED_EVENTS.items():
+        assert name in dead, f"{name} was not parked"
+        assert reason in dead[name].detail, (name, dead[name].detail)
+        assert dead[name].attempts == 1, f"{name} was retried"
+    bad_inputs["malformed events parked"] = len(MALFORMED_EVENTS)
+
+
+BAD_ROWS = {
+    "transfer amount zero": (
+        "INSERT INTO transfers VALUES ('BAD-T1','2025-03-10','incoming',0,'PLN','X',NULL,'t')",
+        "transfers",
+        "BAD-T1",
+        "amount must be > 0",
+    ),
+    "transfer direction unknown": (
+        "INSERT INTO transfers VALUES ('BAD-T2','2025-03-10','sideways',5,'PLN','X',NULL,'t')",
+        "transfers",
+        "BAD-T2",
+        "direction not incoming/outgoing",
+    ),
+    "transfer currency not ISO": (
+        "INSERT INTO transfers VALUES ('BAD-T3','2025-03-10','incoming',5,'zloty','X',NULL,'t')",
+        "transfers",
+        "BAD-T3",
+        "currency not ISO 4217",
+    ),
+    "invoice due before issue": (
+        "INSERT INTO invoices VALUES ('BAD-I1','FV/1','receivable','C','N',NULL,NULL,'PLN',"
+        "10,'2025-03-10','2025-03-01')",
+        "invoices",
+        "BAD-I1",
+        "due_date before issue_date",
+    ),
+    "label of an unknown invoice": (
+        "INSERT INTO transfers VALUES ('BAD-T4','2025-03-11','incoming',5,'PLN','X',NULL,'t');"
+        "INSERT INTO matches VALUES ('BAD-T4','NO-SUCH-INVOICE',5,'2025-03-12 00:00:00')",
+        "matches",
+        "BAD-T4/NO-SUCH-INVOICE",
+        "invoice unknown or not open",
+    ),
+    "labels over the transfer amount": (
+        "INSERT INTO invoices VALUES ('BAD-I2','FV/2','receivable','C','N',NULL,NULL,'PLN',"
+        "500,'2025-03-01','2025-03-20');"
+        "INSERT INTO transfers VALUES ('BAD-T5','2025-03-11','incoming',5,'PLN','X',NULL,'t');"
+        "INSERT INTO matches VALUES ('BAD-T5','BAD-I2',50,'2025-03-12 00:00:00')",
+        "matches",
+        "BAD-T5/BAD-I2",
+        "labels apply more than the transfer amount",
+    ),
+    "label pairing the wrong directions": (
+        "INSERT INTO invoices VALUES ('BAD-I3','FV/3','payable','C','N',NULL,NULL,'PLN',"
+        "5,'2025-03-01','2025-03-20');"
+        "INSERT INTO transfers VALUES ('BAD-T6','2025-03-11','incoming',5,'PLN','X',NULL,'t');"
+        "INSERT INTO matches VALUES ('BAD-T6','BAD-I3',5,'2025-03-12 00:00:00')",
+        "matches",
+        "BAD-T6/BAD-I3",
+        "directions do not pair",
+    ),
+}
+
+
+def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_path, bad_inputs):
+    import shutil
+
+    warehouse = tmp_path / "dirty.duckdb"
+    shutil.copy(small_warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        # A real source need not enforce the contract's constraints.
+        for table in ("transfers", "invoices", "matches"):
+            con.execute(f"CREATE TABLE {table}_loose AS SELECT * FROM {table}")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE {table}_loose RENAME TO {table}")
+        for sql, *_ in BAD_ROWS.values():
+            for statement in sql.split(";"):
+                con.execute(statement)
+    ports = make_ports(warehouse=str(warehouse))
+    ports.bus.publish(
+        "month.closed", envelope(data={"month": "2025-03"}), {}, message_id="close-03"
+    )
+    run_until_idle(ports, timeout_s=300)
+    assert ports.bus.dead_letters() == []
+    quarantine = ports.datasets.read_quarantine("2025-03")
+    for name, (_, table, key, reason) in BAD_ROWS.items():
+        rows = quarantine[(quarantine["table"] == table) & (quarantine["key"] == key)]
+        assert len(rows) == 1, f"{name}: {key} not quarantined"
+        assert reason in rows["reason"].iloc[0], (name, rows["reason"].iloc[0])
+    kept = set(ports.datasets.read_slice("2025-03").transfers["transfer_id"])
+    assert not {k for k in kept if k.startswith("BAD-")}
+    bad_inputs["bad warehouse rows quarantined"] = len(BAD_ROWS)
