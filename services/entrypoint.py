@@ -18,6 +18,7 @@ from typing import Any
 
 from services.runner import Park, handle_bytes
 from shared.alerts import alert_for_failure
+from shared.auth.push_token import PushAuth, PushForbidden, PushUnauthorized, verify_push
 from shared.bootstrap import DEAD_LETTER_TOPIC, Ports, bootstrap
 from shared.events import TYPE_PREFIX, MalformedEvent, parse_event
 from shared.settings import load_settings
@@ -87,12 +88,36 @@ def _service_for(service: str | Mapping[str, str], raw: bytes) -> str:
     return service[topic]
 
 
+def check_push_token(current: Ports) -> None:
+    """With CASHMATCH_PUSH_AUDIENCE set, refuse a request without Pub/Sub's OIDC token: 401 for
+    a missing or invalid token, 403 for one meant for someone else."""
+    settings = current.settings
+    if not settings.push_audience:
+        return
+    import flask
+
+    auth = PushAuth(
+        audience=settings.push_audience,
+        service_account=settings.push_service_account or None,
+        certs_url=settings.push_certs_url,
+    )
+    try:
+        verify_push(dict(flask.request.headers), auth)
+    except PushUnauthorized as exc:
+        log.warning("push refused (401): %s", exc)
+        flask.abort(401, description=str(exc))
+    except PushForbidden as exc:
+        log.warning("push refused (403): %s", exc)
+        flask.abort(403, description=str(exc))
+
+
 def handle_cloud_event(service: str | Mapping[str, str], cloud_event: Any) -> str:
-    """Decode, handle, and park what can never succeed.
+    """Check the push token, decode, handle, and park what can never succeed.
 
     `service` is a subscription name, or a map topic → subscription for a function that serves
     several topics (the alerter)."""
     current = ports()
+    check_push_token(current)
     raw = b""
     attributes: dict[str, str] = {}
     name = service if isinstance(service, str) else ",".join(service.values())

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
+    push_audience: str = Field(
+        "", description="when set, every push must carry a Google OIDC token for this audience"
+    )
+    push_service_account: str = Field(
+        "", description="when set, the push token must be signed for this service account"
+    )
+    push_certs_url: str = Field(
+        "https://www.googleapis.com/oauth2/v1/certs", description="where Google's keys are"
+    )
     approval_required: bool = Field(
         False, description="hold every roll-out until `cashmatch approve VERSION`"
     )
