@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration test-e2e check format bench-quality bench-serve bench-scale clean
+.PHONY: setup demo test test-unit test-integration test-e2e check check-infra format bench-quality bench-serve bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ check: setup
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Parses the Terraform and manifests and checks them against shared.bootstrap (no cloud needed).
+check-infra: setup
+	$(PY) infra/check_infra.py
 
 bench-quality: setup
 	$(PY) benchmarks/quality.py --profile default
