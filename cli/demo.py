@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -51,6 +52,8 @@ def run_demo(
     settings = load_settings(
         workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving
     )
+    # Ray Serve narrates every start and update at INFO; the demo's table says what matters.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     ports = bootstrap(settings)
 
     to_close = all_months[backfill - 1 :]
