@@ -56,3 +56,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("bad input tried")
         for kind, count in sorted(_BAD_INPUTS.items()):
             terminalreporter.write_line(f"{count:4d} {kind}")
+
+
+@pytest.fixture(autouse=True)
+def _keep_a_working_directory():
+    """Some libraries resolve paths against the working directory; if a test's cleanup removed
+    the folder it stood in, later tests would fail for no reason of their own."""
+    root = Path(__file__).resolve().parents[1]
+    yield
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        os.chdir(root)

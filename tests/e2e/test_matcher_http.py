@@ -100,7 +100,7 @@ def stack(tmp_path_factory, small_model):
 
     data, transfers, invoices = small_model
     workspace = Path(tmp_path_factory.mktemp("serving")) / "ws"
-    settings = Settings(workspace=workspace, serve_port=_free_port())
+    settings = Settings(workspace=workspace, serve_port=_free_port(), serving="ray")
     registry = ModelRegistry(DirectoryBlobStore(workspace / "blobs"))
     for version in ("v1", "v2", "v3"):
         _register(registry, version, data)
