@@ -33,7 +33,7 @@ test-e2e: setup
 check: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services cli
+	$(VENV)/bin/mypy shared services cashmatch_cli
 
 format: setup
 	$(VENV)/bin/ruff format .

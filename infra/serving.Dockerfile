@@ -14,7 +14,7 @@ ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-COPY cli ./cli
+COPY cashmatch_cli ./cashmatch_cli
 # The base image already has Ray; install the project and the Cloud Storage client beside it.
 RUN pip install --no-cache-dir . \
     && mkdir -p /app/model \

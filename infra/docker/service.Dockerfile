@@ -10,7 +10,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-COPY cli ./cli
+COPY cashmatch_cli ./cashmatch_cli
 RUN pip install --no-cache-dir . && useradd --create-home cashmatch
 USER cashmatch
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "cli"]
+# The installed console script, exactly as a person runs it.
+CLI = [str(Path(sys.executable).with_name("cashmatch"))]
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.e2e
+# The installed console script, exactly as a person runs it (not `python -m`, which would find
+# the package from the working directory and hide an import that only the install breaks).
+CASHMATCH = str(Path(sys.executable).with_name("cashmatch"))
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def cashmatch(tmp_path, small_warehouse):
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [sys.executable, "-m", "cli", *args],
+            [CASHMATCH, *args],
             env=env,
             capture_output=True,
             text=True,
@@ -47,9 +50,7 @@ def test_synth_writes_a_contract_warehouse(tmp_path):
     out = tmp_path / "w.duckdb"
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "cli",
+            CASHMATCH,
             "synth",
             "--months",
             "2",

@@ -313,7 +313,7 @@ def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
 def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
     import typer
 
-    from cli.serving import rollback_command
+    from cashmatch_cli.serving import rollback_command
 
     registry = stack.registry
     for version in ("v2", "v3"):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_four_worker_processes_carry_a_month_through_the_chain(tmp_path, small_warehouse):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
     env.update(CASHMATCH_WORKSPACE=str(tmp_path / "ws"), CASHMATCH_WAREHOUSE=str(small_warehouse))
-    cli = [sys.executable, "-m", "cli"]
+    cli = [str(Path(sys.executable).with_name("cashmatch"))]  # the installed console script
     subprocess.run(
         [*cli, "publish", "month.closed", "--month", "2025-03"],
         env=env,

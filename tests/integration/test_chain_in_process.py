@@ -183,7 +183,7 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
 
 
 def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, small_warehouse):
-    from cli.approval import decide
+    from cashmatch_cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
     close(ports, "2025-03")
@@ -207,7 +207,7 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, sm
 
 
 def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
-    from cli.approval import decide
+    from cashmatch_cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
     close(ports, "2025-03")

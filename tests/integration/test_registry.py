@@ -114,7 +114,7 @@ def test_mark_deployed_records_endpoint_and_cause(registry):
 
 
 def test_rollback_moves_champion_and_deployed_back_with_history(registry):
-    from cli.serving import roll_back
+    from cashmatch_cli.serving import roll_back
     from shared.serving import NoServing
 
     for v in ("m-1", "m-2"):

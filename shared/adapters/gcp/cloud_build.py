@@ -23,7 +23,7 @@ from shared.registry import ModelRecord
 
 DOCKERFILE = "infra/serving.Dockerfile"
 # What the serving image is built from, relative to the repository root.
-SOURCE_PATHS = ("pyproject.toml", "README.md", "shared", "services", "cli", DOCKERFILE)
+SOURCE_PATHS = ("pyproject.toml", "README.md", "shared", "services", "cashmatch_cli", DOCKERFILE)
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 

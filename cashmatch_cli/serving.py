@@ -1,7 +1,7 @@
 """`cashmatch serve`, `cashmatch rollback --to VERSION`, `cashmatch serve-stop`: local Ray Serve.
 
-Plain functions over the settings; cli/main.py only parses arguments and calls them. They
-print through cli.output and end a failed command with typer.Exit(1).
+Plain functions over the settings; cashmatch_cli/main.py only parses arguments and calls them. They
+print through cashmatch_cli.output and end a failed command with typer.Exit(1).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli import output
+from cashmatch_cli import output
 from shared.bootstrap import bootstrap
 from shared.ports import PreconditionFailed
 from shared.registry import ModelRegistry

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import output
+from cashmatch_cli import output
 from services.runner import run_until_idle
 from shared.bootstrap import Ports, bootstrap
 from shared.events import MonthClosed, make_event, parse_event

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import output
+from cashmatch_cli import output
 from shared.bootstrap import SUBSCRIPTIONS, Ports, bootstrap
 from shared.events import PAYLOADS, MalformedEvent, make_event, parse_event
 from shared.publishing import publish_event
@@ -307,7 +307,7 @@ def status(
     events: Annotated[int, typer.Option(help="how many recent events")] = 10,
 ) -> None:
     """Months, datasets, models and verdicts, the champion's lineage, the deployment, events."""
-    from cli.status import gather, show
+    from cashmatch_cli.status import gather, show
 
     current = gather(ports(), events=events)
     if as_json:
@@ -372,7 +372,7 @@ def reject(
 
 
 def _decide(version: str, *, approved: bool, reason: str) -> None:
-    from cli.approval import decide
+    from cashmatch_cli.approval import decide
 
     try:
         decision, event_id = decide(ports(), version, approved=approved, reason=reason)
@@ -391,7 +391,7 @@ def _decide(version: str, *, approved: bool, reason: str) -> None:
 @app.command()
 def serve() -> None:
     """Start local Ray Serve on 127.0.0.1:CASHMATCH_SERVE_PORT with the deployed model."""
-    from cli.serving import serve_command
+    from cashmatch_cli.serving import serve_command
 
     serve_command(settings())
 
@@ -401,7 +401,7 @@ def rollback(
     to: Annotated[str, typer.Option("--to", help="model version to serve again")],
 ) -> None:
     """Serve an earlier version again, through the same deploy path; both pointers move to it."""
-    from cli.serving import rollback_command
+    from cashmatch_cli.serving import rollback_command
 
     rollback_command(settings(), to)
 
@@ -409,7 +409,7 @@ def rollback(
 @app.command("serve-stop")
 def serve_stop() -> None:
     """Stop local Ray Serve and its Ray head."""
-    from cli.serving import stop_command
+    from cashmatch_cli.serving import stop_command
 
     stop_command(settings())
 
@@ -426,7 +426,7 @@ def demo(
     serving: Annotated[str, typer.Option(help="ray | none")] = "ray",
 ) -> None:
     """Synthesize months, close them one by one, and show the chain at work."""
-    from cli.demo import run_demo
+    from cashmatch_cli.demo import run_demo
 
     run_demo(
         workspace, months=months, backfill=backfill, scale=scale, profile=profile, serving=serving

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cli import output
+from cashmatch_cli import output
 from shared.bootstrap import Ports
 from shared.ports import BlobNotFound
 

@@ -1,5 +1,0 @@
-"""`python -m cli` runs the cashmatch CLI."""
-
-from cli.main import main
-
-main()
