@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from services.matcher.schemas import json_records  # noqa: E402
 from shared.registry import ModelRecord, ModelRegistry  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
@@ -53,18 +54,6 @@ JSON = {"content-type": "application/json"}
 
 
 # data and model ----------------------------------------------------------------------
-def _records(frame) -> list[dict]:
-    rows = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for key, value in row.items():
-            if hasattr(value, "date"):
-                value = value.date().isoformat()
-            elif isinstance(value, float) and value != value:
-                value = None
-            clean[key] = value
-        rows.append(clean)
-    return rows
 
 
 def train_and_register(registry: ModelRegistry) -> tuple[float, Any]:
@@ -99,9 +88,9 @@ def train_and_register(registry: ModelRegistry) -> tuple[float, Any]:
 
 def single_bodies(month, count: int = 40, n_invoices: int = 50) -> list[bytes]:
     """Single requests: a transfer, its labelled invoices and the nearest others by amount."""
-    transfers = _records(month.transfers)
+    transfers = json_records(month.transfers)
     invoices = month.invoices.reset_index(drop=True)
-    inv_records = _records(invoices)
+    inv_records = json_records(invoices)
     paid = month.matches.groupby("transfer_id")["invoice_id"].agg(list).to_dict()
     bodies = []
     for transfer in transfers[:count]:
@@ -123,8 +112,8 @@ def batch_body(n_transfers: int, scale: float) -> tuple[bytes, int]:
     data = generate(SynthConfig(months=4, scale=scale, seed=9))
     month = month_batches(data.invoices, data.transfers, data.matches)[-1]
     body = {
-        "transfers": _records(month.transfers.iloc[:n_transfers]),
-        "open_invoices": _records(month.invoices),
+        "transfers": json_records(month.transfers.iloc[:n_transfers]),
+        "open_invoices": json_records(month.invoices),
     }
     return json.dumps(body).encode(), len(month.invoices)
 

@@ -11,6 +11,7 @@ import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cashmatch_cli import output
+from services.matcher.schemas import json_records
 from services.runner import run_until_idle
 from shared.bootstrap import Ports, bootstrap
 from shared.events import MonthClosed, make_event, parse_event
@@ -178,8 +179,8 @@ def _ask_the_matcher(ports: Ports, data: SyntheticData, month: str) -> None:
         ]
     )
     body = {
-        "transfer": _jsonable(row.to_dict()),
-        "open_invoices": [_jsonable(r) for r in pool.to_dict(orient="records")],
+        "transfer": json_records(transfer)[0],
+        "open_invoices": json_records(pool),
     }
     response = httpx.post(f"{deployed.endpoint}/v1/match", json=body, timeout=60)
     answer = response.json()
@@ -201,20 +202,6 @@ def _ask_the_matcher(ports: Ports, data: SyntheticData, month: str) -> None:
         f"the champion keeps serving at {deployed.endpoint} (docs at /docs); stop it with "
         f"`cashmatch --workspace {ports.settings.workspace} serve-stop`"
     )
-
-
-def _jsonable(record: dict) -> dict:
-    out: dict[str, object] = {}
-    for key, value in record.items():
-        if key in {"open_amount"} and pd.isna(value):
-            continue
-        if isinstance(value, pd.Timestamp):
-            out[key] = value.date().isoformat()
-        elif value is None or (not isinstance(value, str) and pd.isna(value)):
-            out[key] = None
-        else:
-            out[key] = value
-    return out
 
 
 def _show_idempotency(ports: Ports, month: str) -> None:

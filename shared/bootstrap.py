@@ -77,6 +77,17 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
     warehouse: Warehouse = (
         DuckDBWarehouse(settings.warehouse_path) if settings.warehouse else _NoWarehouse()  # type: ignore[assignment]
     )
+    return assemble(settings, warehouse, blobs, bus, serving)
+
+
+def assemble(
+    settings: Settings,
+    warehouse: Warehouse,
+    blobs: BlobStore,
+    bus: EventBus,
+    serving: Serving | None,
+) -> Ports:
+    """Ports from a stack's three adapters; the registry and datasets live in its blob store."""
     return Ports(
         settings=settings,
         warehouse=warehouse,

@@ -89,6 +89,23 @@ class BusRecord:
     updated_at: dt.datetime
     attributes: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def published_only(
+        cls, message_id: str, topic: str, published_at: dt.datetime, attributes: dict[str, str]
+    ) -> BusRecord:
+        """The record of a message no subscription receives."""
+        return cls(
+            message_id=message_id,
+            topic=topic,
+            subscription=None,
+            state="published",
+            attempts=0,
+            detail="",
+            published_at=published_at,
+            updated_at=published_at,
+            attributes=attributes,
+        )
+
 
 @runtime_checkable
 class EventBus(Protocol):

@@ -8,7 +8,7 @@ nothing a client sends reaches the model in a shape it was not trained on.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -168,3 +168,18 @@ class Health(BaseModel):
 
     status: Literal["ok", "no model"]
     model_version: str | None
+
+
+def json_records(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a contract frame as request JSON: dates as ISO strings, missing values as null."""
+    rows = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if hasattr(value, "date"):
+                value = value.date().isoformat()
+            elif isinstance(value, float) and value != value:
+                value = None
+            clean[key] = value
+        rows.append(clean)
+    return rows

@@ -26,16 +26,10 @@ TRAINER_REVISION = "1"
 def model_version(dataset_version: str, config: MatcherConfig) -> str:
     """Deterministic version: the same dataset and config always name the same model."""
     recipe = json.dumps(
-        {"dataset": dataset_version, "config": _config_dict(config), "trainer": TRAINER_REVISION},
+        {"dataset": dataset_version, "config": config.to_dict(), "trainer": TRAINER_REVISION},
         sort_keys=True,
     )
     return "m-" + hashlib.sha256(recipe.encode()).hexdigest()[:12]
-
-
-def _config_dict(config: MatcherConfig) -> dict[str, object]:
-    if hasattr(config, "model_dump"):
-        return config.model_dump()
-    return dict(vars(config))
 
 
 def train(event: Envelope, ports: Ports) -> str:

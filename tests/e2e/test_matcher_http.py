@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.matcher.schemas import json_records
 from shared.registry import ModelRecord, ModelRegistry
 
 pytestmark = [
@@ -34,20 +35,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _records(frame) -> list[dict]:
-    rows = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for key, value in row.items():
-            if hasattr(value, "date"):
-                value = value.date().isoformat()
-            elif isinstance(value, float) and value != value:
-                value = None
-            clean[key] = value
-        rows.append(clean)
-    return rows
-
-
 @pytest.fixture(scope="session")
 def small_model() -> tuple[bytes, list[dict], list[dict]]:
     """A quickly trained matcher, plus the transfers and open invoices of its last month."""
@@ -59,7 +46,7 @@ def small_model() -> tuple[bytes, list[dict], list[dict]]:
     config = MatcherConfig(pair_max_iter=30, set_max_iter=30, n_folds=2, calibration_months=1)
     model = train_matcher(batches, config)
     last = batches[-1]
-    return model.to_bytes(), _records(last.transfers), _records(last.invoices)
+    return model.to_bytes(), json_records(last.transfers), json_records(last.invoices)
 
 
 @dataclass

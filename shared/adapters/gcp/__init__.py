@@ -30,12 +30,8 @@ def build_gcp_ports(
     from shared.adapters.gcp.bus import PubSubEventBus
     from shared.adapters.gcp.warehouse import BigQueryWarehouse
     from shared.adapters.local.bus import RetryPolicy
-    from shared.alerts import notifier_from_env
-    from shared.bootstrap import DEAD_LETTER_TOPIC, SUBSCRIPTIONS, Ports
-    from shared.dataset.store import DatasetStore
+    from shared.bootstrap import DEAD_LETTER_TOPIC, SUBSCRIPTIONS, assemble
     from shared.events import PAYLOADS
-    from shared.registry import ModelRegistry
-    from shared.serving import NoServing
 
     # The storage and Pub/Sub clients switch to their emulator (and anonymous credentials) on
     # their own when the variable is set; BigQuery's client needs both spelt out.
@@ -74,16 +70,7 @@ def build_gcp_ports(
         # Emulators cannot serve query results through the Storage Read API.
         use_storage_api=use_bq_storage_api and not bq_host,
     )
-    return Ports(
-        settings=settings,
-        warehouse=warehouse,
-        blobs=blobs,
-        bus=bus,
-        registry=ModelRegistry(blobs),
-        datasets=DatasetStore(blobs),
-        serving=serving or NoServing(),
-        notifier=notifier_from_env(),
-    )
+    return assemble(settings, warehouse, blobs, bus, serving)
 
 
 def _with_scheme(host: str) -> str:

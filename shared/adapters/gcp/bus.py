@@ -708,16 +708,8 @@ def _pending(subscription: str) -> dict[str, Any]:
 def _bus_record(message: dict[str, Any], delivery: dict[str, Any] | None) -> BusRecord:
     published_at = dt.datetime.fromisoformat(message["published_at"])
     if delivery is None:
-        return BusRecord(
-            message_id=message["message_id"],
-            topic=message["topic"],
-            subscription=None,
-            state="published",
-            attempts=0,
-            detail="",
-            published_at=published_at,
-            updated_at=published_at,
-            attributes=dict(message["attributes"]),
+        return BusRecord.published_only(
+            message["message_id"], message["topic"], published_at, dict(message["attributes"])
         )
     updated = delivery.get("updated_at")
     return BusRecord(

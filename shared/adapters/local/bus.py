@@ -628,16 +628,8 @@ def _parse_ack_id(ack_id: str) -> tuple[int, str]:
 def _record_from_row(row: sqlite3.Row) -> BusRecord:
     published_at = _from_text(row["published_at"])
     if row["subscription"] is None:
-        return BusRecord(
-            message_id=row["message_id"],
-            topic=row["topic"],
-            subscription=None,
-            state="published",
-            attempts=0,
-            detail="",
-            published_at=published_at,
-            updated_at=published_at,
-            attributes=json.loads(row["attributes"]),
+        return BusRecord.published_only(
+            row["message_id"], row["topic"], published_at, json.loads(row["attributes"])
         )
     return BusRecord(
         message_id=row["message_id"],
