@@ -26,7 +26,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # used for one fixed `ray start` argv
 import sys
 import time
 import urllib.error
@@ -164,7 +164,7 @@ class LocalRayServing:
     def model_info(self) -> dict[str, Any] | None:
         """GET /v1/model from the running app, or None when nothing answers."""
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/v1/model", timeout=5) as response:  # noqa: S310 (loopback URL built here)
+            with urllib.request.urlopen(f"{self.endpoint}/v1/model", timeout=5) as response:  # noqa: S310 (loopback URL built here) # nosec B310
                 return json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError):
             return None
@@ -200,7 +200,7 @@ class LocalRayServing:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/v1/health", timeout=5):  # noqa: S310
+                with urllib.request.urlopen(f"{self.endpoint}/v1/health", timeout=5):  # noqa: S310 (loopback URL built here) # nosec B310
                     return
             except urllib.error.HTTPError as exc:
                 if exc.code == 503:
@@ -220,6 +220,17 @@ class LocalRayServing:
         replicas = app.get("deployments", {}).get(DEPLOYMENT_NAME, {}).get("replicas", [])
         return sorted(r["replica_id"] for r in replicas if r.get("state") == "RUNNING")
 
+    def replica_pids(self) -> dict[str, int]:
+        """Worker process id of each running matcher replica (to kill one in a fault test)."""
+        details = _serve_client().get_serve_details()
+        app = details.get("applications", {}).get(APP_NAME, {})
+        replicas = app.get("deployments", {}).get(DEPLOYMENT_NAME, {}).get("replicas", [])
+        return {
+            r["replica_id"]: int(r["pid"])
+            for r in replicas
+            if r.get("state") == "RUNNING" and r.get("pid")
+        }
+
 
 # config ------------------------------------------------------------------------------
 def serve_config(
@@ -231,6 +242,14 @@ def serve_config(
     (app,) = (a for a in config["applications"] if a["name"] == APP_NAME)
     app["args"] = {**app.get("args", {}), **(overrides or {})}
     app["args"].update(store="local", blob_root=str(blob_root))
+    if overrides and "autoscaling" in overrides:
+        # A deployment's options in the config win over the builder's: override them there too.
+        for deployment in app.get("deployments", []):
+            if "autoscaling_config" in deployment:
+                deployment["autoscaling_config"] = {
+                    **deployment["autoscaling_config"],
+                    **overrides["autoscaling"],
+                }
     return config
 
 
@@ -293,7 +312,7 @@ def read_head(workspace: Path) -> HeadState | None:
 
 def _temp_dir(workspace: Path) -> str:
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
-    return f"/tmp/cashmatch-ray-{digest}"  # noqa: S108 (short on purpose: unix socket paths)
+    return f"/tmp/cashmatch-ray-{digest}"  # noqa: S108 (short on purpose: unix socket paths) # nosec B108
 
 
 def _listening(port: int) -> bool:
@@ -370,7 +389,7 @@ def _start_head(workspace: Path, serve_port: int) -> HeadState:
         f"--object-manager-port={objects}",
     ]
     log.info("starting a local Ray head: %s", " ".join(command))
-    done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+    done = subprocess.run(  # noqa: S603 (fixed argv, no shell) # nosec B603
         command,
         cwd=workspace,
         env=ray_environment(),
