@@ -1,4 +1,5 @@
-"""Emulators for the gcp adapters, started by the tests themselves on 127.0.0.1.
+"""Emulators for the gcp adapters and the port contract suites, started by the tests themselves
+on 127.0.0.1.
 
 - Cloud Storage: gcp-storage-emulator in process, with a guard that answers 412 to failed
   generation preconditions (the emulator ignores them); one per session.
@@ -26,7 +27,7 @@ import pytest
 from tests.fakes.gcs_emulator import GcsEmulator, session_gcs_emulator
 from tests.fakes.pubsub_server import PubSubServer, start_pubsub_server
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 BQ_PROJECT = "test-project"
 _BQ_START_TIMEOUT_S = 90.0  # ~2 s on an idle machine; generous for a busy CI runner
 

@@ -1,0 +1,92 @@
+"""One contract for every Warehouse adapter: DuckDB (a file) and BigQuery (bqemulator), loaded
+with the same rows (tests/fakes/contract_rows.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.contract import TABLES
+from shared.ports import Warehouse, WarehouseSchemaError
+from tests.fakes.warehouse_tables import bigquery_dataset, duckdb_file
+
+pytestmark = pytest.mark.integration
+
+# make(skip_table=..., drop_column=(table, column), extra=...) -> a Warehouse over fresh tables
+MakeWarehouse = Callable[..., Warehouse]
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def make_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWarehouse:
+    if request.param == "duckdb":
+        from shared.adapters.local.warehouse import DuckDBWarehouse
+
+        def make_duckdb(absent: bool = False, **shape: Any) -> Warehouse:
+            path = tmp_path / f"w-{uuid.uuid4().hex[:8]}.duckdb"
+            return DuckDBWarehouse(path if absent else duckdb_file(path, **shape))
+
+        return make_duckdb
+
+    from shared.adapters.gcp.warehouse import BigQueryWarehouse
+
+    emulator = request.getfixturevalue("bq_emulator")
+    client = emulator.client()
+
+    def make_bigquery(absent: bool = False, **shape: Any) -> Warehouse:
+        if absent:
+            return BigQueryWarehouse(client, f"{emulator.project}.absent")
+        return BigQueryWarehouse(client, bigquery_dataset(client, emulator.project, **shape))
+
+    return make_bigquery
+
+
+def test_satisfies_the_port(make_warehouse: MakeWarehouse) -> None:
+    assert isinstance(make_warehouse(), Warehouse)
+
+
+def test_reads_months_and_open_invoices(make_warehouse: MakeWarehouse) -> None:
+    warehouse = make_warehouse()
+    warehouse.check_schema()
+    assert warehouse.month_bounds() == ("2025-01", "2025-03")
+    feb, mar = dt.date(2025, 2, 1), dt.date(2025, 3, 1)
+    transfers = warehouse.transfers(feb, mar)
+    assert transfers["transfer_id"].tolist() == ["T2", "T3"]
+    assert transfers["amount"].dtype == "float64"
+    open_feb = warehouse.open_invoices(feb, mar).set_index("invoice_id")
+    # I1 was paid in January; I3 issued in February; I5 only in March
+    assert sorted(open_feb.index) == ["I2", "I3", "I4"]
+    assert open_feb.loc["I4", "open_amount"] == 1000.0
+    open_mar = warehouse.open_invoices(mar, dt.date(2025, 4, 1)).set_index("invoice_id")
+    # I2's 5.00 remainder (a fee) counts as settled; I4 stays open with what is left
+    assert "I2" not in open_mar.index
+    assert open_mar.loc["I4", "open_amount"] == 600.0
+    assert "I5" in open_mar.index
+    labels = warehouse.matches(feb, mar)
+    assert labels["transfer_id"].tolist() == ["T2", "T3"]
+
+
+def test_an_empty_window_keeps_columns(make_warehouse: MakeWarehouse) -> None:
+    warehouse = make_warehouse()
+    start, end = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+    assert list(warehouse.transfers(start, end).columns) == TABLES["transfers"].column_names
+    assert warehouse.matches(start, end).empty
+
+
+def test_missing_table_and_column_are_named(make_warehouse: MakeWarehouse) -> None:
+    with pytest.raises(WarehouseSchemaError, match="missing table 'matches'"):
+        make_warehouse(skip_table="matches").check_schema()
+    with pytest.raises(WarehouseSchemaError, match="'transfers' lacks column.*title"):
+        make_warehouse(drop_column=("transfers", "title")).check_schema()
+    with pytest.raises(WarehouseSchemaError, match="does not exist"):
+        make_warehouse(absent=True).check_schema()
+
+
+def test_extra_columns_and_tables_do_not_matter(make_warehouse: MakeWarehouse) -> None:
+    warehouse = make_warehouse(extra=True)
+    warehouse.check_schema()
+    assert "bank_ref" not in warehouse.transfers(dt.date(2025, 1, 1), dt.date(2025, 4, 1)).columns
