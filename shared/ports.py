@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -149,6 +149,11 @@ class EventBus(Protocol):
 
     def pending(self, subscriptions: list[str] | None = None) -> int:
         """Deliveries not yet done or dead, of these subscriptions or all (run until idle)."""
+        ...
+
+    def history(self, message_id: str) -> list[dict[str, Any]]:
+        """Every settled attempt of a message, oldest first: subscription, attempt, outcome,
+        detail, at."""
         ...
 
 
