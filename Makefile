@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration test-e2e check check-infra format bench-quality bench-serve bench-scale clean
+.PHONY: setup demo test test-unit test-integration test-e2e check check-infra format bench-quality bench-serve bench-scale bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-scale: setup
 
 bench-serve: setup
 	$(PY) benchmarks/serve.py
+
+# Replica killed, only replica killed, roll-out: failed requests and recovery under steady load.
+bench-faults: setup
+	$(PY) -m benchmarks.faults
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """The matcher on local Ray Serve under steady load while things go wrong: what fails, and for
 how long.
 
-    .venv/bin/python benchmarks/faults.py [--seconds 20] [--clients 8]
+    .venv/bin/python -m benchmarks.faults [--seconds 20] [--clients 8]   (or: make bench-faults)
 
 Scenarios, each under `--clients` closed-loop clients posting single matches over real HTTP:
   1. one of two replicas killed (SIGKILL of its worker process);
