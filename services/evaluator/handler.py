@@ -3,7 +3,6 @@ by compare-and-swap or reject → evaluation.passed / evaluation.rejected."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import pandas as pd
@@ -128,19 +127,6 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
     newest = _newest_month_metrics(ports, payload.month, champion_version)
     verdict_topic = EvaluationPassed.topic if passed else EvaluationRejected.topic
     decided_at = ports.clock()
-    report_uri = _write_report(
-        ports,
-        payload.month,
-        record.version,
-        passed,
-        [*reasons, *notes],
-        {"candidate": metrics, "champion": champion_metrics, "rules": baseline},
-        curves,
-        champion_version,
-        test_version,
-        newest,
-        decided_at,
-    )
     verdict = Verdict(
         version=record.version,
         passed=passed,
@@ -151,49 +137,45 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         champion_metrics=champion_metrics,
         newest_month_metrics=newest,
         decided_at=decided_at,
-        report_uri=report_uri,
         event_id=derived_id(cause_id, verdict_topic),
         caused_by=cause_id,
         test_set_version=test_version,
     )
+    report_uri = _write_report(ports, payload.month, verdict, curves)
+    verdict = verdict.model_copy(update={"report_uri": report_uri})
     return registry.record_verdict(verdict)
 
 
 def _write_report(
-    ports: Ports,
-    month: str,
-    version: str,
-    passed: bool,
-    reasons: list[str],
-    metrics: dict[str, dict[str, float] | None],
-    curves: dict[str, pd.DataFrame],
-    champion_version: str | None,
-    test_version: str | None,
-    newest: dict[str, dict[str, float]],
-    decided_at: dt.datetime,
+    ports: Ports, month: str, verdict: Verdict, curves: dict[str, pd.DataFrame]
 ) -> str:
     """The HTML page of this verdict, with the champions' history up to this decision."""
     history = champion_history(ports.registry)
-    now_champion = version if passed else champion_version
-    now_metrics = metrics["candidate"] if passed else metrics["champion"]
+    metrics = {
+        "candidate": verdict.metrics,
+        "champion": verdict.champion_metrics,
+        "rules": verdict.baseline_metrics,
+    }
+    now_champion = verdict.version if verdict.passed else verdict.champion_version
+    now_metrics = metrics["candidate"] if verdict.passed else metrics["champion"]
     if now_champion is not None and now_metrics is not None:
         history = sorted(
             [r for r in history if r[0] != month] + [(month, now_champion, now_metrics)]
         )
     page = render_evaluation_report(
-        version=version,
-        passed=passed,
-        reasons=reasons,
+        version=verdict.version,
+        passed=verdict.passed,
+        reasons=verdict.reasons,
         metrics=metrics,
         curves=curves,
         champion_history=history,
         month=month,
-        champion_version=champion_version,
-        test_set_version=test_version,
-        newest_month_metrics=newest,
-        decided_at=decided_at.isoformat(timespec="seconds"),
+        champion_version=verdict.champion_version,
+        test_set_version=verdict.test_set_version,
+        newest_month_metrics=verdict.newest_month_metrics,
+        decided_at=verdict.decided_at.isoformat(timespec="seconds"),
     )
-    return save_report(ports.blobs, version, page)
+    return save_report(ports.blobs, verdict.version, page)
 
 
 def _champion_metrics(
