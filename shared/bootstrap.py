@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 from shared.alerts import ConsoleNotifier, Notifier, notifier_from_env
 from shared.dataset.store import DatasetStore
+from shared.model_catalog import MirroredRegistry, ModelCatalog
 from shared.ports import BlobStore, EventBus, Warehouse
 from shared.registry import ModelRegistry
 from shared.serving import NoServing, Serving
 from shared.settings import Settings, SettingsError
+from shared.training import RemoteTraining
 
 # Which service listens to which topic; on Pub/Sub these are the push subscriptions.
 SUBSCRIPTIONS: dict[str, str] = {
@@ -41,6 +43,8 @@ class Ports:
     serving: Serving
     notifier: Notifier = field(default_factory=lambda: ConsoleNotifier())
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # None: the trainer trains in its own process.
+    training: RemoteTraining | None = None
 
 
 def bootstrap(settings: Settings, *, serving: Serving | None = None) -> Ports:
@@ -52,8 +56,18 @@ def bootstrap(settings: Settings, *, serving: Serving | None = None) -> Ports:
     return build_gcp_ports(settings, serving)
 
 
+def build_blob_store(settings: Settings) -> BlobStore:
+    """The stack's blob store alone, for a process that needs nothing else (a training job)."""
+    if settings.stack == "local":
+        from shared.adapters.local.blobstore import DirectoryBlobStore
+
+        return DirectoryBlobStore(settings.workspace.expanduser().resolve() / "blobs")
+    from shared.adapters.gcp import build_gcs_blob_store
+
+    return build_gcs_blob_store(settings)
+
+
 def _local(settings: Settings, serving: Serving | None) -> Ports:
-    from shared.adapters.local.blobstore import DirectoryBlobStore
     from shared.adapters.local.bus import RetryPolicy, SqliteEventBus
     from shared.adapters.local.warehouse import DuckDBWarehouse
 
@@ -63,7 +77,7 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
         serving = LocalRayServing(settings)
     workspace = settings.workspace.expanduser().resolve()
     workspace.mkdir(parents=True, exist_ok=True)
-    blobs = DirectoryBlobStore(workspace / "blobs")
+    blobs = build_blob_store(settings)
     bus = SqliteEventBus(
         workspace / "bus.sqlite3",
         SUBSCRIPTIONS,
@@ -86,17 +100,25 @@ def assemble(
     blobs: BlobStore,
     bus: EventBus,
     serving: Serving | None,
+    *,
+    training: RemoteTraining | None = None,
+    catalog: ModelCatalog | None = None,
 ) -> Ports:
-    """Ports from a stack's three adapters; the registry and datasets live in its blob store."""
+    """Ports from a stack's three adapters; the registry and datasets live in its blob store.
+
+    With a `catalog`, every new champion is mirrored into it (MirroredRegistry); with
+    `training`, the trainer runs its jobs there instead of in process.
+    """
     return Ports(
         settings=settings,
         warehouse=warehouse,
         blobs=blobs,
         bus=bus,
-        registry=ModelRegistry(blobs),
+        registry=ModelRegistry(blobs) if catalog is None else MirroredRegistry(blobs, catalog),
         datasets=DatasetStore(blobs),
         serving=serving or NoServing(),
         notifier=notifier_from_env(),
+        training=training,
     )
 
 

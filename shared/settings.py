@@ -76,6 +76,69 @@ class Settings(BaseSettings):
     drift_max_auto_rate_drop: float = Field(
         0.05, ge=0.0, le=1.0, description="flag the champion when its auto_rate@99 drops more"
     )
+    # gcp serving: the matcher's KubeRay RayService on GKE (set gke_endpoint to turn it on).
+    gke_endpoint: str = Field(
+        "",
+        description="gcp: URL of the GKE control plane (https://...); set, the deployer patches "
+        "the RayService's user_config on every roll-out and waits for the version",
+    )
+    gke_ca_certificate: str = Field(
+        "",
+        description="base64 PEM of the cluster CA (Terraform's cluster_ca_certificate); empty: "
+        "the system's CAs (right for the cluster's DNS endpoint)",
+    )
+    gke_namespace: str = Field("default", description="namespace of the RayService")
+    gke_rayservice: str = Field("cashmatch-matcher", description="name of the RayService")
+    gke_rollout_timeout_s: float = Field(
+        420.0, gt=0.0, description="how long a roll-out may take to report the new version"
+    )
+    serving_build: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="build the serving image with Cloud Build: 'auto' when the serving code "
+        "differs from what the RayService runs, 'always' on every roll-out, 'never'",
+    )
+    serving_image_repository: str = Field(
+        "",
+        description="where Cloud Build pushes the matcher image, without tag "
+        "(REGION-docker.pkg.dev/PROJECT/cashmatch/matcher); needed unless serving_build=never",
+    )
+    build_service_account: str = Field(
+        "", description="email of the account Cloud Build runs as (Terraform's build account)"
+    )
+    build_timeout_s: int = Field(
+        1200, ge=60, le=86400, description="Cloud Build's timeout, and how long the deployer waits"
+    )
+    # gcp training on Vertex AI, and mirroring champions into its Model Registry.
+    vertex_training: bool = Field(
+        False, description="gcp: train each candidate as a Vertex AI custom job, not in process"
+    )
+    vertex_training_image: str = Field(
+        "", description="image the custom job runs (the trainer's service image)"
+    )
+    vertex_machine_type: str = Field("n1-standard-8", description="the custom job's machine type")
+    vertex_service_account: str = Field(
+        "", description="email of the account the custom job runs as (empty: Vertex's default)"
+    )
+    vertex_training_wait_s: float = Field(
+        540.0,
+        gt=0.0,
+        description="how long one delivery waits for the job; then it is retried and finds the "
+        "same job again (stay under the push ack deadline, 600 s)",
+    )
+    vertex_registry: bool = Field(
+        False, description="gcp: mirror each champion into Vertex AI Model Registry"
+    )
+    vertex_serving_image: str = Field(
+        "", description="serving container image recorded with each uploaded model version"
+    )
+    vertex_model_id: str = Field(
+        "cashmatch-matcher",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="id of the Vertex AI model whose versions are our champions",
+    )
+    vertex_endpoint: str = Field(
+        "", description="Vertex AI API endpoint; empty: REGION-aiplatform.googleapis.com"
+    )
     gates: QualityGates = Field(default_factory=lambda: QualityGates())
 
     @model_validator(mode="after")
@@ -85,7 +148,48 @@ class Settings(BaseSettings):
             if missing:
                 names = ", ".join(f"CASHMATCH_{n.upper()}" for n in missing)
                 raise ValueError(f"the gcp stack needs {names}")
+        self._check_gcp_extras()
         return self
+
+    def _check_gcp_extras(self) -> None:
+        """GKE serving and Vertex AI are gcp features; each names what it is missing."""
+        used = [
+            name
+            for name, on in (
+                ("CASHMATCH_GKE_ENDPOINT", bool(self.gke_endpoint)),
+                ("CASHMATCH_VERTEX_TRAINING", self.vertex_training),
+                ("CASHMATCH_VERTEX_REGISTRY", self.vertex_registry),
+            )
+            if on
+        ]
+        if used and self.stack != "gcp":
+            raise ValueError(f"{', '.join(used)} need CASHMATCH_STACK=gcp")
+        needs = {
+            "CASHMATCH_SERVING_IMAGE_REPOSITORY": bool(self.gke_endpoint)
+            and self.serving_build != "never"
+            and not self.serving_image_repository,
+            "CASHMATCH_VERTEX_TRAINING_IMAGE": self.vertex_training
+            and not self.vertex_training_image,
+            "CASHMATCH_VERTEX_SERVING_IMAGE": self.vertex_registry
+            and not self.vertex_serving_image,
+        }
+        missing = [name for name, lacking in needs.items() if lacking]
+        if missing:
+            raise ValueError(
+                f"set {', '.join(missing)} (GKE builds need the image repository unless "
+                "CASHMATCH_SERVING_BUILD=never; Vertex training and registry need their images)"
+            )
+        for name, url in (
+            ("CASHMATCH_GKE_ENDPOINT", self.gke_endpoint),
+            ("CASHMATCH_VERTEX_ENDPOINT", self.vertex_endpoint),
+        ):
+            if url and not _secure_or_loopback(url):
+                raise ValueError(f"{name} must be https:// (plain http only to 127.0.0.1)")
+
+    @property
+    def vertex_api_endpoint(self) -> str:
+        """Where the Vertex AI clients connect: the setting, else the regional endpoint."""
+        return self.vertex_endpoint or f"{self.region}-aiplatform.googleapis.com"
 
     @property
     def drift(self) -> DriftConfig:
@@ -107,6 +211,16 @@ class Settings(BaseSettings):
                 "(e.g. one written by `cashmatch synth`)"
             )
         return Path(self.warehouse).expanduser().resolve()
+
+
+def _secure_or_loopback(url: str) -> bool:
+    """https anywhere; plain http only to this machine (tests, a local proxy)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ output "warehouse" {
 
 output "image_repository" {
   description = "Prefix of the images: <this>/<service>:<tag>"
-  value       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
+  value       = local.image_repository
 }
 
 output "service_urls" {
@@ -44,4 +44,9 @@ output "matcher_service_account" {
 
 output "cluster_name" {
   value = var.enable_gke ? google_container_cluster.matcher[0].name : null
+}
+
+output "train_job_service_account" {
+  description = "CASHMATCH_VERTEX_SERVICE_ACCOUNT: what Vertex AI training jobs run as"
+  value       = var.enable_vertex_training ? google_service_account.train_job[0].email : null
 }

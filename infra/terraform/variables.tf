@@ -22,7 +22,7 @@ variable "dataset_id" {
 }
 
 variable "images" {
-  description = "Container image per Cloud Run service (infra/docker/service.Dockerfile built with --build-arg SERVICE=<name>). Keys: collector, trainer, monitor, evaluator, deployer, alerter."
+  description = "Container image per Cloud Run service (services/<name>/Dockerfile, built by infra/cloudbuild-services.yaml). Keys: collector, trainer, monitor, evaluator, deployer, alerter."
   type        = map(string)
 
   validation {
@@ -107,4 +107,39 @@ variable "gke_authorized_networks" {
   description = "CIDR ranges allowed to reach the GKE control plane (master authorized networks)."
   type        = list(string)
   default     = []
+}
+
+variable "serving_build" {
+  description = "When the deployer builds the matcher image with Cloud Build (CASHMATCH_SERVING_BUILD): auto (the serving code changed), always, never."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "always", "never"], var.serving_build)
+    error_message = "serving_build is auto, always or never."
+  }
+}
+
+variable "enable_vertex_training" {
+  description = "Train each candidate as a Vertex AI custom job in the trainer's image (CASHMATCH_VERTEX_TRAINING), not inside the Cloud Run request."
+  type        = bool
+  default     = false
+}
+
+variable "vertex_machine_type" {
+  description = "Machine type of the Vertex AI training job (CASHMATCH_VERTEX_MACHINE_TYPE)."
+  type        = string
+  default     = "n1-standard-8"
+}
+
+variable "enable_vertex_registry" {
+  description = "Mirror every champion into Vertex AI Model Registry as a version with the alias champion (CASHMATCH_VERTEX_REGISTRY)."
+  type        = bool
+  default     = false
+}
+
+variable "vertex_serving_image" {
+  description = "Serving container image recorded with each model version uploaded to Vertex AI Model Registry (CASHMATCH_VERTEX_SERVING_IMAGE); required with enable_vertex_registry."
+  type        = string
+  default     = ""
 }

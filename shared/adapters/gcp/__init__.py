@@ -1,4 +1,6 @@
-"""The gcp stack's adapters: Cloud Storage, BigQuery and Pub/Sub behind the same ports.
+"""The gcp stack's adapters: Cloud Storage, BigQuery and Pub/Sub behind the same ports, and
+by configuration GKE serving (KubeRay RayService), Vertex AI training jobs and Vertex AI Model
+Registry mirroring.
 
 Nothing here imports a Google client at import time; `build_gcp_ports` does, when called.
 """
@@ -6,14 +8,37 @@ Nothing here imports a Google client at import time; `build_gcp_ports` does, whe
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.bootstrap import Ports
+    from shared.model_catalog import ModelCatalog
+    from shared.ports import BlobStore
     from shared.serving import Serving
     from shared.settings import Settings
+    from shared.training import RemoteTraining
 
-__all__ = ["build_gcp_ports"]
+__all__ = [
+    "build_gcp_ports",
+    "build_gcs_blob_store",
+    "build_gke_serving",
+    "build_vertex_catalog",
+    "build_vertex_training",
+]
+
+# The checkout the serving image is built from: this tree when it is one, else the working
+# directory (the service image's /app, which holds the same folders).
+_TREE = Path(__file__).resolve().parents[3]
+
+
+def build_gcs_blob_store(settings: Settings) -> BlobStore:
+    """The Cloud Storage blob store alone (STORAGE_EMULATOR_HOST is honoured by the client)."""
+    from google.cloud import storage
+
+    from shared.adapters.gcp.blobstore import GcsBlobStore
+
+    return GcsBlobStore(storage.Client(project=settings.project), settings.bucket)
 
 
 def build_gcp_ports(
@@ -23,10 +48,9 @@ def build_gcp_ports(
     STORAGE_EMULATOR_HOST / BIGQUERY_EMULATOR_HOST / PUBSUB_EMULATOR_HOST are set."""
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery, storage
+    from google.cloud import bigquery
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-    from shared.adapters.gcp.blobstore import GcsBlobStore
     from shared.adapters.gcp.bus import PubSubEventBus
     from shared.adapters.gcp.warehouse import BigQueryWarehouse
     from shared.adapters.local.bus import RetryPolicy
@@ -35,7 +59,6 @@ def build_gcp_ports(
 
     # The storage and Pub/Sub clients switch to their emulator (and anonymous credentials) on
     # their own when the variable is set; BigQuery's client needs both spelt out.
-    storage_client = storage.Client(project=settings.project)
     bq_host = os.environ.get("BIGQUERY_EMULATOR_HOST")
     if bq_host:
         bq_client = bigquery.Client(
@@ -46,7 +69,7 @@ def build_gcp_ports(
     else:
         bq_client = bigquery.Client(project=settings.project)
 
-    blobs = GcsBlobStore(storage_client, settings.bucket)
+    blobs = build_gcs_blob_store(settings)
     bus = PubSubEventBus(
         PublisherClient(),
         SubscriberClient(),
@@ -70,7 +93,96 @@ def build_gcp_ports(
         # Emulators cannot serve query results through the Storage Read API.
         use_storage_api=use_bq_storage_api and not bq_host,
     )
-    return assemble(settings, warehouse, blobs, bus, serving)
+    if serving is None and settings.gke_endpoint:
+        serving = build_gke_serving(settings, blobs)
+    return assemble(
+        settings,
+        warehouse,
+        blobs,
+        bus,
+        serving,
+        training=build_vertex_training(settings) if settings.vertex_training else None,
+        catalog=build_vertex_catalog(settings) if settings.vertex_registry else None,
+    )
+
+
+def build_gke_serving(settings: Settings, blobs: BlobStore) -> Serving:
+    """The RayService roll-out of CASHMATCH_GKE_*, building images with Cloud Build."""
+    from shared.adapters.gcp.cloud_build import SOURCE_PATHS, CloudBuildImages
+    from shared.adapters.gcp.gke_serving import GkeRayServing, GoogleAccessToken, KubeApi
+    from shared.settings import SettingsError
+
+    images = None
+    code_root = None
+    if settings.serving_build != "never":
+        from google.cloud.devtools import cloudbuild_v1
+
+        code_root = _code_root()
+        missing = [p for p in SOURCE_PATHS if not (code_root / p).exists()]
+        if missing:
+            # Fail at start-up, not at the first roll-out that needs a build.
+            raise SettingsError(
+                f"CASHMATCH_SERVING_BUILD={settings.serving_build}: the serving image is built "
+                f"from {code_root}, which lacks {', '.join(missing)} (copy them into the "
+                "deployer's image, or set CASHMATCH_SERVING_BUILD=never)"
+            )
+        images = CloudBuildImages(
+            cloudbuild_v1.CloudBuildClient(),
+            blobs,
+            project=settings.project,
+            repository=settings.serving_image_repository,
+            code_root=code_root,
+            service_account=settings.build_service_account,
+            timeout_s=settings.build_timeout_s,
+        )
+    api = KubeApi(
+        settings.gke_endpoint, GoogleAccessToken(), ca_certificate=settings.gke_ca_certificate
+    )
+    return GkeRayServing(
+        api,
+        blobs,
+        namespace=settings.gke_namespace,
+        name=settings.gke_rayservice,
+        images=images,
+        build=settings.serving_build,
+        code_root=code_root,
+        timeout_s=settings.gke_rollout_timeout_s,
+    )
+
+
+def build_vertex_training(settings: Settings) -> RemoteTraining:
+    """Vertex AI custom jobs running services/trainer/vertex_job.py in the trainer's image."""
+    from shared.adapters.gcp.vertex import job_client
+    from shared.adapters.gcp.vertex_training import JOB_SETTINGS, VertexTraining
+
+    return VertexTraining(
+        job_client(settings.vertex_api_endpoint),
+        project=settings.project,
+        region=settings.region,
+        image=settings.vertex_training_image,
+        machine_type=settings.vertex_machine_type,
+        service_account=settings.vertex_service_account,
+        env={f"CASHMATCH_{n.upper()}": str(getattr(settings, n)) for n in JOB_SETTINGS},
+        wait_s=settings.vertex_training_wait_s,
+    )
+
+
+def build_vertex_catalog(settings: Settings) -> ModelCatalog:
+    """Vertex AI Model Registry, where each champion becomes a version with the alias."""
+    from shared.adapters.gcp.vertex import model_client
+    from shared.adapters.gcp.vertex_registry import VertexModelCatalog
+
+    return VertexModelCatalog(
+        model_client(settings.vertex_api_endpoint),
+        project=settings.project,
+        region=settings.region,
+        model_id=settings.vertex_model_id,
+        serving_image=settings.vertex_serving_image,
+    )
+
+
+def _code_root() -> Path:
+    return _TREE if (_TREE / "pyproject.toml").is_file() else Path.cwd()
 
 
 def _with_scheme(host: str) -> str:
