@@ -1,245 +1,94 @@
 """Check the infrastructure code against what the services expect, without a cloud account.
 
-Run: .venv/bin/python infra/check_infra.py   (exit 1 and one line per problem on failure)
+Run: .venv/bin/python infra/check_infra.py [--no-checkov]   (exit 1, one line per problem)
 
-Parses infra/terraform/*.tf with python-hcl2 and infra/k8s/*.yaml with yaml.safe_load. The
-for_each resources are expanded from `locals` (only literal maps and lists are understood),
-so the names checked are the ones Terraform will create.
+- Terraform (infra/checks/terraform.py, python-hcl2): every subscription of shared.bootstrap
+  pushed with an OIDC token and a dead-letter policy, the bucket locked down, no owner/editor.
+- Kubernetes (infra/checks/k8s.py): the manifests against the Kubernetes schemas
+  (kubernetes-validate), the RayService against KubeRay's fields and the Terraform. Its Serve
+  config is validated against Ray's schema and MatcherArgs by tests/unit/test_matcher_schemas.py.
+- Dockerfiles (infra/checks/dockerfiles.py): one per service, serving that service's `handle`.
+- hadolint on every Dockerfile, and checkov on all of it, with every failed check fixed or
+  skipped with a reason (infra/checks/scanners.py, infra/checkov-skips.yaml). `--no-checkov`
+  leaves checkov out (its first run installs it with uv from the package index).
 """
 
 from __future__ import annotations
 
-import re
 import sys
+import time
 from pathlib import Path
-from typing import Any
-
-import hcl2
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FORBIDDEN_ROLES = {"roles/owner", "roles/editor"}
-_REF = re.compile(r"^\$\{(?:toset\()?local\.(\w+)\)?\}$")
+from infra.checks.dockerfiles import check_dockerfiles  # noqa: E402
+from infra.checks.k8s import check_k8s  # noqa: E402
+from infra.checks.scanners import (  # noqa: E402
+    CHECKOV_VERSION,
+    CheckovOutcome,
+    checkov_ready,
+    run_checkov,
+    run_hadolint,
+)
+from infra.checks.terraform import check_terraform  # noqa: E402
 
-
-def _clean(value: Any) -> Any:
-    """python-hcl2 keeps the quotes of string literals and keys; drop them and its markers."""
-    if isinstance(value, dict):
-        return {
-            _clean(k): _clean(v)
-            for k, v in value.items()
-            if k not in ("__is_block__", "__comments__")
-        }
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1].replace('\\"', '"')
-    return value
-
-
-def load_terraform(tf_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
-    """(resources, locals, problems); a resource is {type, name, file, body}."""
-    resources: list[dict[str, Any]] = []
-    local_values: dict[str, Any] = {}
-    problems: list[str] = []
-    files = sorted(tf_dir.glob("*.tf"))
-    if not files:
-        problems.append(f"{tf_dir}: no .tf files")
-    for path in files:
-        try:
-            with path.open() as handle:
-                doc = _clean(hcl2.load(handle))
-        except Exception as exc:  # the parser raises several unrelated types
-            problems.append(f"{path.name}: does not parse: {exc}")
-            continue
-        for block in doc.get("locals", []):
-            local_values.update(block)
-        for block in doc.get("resource", []):
-            for rtype, named in block.items():
-                for rname, body in named.items():
-                    resources.append(
-                        {"type": rtype, "name": rname, "file": path.name, "body": body}
-                    )
-    return resources, local_values, problems
-
-
-def instances(resource: dict[str, Any], local_values: dict[str, Any]) -> dict[str, Any]:
-    """Instance key -> each.value of a resource (one instance keyed by '' without for_each)."""
-    for_each = resource["body"].get("for_each")
-    if for_each is None:
-        return {"": None}
-    match = _REF.match(str(for_each)) if isinstance(for_each, str) else None
-    if not match or match.group(1) not in local_values:
-        return {}
-    values = local_values[match.group(1)]
-    if isinstance(values, list):
-        return {str(v): v for v in values}
-    return dict(values)
-
-
-def _resolve(text: Any, key: str, value: Any) -> Any:
-    """Substitute each.key / each.value(.field) in a whole-string expression."""
-    if not isinstance(text, str):
-        return text
-    if text in ("${each.key}", "${each.value}") and not isinstance(value, dict):
-        return key if text == "${each.key}" else value
-    if text == "${each.key}":
-        return key
-    field = re.fullmatch(r"\$\{each\.value\.(\w+)\}", text)
-    if field and isinstance(value, dict):
-        return value.get(field.group(1))
-    return text
-
-
-def _block(body: dict[str, Any], name: str) -> dict[str, Any] | None:
-    found = body.get(name)
-    if isinstance(found, list) and found and isinstance(found[0], dict):
-        return found[0]
-    return found if isinstance(found, dict) else None
-
-
-def check_terraform(tf_dir: Path, subscriptions: dict[str, str], dead_letter: str) -> list[str]:
-    resources, local_values, problems = load_terraform(tf_dir)
-    if problems:
-        return problems
-
-    # topic id -> (resource address, file)
-    topics: dict[str, str] = {}
-    for res in (r for r in resources if r["type"] == "google_pubsub_topic"):
-        for key, value in instances(res, local_values).items():
-            name = _resolve(res["body"].get("name"), key, value)
-            local_ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(name))
-            if local_ref:
-                name = local_values.get(local_ref.group(1), name)
-            topics[str(name)] = f"{res['file']}: google_pubsub_topic.{res['name']}"
-
-    subs: dict[str, tuple[dict[str, Any], str, str, Any]] = {}
-    for res in (r for r in resources if r["type"] == "google_pubsub_subscription"):
-        for key, value in instances(res, local_values).items():
-            name = str(_resolve(res["body"].get("name"), key, value))
-            where = f"{res['file']}: google_pubsub_subscription.{res['name']}[{name!r}]"
-            subs[name] = (res["body"], where, key, value)
-
-    for sub, topic in sorted(subscriptions.items()):
-        if topic not in topics:
-            problems.append(
-                f"{tf_dir.name}: no google_pubsub_topic named {topic!r} (subscribed by {sub})"
-            )
-        if sub not in subs:
-            problems.append(
-                f"{tf_dir.name}: no google_pubsub_subscription named {sub!r} (topic {topic})"
-            )
-            continue
-        body, where, key, value = subs[sub]
-        ref = str(body.get("topic", ""))
-        wanted = (
-            isinstance(value, dict) and value.get("topic") == topic and "each.value.topic" in ref
-        )
-        if not wanted and "google_pubsub_topic" not in ref:
-            problems.append(f"{where}: topic is {ref!r}, expected the topic {topic!r}")
-        elif "each.value.topic" in ref and not wanted:
-            problems.append(f"{where}: subscribes to {value!r}, expected topic {topic!r}")
-        push = _block(body, "push_config")
-        if push is None:
-            problems.append(f"{where}: no push_config (the services receive push deliveries)")
-        else:
-            oidc = _block(push, "oidc_token")
-            if oidc is None:
-                problems.append(f"{where}: push_config has no oidc_token")
-            elif not oidc.get("service_account_email") or not oidc.get("audience"):
-                problems.append(f"{where}: oidc_token needs service_account_email and audience")
-        dlp = _block(body, "dead_letter_policy")
-        if dlp is None:
-            problems.append(f"{where}: no dead_letter_policy")
-        elif "dead_letter" not in str(dlp.get("dead_letter_topic", "")):
-            problems.append(f"{where}: dead_letter_policy does not point at the dead-letter topic")
-        if _block(body, "retry_policy") is None:
-            problems.append(
-                f"{where}: no retry_policy (immediate redelivery hammers a failing service)"
-            )
-
-    if dead_letter not in topics:
-        problems.append(f"{tf_dir.name}: no google_pubsub_topic named {dead_letter!r}")
-
-    buckets = [r for r in resources if r["type"] == "google_storage_bucket"]
-    if not buckets:
-        problems.append(f"{tf_dir.name}: no google_storage_bucket")
-    for res in buckets:
-        where = f"{res['file']}: google_storage_bucket.{res['name']}"
-        body = res["body"]
-        versioning = _block(body, "versioning")
-        if versioning is None or versioning.get("enabled") is not True:
-            problems.append(f"{where}: versioning is not enabled")
-        if body.get("uniform_bucket_level_access") is not True:
-            problems.append(f"{where}: uniform_bucket_level_access is not true")
-        if body.get("public_access_prevention") != "enforced":
-            problems.append(f"{where}: public_access_prevention is not 'enforced'")
-
-    for res in resources:
-        if "iam" not in res["type"]:
-            continue
-        body = res["body"]
-        roles = [body.get("role")] + [b.get("role") for b in body.get("binding", []) or []]
-        for role in roles:
-            if role in FORBIDDEN_ROLES:
-                problems.append(f"{res['file']}: {res['type']}.{res['name']} grants {role}")
-    return problems
-
-
-def check_k8s(k8s_dir: Path) -> list[str]:
-    problems: list[str] = []
-    found = False
-    for path in sorted(k8s_dir.glob("*.yaml")):
-        try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-        except yaml.YAMLError as exc:
-            problems.append(f"{path.name}: does not parse: {exc}")
-            continue
-        for doc in docs:
-            if doc.get("kind") != "RayService":
-                continue
-            found = True
-            name = (doc.get("metadata") or {}).get("name", "?")
-            spec = doc.get("spec") or {}
-            serve = spec.get("serveConfigV2")
-            if not serve:
-                problems.append(f"{path.name}: RayService {name}: no spec.serveConfigV2")
-                continue
-            try:
-                config = yaml.safe_load(serve)
-            except yaml.YAMLError as exc:
-                problems.append(f"{path.name}: RayService {name}: serveConfigV2 is not YAML: {exc}")
-                continue
-            if not (config or {}).get("applications"):
-                problems.append(
-                    f"{path.name}: RayService {name}: serveConfigV2 has no applications"
-                )
-            if not spec.get("rayClusterConfig"):
-                problems.append(f"{path.name}: RayService {name}: no spec.rayClusterConfig")
-    if not found:
-        problems.append(f"{k8s_dir.name}: no RayService manifest")
-    return problems
+__all__ = [
+    "CheckovOutcome",
+    "check_all",
+    "check_dockerfiles",
+    "check_k8s",
+    "check_terraform",
+    "checkov_ready",
+    "run_checkov",
+    "run_hadolint",
+]
 
 
 def check_all(root: Path = ROOT) -> list[str]:
+    """Every check but checkov: Terraform, k8s manifests, Dockerfiles, hadolint."""
     from shared.bootstrap import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
 
-    return check_terraform(
-        root / "infra" / "terraform", SUBSCRIPTIONS, DEAD_LETTER_TOPIC
-    ) + check_k8s(root / "infra" / "k8s")
+    tf_dir = root / "infra" / "terraform"
+    return (
+        check_terraform(tf_dir, SUBSCRIPTIONS, DEAD_LETTER_TOPIC)
+        + check_k8s(root / "infra" / "k8s", tf_dir, root)
+        + check_dockerfiles(root, tf_dir)
+        + run_hadolint(root)
+    )
 
 
-def main() -> int:
+def report_checkov(outcome: CheckovOutcome, seconds: float) -> None:
+    """What checkov passed and every skip with its reason, so the skips stay in sight."""
+    skipped = sum(len(places) for _, places in outcome.explained.values())
+    sys.stdout.write(
+        f"checkov {CHECKOV_VERSION} ({seconds:.0f} s): {outcome.passed} passed, "
+        f"{skipped} skipped with a reason ({len(outcome.explained)} checks):\n"
+    )
+    for check, (reason, places) in sorted(outcome.explained.items()):
+        sys.stdout.write(f"  {check} x{len(places)}: {reason}\n")
+
+
+def main(argv: list[str]) -> int:
     problems = check_all()
+    with_checkov = "--no-checkov" not in argv
+    if with_checkov:
+        started = time.monotonic()
+        outcome = run_checkov()
+        report_checkov(outcome, time.monotonic() - started)
+        problems += outcome.problems
+    sys.stdout.flush()
     for problem in problems:
         sys.stderr.write(f"FAIL {problem}\n")
     if not problems:
-        sys.stdout.write("infra OK: terraform and k8s manifests match shared.bootstrap\n")
+        sys.stdout.write(
+            "infra OK: terraform, k8s manifests and Dockerfiles match shared.bootstrap"
+            + ("" if with_checkov else " (checkov not run)")
+            + "\n"
+        )
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -7,7 +7,8 @@
 # image was built for is kept in /app/model for provenance (and read by nothing else).
 FROM rayproject/ray:2.60.0-py311-cpu
 
-USER root
+# Numeric users throughout (hadolint DL3066): 0 is root, 1000:100 is the base image's "ray".
+USER 0
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 
@@ -18,10 +19,10 @@ COPY cashmatch_cli ./cashmatch_cli
 # The base image already has Ray; install the project and the Cloud Storage client beside it.
 RUN pip install --no-cache-dir . \
     && mkdir -p /app/model \
-    && chown -R ray /app
+    && chown -R 1000:100 /app
 # model/ is in the Cloud Build archive; the Dockerfile is named too so that this COPY has a
 # source when building from a plain checkout, where model/ does not exist.
-COPY --chown=ray infra/serving.Dockerfile model* /app/model/
+COPY --chown=1000:100 infra/serving.Dockerfile model* /app/model/
 
-USER ray
+USER 1000
 # KubeRay starts Ray itself (ray start ...) and applies serveConfigV2 to this cluster.

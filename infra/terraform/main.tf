@@ -75,12 +75,39 @@ locals {
     CASHMATCH_PUSH_SERVICE_ACCOUNT = google_service_account.push.email
     CASHMATCH_MAX_ATTEMPTS         = tostring(var.max_delivery_attempts)
   }
+
+  image_repository = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
+
+  # Settings only one service needs (shared/settings.py): the deployer rolls champions out to
+  # the RayService (and builds the matcher image), the trainer may train on Vertex AI, the
+  # evaluator may mirror champions into Vertex AI Model Registry. Empty when switched off.
+  service_env = {
+    deployer = var.enable_gke ? {
+      CASHMATCH_GKE_ENDPOINT             = "https://${google_container_cluster.matcher[0].endpoint}"
+      CASHMATCH_GKE_CA_CERTIFICATE       = google_container_cluster.matcher[0].master_auth[0].cluster_ca_certificate
+      CASHMATCH_GKE_NAMESPACE            = var.matcher_namespace
+      CASHMATCH_SERVING_BUILD            = var.serving_build
+      CASHMATCH_SERVING_IMAGE_REPOSITORY = "${local.image_repository}/matcher"
+      CASHMATCH_BUILD_SERVICE_ACCOUNT    = google_service_account.build.email
+    } : {}
+    trainer = var.enable_vertex_training ? {
+      CASHMATCH_VERTEX_TRAINING        = "true"
+      CASHMATCH_VERTEX_TRAINING_IMAGE  = var.images["trainer"]
+      CASHMATCH_VERTEX_MACHINE_TYPE    = var.vertex_machine_type
+      CASHMATCH_VERTEX_SERVICE_ACCOUNT = google_service_account.train_job[0].email
+    } : {}
+    evaluator = var.enable_vertex_registry ? {
+      CASHMATCH_VERTEX_REGISTRY      = "true"
+      CASHMATCH_VERTEX_SERVING_IMAGE = var.vertex_serving_image
+    } : {}
+  }
 }
 
 # --- APIs --------------------------------------------------------------------------------------
 
 resource "google_project_service" "apis" {
   for_each = toset([
+    "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -138,7 +165,7 @@ resource "google_bigquery_dataset" "warehouse" {
   depends_on = [google_project_service.apis]
 }
 
-# Service images (infra/docker/service.Dockerfile) and the matcher image Cloud Build builds.
+# Service images (services/<name>/Dockerfile) and the matcher image Cloud Build builds.
 resource "google_artifact_registry_repository" "images" {
   # checkov:skip=CKV_GCP_84:Google-managed encryption; images hold code, not customer data
   repository_id = "cashmatch"
@@ -235,8 +262,9 @@ resource "google_project_iam_member" "collector_jobs" {
   member  = google_service_account.service["collector"].member
 }
 
-# The deployer builds the matcher image with Cloud Build (shared/adapters/gcp/cloud_build.py)
-# and applies the RayService's new user_config on GKE.
+# The deployer builds the matcher image with Cloud Build (shared/adapters/gcp/cloud_build.py:
+# create, list and get builds) and patches the RayService's user_config on GKE
+# (shared/adapters/gcp/gke_serving.py: get/patch rayservices, get services/proxy for /v1/model).
 resource "google_project_iam_member" "deployer_builds" {
   # checkov:skip=CKV_GCP_49:builds.editor is project-level by nature; the deployer may actAs only the build account below, which holds no project roles but log writing
   project = var.project
@@ -280,6 +308,48 @@ resource "google_project_iam_member" "build_logs" {
   project = var.project
   role    = "roles/logging.logWriter"
   member  = google_service_account.build.member
+}
+
+# --- Vertex AI (optional) ----------------------------------------------------------------------
+
+# Training as a Vertex AI custom job (CASHMATCH_VERTEX_TRAINING): the trainer creates and polls
+# jobs, which run as their own account; that account only reads datasets and writes models in
+# the bucket (services/trainer/vertex_job.py needs nothing else).
+resource "google_service_account" "train_job" {
+  count        = var.enable_vertex_training ? 1 : 0
+  account_id   = "cashmatch-train-job"
+  display_name = "cashmatch training jobs (Vertex AI custom jobs)"
+}
+
+resource "google_storage_bucket_iam_member" "train_job_objects" {
+  count  = var.enable_vertex_training ? 1 : 0
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.train_job[0].member
+}
+
+resource "google_project_iam_member" "trainer_vertex_jobs" {
+  count   = var.enable_vertex_training ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = google_service_account.service["trainer"].member
+}
+
+# Creating a job that runs as train_job needs actAs on that account, and on that one only.
+resource "google_service_account_iam_member" "trainer_acts_as_train_job" {
+  count              = var.enable_vertex_training ? 1 : 0
+  service_account_id = google_service_account.train_job[0].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.service["trainer"].member
+}
+
+# Mirroring champions into Vertex AI Model Registry (CASHMATCH_VERTEX_REGISTRY): upload a model
+# version, list versions, move the champion alias.
+resource "google_project_iam_member" "evaluator_vertex_models" {
+  count   = var.enable_vertex_registry ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = google_service_account.service["evaluator"].member
 }
 
 # --- Pub/Sub service agent ---------------------------------------------------------------------
@@ -342,7 +412,11 @@ resource "google_cloud_run_v2_service" "service" {
       }
 
       dynamic "env" {
-        for_each = merge(local.common_env, { CASHMATCH_PUSH_AUDIENCE = local.push_audience[each.key] })
+        for_each = merge(
+          local.common_env,
+          lookup(local.service_env, each.key, {}),
+          { CASHMATCH_PUSH_AUDIENCE = local.push_audience[each.key] },
+        )
         content {
           name  = env.key
           value = env.value
@@ -362,6 +436,13 @@ resource "google_cloud_run_v2_service" "service" {
           }
         }
       }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !var.enable_vertex_registry || var.vertex_serving_image != ""
+      error_message = "enable_vertex_registry needs vertex_serving_image (CASHMATCH_VERTEX_SERVING_IMAGE)."
     }
   }
 
