@@ -39,8 +39,8 @@ from shared.registry import ModelRecord, ModelRegistry
 
 log = logging.getLogger(__name__)
 
-# Separates a request's index from its ids and currency when single requests share one predict.
-_NS = "\x1f"
+# Scored candidates listed per answer (best first); the proposed invoices are always listed.
+DEFAULT_MAX_CANDIDATES = 10
 
 
 class NoModelLoaded(Exception):
@@ -77,8 +77,13 @@ class LoadedModel:
 class MatcherService:
     """Holds the serving model; loads, verifies and swaps versions; answers match requests."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self, registry: ModelRegistry, max_candidates: int = DEFAULT_MAX_CANDIDATES
+    ) -> None:
+        if max_candidates < 0:
+            raise ValueError("max_candidates must be 0 or more")
         self.registry = registry
+        self.max_candidates = max_candidates
         self._current: LoadedModel | None = None
         self._requested: str | None = None
         self._refused: RefusedVersion | None = None
@@ -179,121 +184,113 @@ class MatcherService:
     def match_many(self, requests: Sequence[MatchRequest]) -> list[MatchResponse]:
         """Several independent single requests in one prediction (what dynamic batching uses).
 
-        Each request's ids and currency get its index as a suffix: the matcher only pairs a
-        transfer with invoices of its own direction and currency, so no request can match
-        another's invoices, and the answers equal those of one prediction per request.
+        Each request is blocked against its own open invoices, then features, both models and
+        settlement run once for all; every answer equals that of the request alone.
         """
         model = self._model()
-        if len(requests) == 1:
-            transfers = _transfer_frame([requests[0].transfer])
-            invoices = _invoice_frame(requests[0].open_invoices)
-            results = _results(model.matcher.predict(transfers, invoices), transfers)
+        frames = [
+            (_transfer_frame([r.transfer]), _invoice_frame(r.open_invoices)) for r in requests
+        ]
+        if len(frames) == 1:  # the same answer, without stacking one request onto nothing
+            answers = [model.matcher.predict_with_candidates(*frames[0])]
         else:
-            transfers = _transfer_frame(
-                [r.transfer for r in requests], namespaces=list(range(len(requests)))
-            )
-            invoices = pd.concat(
-                [_invoice_frame(r.open_invoices, namespace=k) for k, r in enumerate(requests)],
-                ignore_index=True,
-            )
-            results = [
-                _strip(result)
-                for result in _results(model.matcher.predict(transfers, invoices), transfers)
-            ]
+            answers = model.matcher.predict_many_with_candidates(frames)
         return [
-            MatchResponse(model_version=model.version, **result.model_dump()) for result in results
+            MatchResponse(model_version=model.version, **result.model_dump())
+            for (transfers, _), (predicted, candidates) in zip(frames, answers, strict=True)
+            for result in _results(predicted, candidates, transfers, self.max_candidates)
         ]
 
     def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse:
         """Many transfers against one list of open invoices, in one prediction."""
         model = self._model()
         transfers = _transfer_frame(request.transfers)
-        predicted = model.matcher.predict(transfers, _invoice_frame(request.open_invoices))
-        return BatchMatchResponse(
-            model_version=model.version, results=_results(predicted, transfers)
-        )
+        results = self._answers(model, transfers, _invoice_frame(request.open_invoices))
+        return BatchMatchResponse(model_version=model.version, results=results)
+
+    def _answers(
+        self, model: LoadedModel, transfers: pd.DataFrame, invoices: pd.DataFrame
+    ) -> list[MatchResult]:
+        predicted, candidates = model.matcher.predict_with_candidates(transfers, invoices)
+        return _results(predicted, candidates, transfers, self.max_candidates)
 
 
 # frames ---------------------------------------------------------------------
-def _transfer_frame(
-    transfers: Sequence[Transfer], namespaces: Sequence[int] | None = None
-) -> pd.DataFrame:
-    rows = [t.model_dump() for t in transfers]
-    if namespaces is not None:
-        for row, k in zip(rows, namespaces, strict=True):
-            row["transfer_id"] = f"{row['transfer_id']}{_NS}{k}"
-            row["currency"] = f"{row['currency']}{_NS}{k}"
-    frame = pd.DataFrame(rows, columns=TRANSFERS.column_names)
-    frame["booking_date"] = pd.to_datetime(frame["booking_date"])
-    frame["amount"] = frame["amount"].astype("float64")
-    return frame
+# Built column by column from the validated models: a frame from a list of dicts (model_dump)
+# costs more than the model itself at the size of one request.
+_DATES = frozenset({"booking_date", "issue_date", "due_date"})
+_MONEY = frozenset({"amount", "open_amount"})
 
 
-def _invoice_frame(invoices: Sequence[OpenInvoice], namespace: int | None = None) -> pd.DataFrame:
-    rows = [i.model_dump() for i in invoices]
-    for row in rows:
-        if row["open_amount"] is None:
-            row["open_amount"] = row["amount"]
-        if namespace is not None:
-            row["invoice_id"] = f"{row['invoice_id']}{_NS}{namespace}"
-            row["currency"] = f"{row['currency']}{_NS}{namespace}"
-    frame = pd.DataFrame(rows, columns=[*INVOICES.column_names, "open_amount"])
-    for column in ("issue_date", "due_date"):
-        frame[column] = pd.to_datetime(frame[column])
-    for column in ("amount", "open_amount"):
-        frame[column] = frame[column].astype("float64")
-    return frame
+def _column(name: str, values: list) -> np.ndarray | pd.Series:
+    if name in _DATES:
+        return np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+    if name in _MONEY:
+        return np.array(values, dtype=np.float64)
+    return pd.Series(values, dtype=object)
 
 
-def _results(predicted: pd.DataFrame, transfers: pd.DataFrame) -> list[MatchResult]:
-    """One result per transfer, in the order of `transfers`."""
-    score_column = "pair_score" if "pair_score" in predicted.columns else "confidence"
-    by_transfer = {str(t): rows for t, rows in predicted.groupby("transfer_id", sort=False)}
+def _transfer_frame(transfers: Sequence[Transfer]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: _column(c, [getattr(t, c) for t in transfers]) for c in TRANSFERS.column_names}
+    )
+
+
+def _invoice_frame(invoices: Sequence[OpenInvoice]) -> pd.DataFrame:
+    """Open invoices as the contract's columns plus `open_amount` (the amount when not given)."""
+    columns = {c: _column(c, [getattr(i, c) for i in invoices]) for c in INVOICES.column_names}
+    opens = [i.amount if i.open_amount is None else i.open_amount for i in invoices]
+    columns["open_amount"] = _column("open_amount", opens)
+    return pd.DataFrame(columns)
+
+
+def _results(
+    predicted: pd.DataFrame, candidates: pd.DataFrame, transfers: pd.DataFrame, top: int
+) -> list[MatchResult]:
+    """One result per transfer, in the order of `transfers`.
+
+    `candidates` lists the `top` best scored invoices and every proposed one, best first.
+    """
+    rows: dict[str, list[int]] = {}
+    for k, t in enumerate(predicted["transfer_id"].to_numpy(dtype=object)):
+        rows.setdefault(str(t), []).append(k)
+    invoice_ids = predicted["invoice_id"].to_numpy(dtype=object)
+    amounts = predicted["amount"].to_numpy(np.float64)
+    confidence = predicted["confidence"].to_numpy(np.float64)
+    decisions = predicted["decision"].to_numpy(dtype=object)
+    ranked: dict[str, list[Candidate]] = {}
+    for t, i, score, proposed, rank in zip(
+        candidates["transfer_id"].to_numpy(dtype=object),
+        candidates["invoice_id"].to_numpy(dtype=object),
+        candidates["score"].to_numpy(np.float64).tolist(),
+        candidates["proposed"].to_numpy(bool).tolist(),
+        candidates["rank"].to_numpy(np.int64).tolist(),
+        strict=True,
+    ):
+        if rank <= top or proposed:
+            ranked.setdefault(str(t), []).append(
+                Candidate(invoice_id=str(i), score=score, proposed=proposed)
+            )
     out = []
     for transfer_id in transfers["transfer_id"].astype(str):
-        rows = by_transfer.get(transfer_id)
-        if rows is None:  # the model owes an answer for every transfer; never guess one
+        mine = rows.get(transfer_id)
+        if mine is None:  # the model owes an answer for every transfer; never guess one
             raise RuntimeError(f"the model returned no row for transfer {transfer_id!r}")
-        chosen = rows[rows["invoice_id"].notna()]
-        ranked = chosen.sort_values(score_column, ascending=False, kind="stable")
+        chosen = [k for k in mine if not pd.isna(invoice_ids[k])]
         out.append(
             MatchResult(
                 transfer_id=transfer_id,
-                decision=str(rows["decision"].iloc[0]),
-                confidence=float(rows["confidence"].iloc[0]),
-                proposed_invoice_ids=[str(i) for i in chosen["invoice_id"]],
+                decision=str(decisions[mine[0]]),
+                confidence=float(confidence[mine[0]]),
+                proposed_invoice_ids=[str(invoice_ids[k]) for k in chosen],
                 allocations=[
-                    Allocation(invoice_id=str(i), amount=float(a))
-                    for i, a in zip(chosen["invoice_id"], chosen["amount"], strict=True)
+                    Allocation(invoice_id=str(invoice_ids[k]), amount=float(amounts[k]))
+                    for k in chosen
                 ],
-                candidates=[
-                    Candidate(invoice_id=str(i), score=float(s), proposed=True)
-                    for i, s in zip(ranked["invoice_id"], ranked[score_column], strict=True)
-                ],
+                candidates=ranked.get(transfer_id, []),
             )
         )
     return out
-
-
-def _strip(result: MatchResult) -> MatchResult:
-    """Drop the request-index suffix from every id of a result."""
-
-    def plain(value: str) -> str:
-        return value.rsplit(_NS, 1)[0]
-
-    return MatchResult(
-        transfer_id=plain(result.transfer_id),
-        decision=result.decision,
-        confidence=result.confidence,
-        proposed_invoice_ids=[plain(i) for i in result.proposed_invoice_ids],
-        allocations=[
-            Allocation(invoice_id=plain(a.invoice_id), amount=a.amount) for a in result.allocations
-        ],
-        candidates=[
-            Candidate(invoice_id=plain(c.invoice_id), score=c.score, proposed=c.proposed)
-            for c in result.candidates
-        ],
-    )
 
 
 def _probe(matcher: TrainedMatcher) -> None:
@@ -324,7 +321,9 @@ def _probe(matcher: TrainedMatcher) -> None:
         }
     )
     transfers = _transfer_frame([probe.transfer])
-    predicted = matcher.predict(transfers, _invoice_frame(probe.open_invoices))
-    results = _results(predicted, transfers)
+    predicted, candidates = matcher.predict_with_candidates(
+        transfers, _invoice_frame(probe.open_invoices)
+    )
+    results = _results(predicted, candidates, transfers, DEFAULT_MAX_CANDIDATES)
     if len(results) != 1 or not np.isfinite(results[0].confidence):
         raise ValueError("the model's answer to a probe request is malformed")

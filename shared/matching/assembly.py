@@ -271,20 +271,23 @@ def build_options(
     ll = base_ll[opt_t] + np.bincount(mem_opt, weights=(lp - lq)[rows], minlength=n_opts)
     sum_open = np.bincount(mem_opt, weights=open_amt[rows], minlength=n_opts)
     p_sum = np.bincount(mem_opt, weights=p, minlength=n_opts)
-    grp = pd.DataFrame({"o": mem_opt, "p": p, "cp": cp_codes[rows]}).groupby("o")
     p_min = np.zeros(n_opts)
     p_max = np.zeros(n_opts)
     n_cp = np.zeros(n_opts)
     if len(rows):
-        agg = grp.agg(p_min=("p", "min"), p_max=("p", "max"), n_cp=("cp", "nunique"))
-        p_min[agg.index] = agg["p_min"].to_numpy()
-        p_max[agg.index] = agg["p_max"].to_numpy()
-        n_cp[agg.index] = agg["n_cp"].to_numpy()
+        # Members are stored option after option, so each option's rows are one segment.
+        filled = np.flatnonzero(sizes > 0)
+        p_min[filled] = np.minimum.reduceat(p, ptr[filled])
+        p_max[filled] = np.maximum.reduceat(p, ptr[filled])
+        width = int(cp_codes.max()) + 1
+        distinct = np.unique(mem_opt * width + cp_codes[rows]) // width
+        n_cp = np.bincount(distinct, minlength=n_opts).astype(np.float64)
     # The best candidate left out of an option is the first rank missing from its members.
-    mr = pd.DataFrame({"o": mem_opt, "r": rank[rows]}).sort_values(["o", "r"])
-    pos = mr.groupby("o").cumcount().to_numpy()
+    member_rank = rank[rows]
+    by_rank = np.lexsort((member_rank, mem_opt))
+    pos = np.arange(len(rows)) - ptr[mem_opt]
     mex = np.bincount(
-        mr["o"].to_numpy(), weights=(mr["r"].to_numpy() == pos).astype(float), minlength=n_opts
+        mem_opt, weights=(member_rank[by_rank] == pos).astype(float), minlength=n_opts
     ).astype(np.int64)
     out_idx = np.where(mex < counts[opt_t], bounds[opt_t] + mex, n)
     p_out = sorted_scores[out_idx]
@@ -307,30 +310,33 @@ def build_options(
     other = np.where(is_best, second_ll[opt_t], best_ll[opt_t])
     margin = np.clip(np.where(np.isfinite(other), ll - other, 50.0), -50, 50)
 
-    opts = pd.DataFrame(
-        {
-            "t": opt_t,
-            "kind": kind.astype(np.float64),
-            "size": sizes.astype(np.float64),
-            "p_min": p_min,
-            "p_mean": np.where(sizes > 0, p_sum / np.maximum(sizes, 1), 0.0),
-            "p_max": p_max,
-            "p_out_max": p_out,
-            "p_best": p_best[opt_t],
-            "p_second": p_second[opt_t],
-            "ll": ll,
-            "ll_margin": margin,
-            "rel_resid": resid / np.maximum(amount, 0.01),
-            "abs_resid": np.where(sizes > 0, np.abs(resid), amount),
-            "fit": fit.astype(np.float64),
-            "n_credit": np.bincount(mem_opt, weights=open_amt[rows] < 0, minlength=n_opts),
-            "n_cp": n_cp,
-            "n_ref_in": n_ref_in,
-            "n_ref_out": n_ref_total[opt_t] - n_ref_in,
-            "n_cand": counts[opt_t].astype(np.float64),
-            "top1_in": (mex > 0).astype(np.float64),
-            "n_fit_subsets": n_fit[opt_t],
-            "log_amount": np.log1p(amount),
-        }
-    )
+    features = {
+        "kind": kind,
+        "size": sizes,
+        "p_min": p_min,
+        "p_mean": np.where(sizes > 0, p_sum / np.maximum(sizes, 1), 0.0),
+        "p_max": p_max,
+        "p_out_max": p_out,
+        "p_best": p_best[opt_t],
+        "p_second": p_second[opt_t],
+        "ll": ll,
+        "ll_margin": margin,
+        "rel_resid": resid / np.maximum(amount, 0.01),
+        "abs_resid": np.where(sizes > 0, np.abs(resid), amount),
+        "fit": fit,
+        "n_credit": np.bincount(mem_opt, weights=open_amt[rows] < 0, minlength=n_opts),
+        "n_cp": n_cp,
+        "n_ref_in": n_ref_in,
+        "n_ref_out": n_ref_total[opt_t] - n_ref_in,
+        "n_cand": counts[opt_t],
+        "top1_in": mex > 0,
+        "n_fit_subsets": n_fit[opt_t],
+        "log_amount": np.log1p(amount),
+    }
+    matrix = np.empty((n_opts, len(SET_FEATURES)), dtype=np.float64)
+    for k, name in enumerate(SET_FEATURES):
+        matrix[:, k] = features[name]
+    # One float block (cheap to build and to hand to the set model) plus the transfer index.
+    opts = pd.DataFrame(matrix, columns=SET_FEATURES)
+    opts.insert(0, "t", opt_t)
     return opts, members

@@ -1,23 +1,31 @@
 """Pair features: how well one open invoice fits one transfer.
 
-Everything is computed column-wise over the candidate pairs (numpy, pandas group-bys and
-rapidfuzz's parallel `cpdist`), so scoring 100k transfers costs seconds, not hours. The features
-are the ones a finance clerk uses: the reference in the title (typo tolerant), the amount
-(equal, short by a fee or discount, a fraction, part of a sum), who paid (account, name, and which
-counterparty that payer paid for before), dates, and which of several same-amount invoices of a
-counterparty is the oldest.
+Everything is computed column-wise over the candidate pairs (numpy sorts and bincounts, and
+rapidfuzz's `cpdist`), so scoring 100k transfers costs seconds, not hours, and one transfer with
+fifty invoices costs about a millisecond (no pandas group-bys or merges: their fixed cost per
+call would dominate). The features are the ones a finance clerk uses: the reference in the
+title (typo tolerant), the amount (equal, short by a fee or discount, a fraction, part of a
+sum), who paid (account, name, and which counterparty that payer paid for before), dates, and
+which of several same-amount invoices of a counterparty is the oldest.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from shared.matching.candidates import FLAG_COLUMNS, BlockingParams, Prepared
-from shared.matching.knowledge import title_key_tokens
+from shared.matching.candidates import (
+    FLAG_COLUMNS,
+    BlockingParams,
+    PayerIndex,
+    Prepared,
+    lookup,
+    payer_index,
+)
 from shared.matching.subsets import MAX_POOL, explaining_subsets
-from shared.matching.text import digits_only
 
 FEATURES = [
     *FLAG_COLUMNS,
@@ -65,14 +73,70 @@ FEATURES = [
 ]
 
 
-def _group_rank(keys: list[np.ndarray], order_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank (0-based, ascending `order_value`) and size of each row within its key group."""
-    df = pd.DataFrame({f"k{j}": k for j, k in enumerate(keys)})
-    df["v"] = order_value
-    g = df.groupby([f"k{j}" for j in range(len(keys))], sort=False)
-    rank = g["v"].rank(method="first").to_numpy() - 1
-    size = g["v"].transform("size").to_numpy()
+_COLUMN = {c: k for k, c in enumerate(FEATURES)}
+# Below this many pairs rapidfuzz's worker threads cost more than they save (same results).
+_PARALLEL_MIN_PAIRS = 5_000
+
+
+@dataclass(frozen=True)
+class HabitIndex:
+    """`knowledge.habit_table` as a lookup: counterparty -> (observations, oldest, newest share)."""
+
+    values: dict[str, tuple[float, float, float]]
+
+    @classmethod
+    def of(cls, habits: pd.DataFrame | None) -> HabitIndex:
+        """Index a frame as `knowledge.habit_table` returns it."""
+        if habits is None or habits.empty:
+            return cls({})
+        rows = zip(
+            (str(c) for c in habits["counterparty_id"].to_numpy(dtype=object)),
+            habits["habit_n"].to_numpy(np.float64).tolist(),
+            habits["oldest_share"].to_numpy(np.float64).tolist(),
+            habits["newest_share"].to_numpy(np.float64).tolist(),
+            strict=True,
+        )
+        return cls({cp: (n, old, new) for cp, n, old, new in rows})
+
+
+def habit_index(habits: pd.DataFrame | HabitIndex | None) -> HabitIndex:
+    """The index of a habit table (itself if it is one already)."""
+    return habits if isinstance(habits, HabitIndex) else HabitIndex.of(habits)
+
+
+def _group_rank(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (0-based, ascending `value`, ties in row order) and size of each row's key group."""
+    n = len(value)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort((value, *reversed(keys)))  # stable: ties keep their row order
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for k in keys:
+        ks = k[order]
+        new[1:] |= ks[1:] != ks[:-1]
+    starts = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    sizes = np.diff(np.append(starts, n))
+    rank = np.empty(n, dtype=np.int64)
+    size = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - starts[group]
+    size[order] = sizes[group]
     return rank, size
+
+
+def _per_transfer_sum(t: np.ndarray, values: np.ndarray, n_t: int) -> np.ndarray:
+    """Sum of `values` over each pair's transfer, per pair."""
+    return np.bincount(t, weights=values, minlength=n_t)[t]
+
+
+def _distinct_per_transfer(t: np.ndarray, codes: np.ndarray, n_t: int) -> np.ndarray:
+    """Number of distinct `codes` among each pair's transfer's pairs, per pair."""
+    if len(t) == 0:
+        return np.zeros(0, dtype=np.int64)
+    width = int(codes.max()) + 1
+    distinct = np.unique(t * width + codes) // width
+    return np.bincount(distinct, minlength=n_t)[t]
 
 
 def _subset_features(
@@ -87,6 +151,7 @@ def _subset_features(
 
     Subsets are searched among one counterparty's candidates (the oldest MAX_POOL of them),
     because one payment settling invoices of several unrelated customers does not happen.
+    `cp` holds integer counterparty codes.
     """
     n = len(t)
     in_exact = np.zeros(n, dtype=np.float32)
@@ -94,15 +159,12 @@ def _subset_features(
     n_sub = np.zeros(n, dtype=np.float32)
     if n == 0:
         return in_exact, in_tol, n_sub
-    cp_codes = pd.factorize(cp)[0]
-    order = np.lexsort((issue, cp_codes, t))
-    ts, cs = t[order], cp_codes[order]
+    order = np.lexsort((issue, cp, t))
+    ts, cs = t[order], cp[order]
     brk = np.flatnonzero((np.diff(ts) != 0) | (np.diff(cs) != 0)) + 1
     starts = np.concatenate(([0], brk))
     ends = np.concatenate((brk, [n]))
-    for s, e in zip(starts, ends, strict=True):
-        if e - s < 2:
-            continue
+    for s, e in zip(starts[ends - starts >= 2], ends[ends - starts >= 2], strict=True):
         idx = order[s : min(e, s + MAX_POOL)]
         m, f = explaining_subsets(
             open_amt[idx], float(t_amt[idx[0]]), params.max_fee, params.max_discount
@@ -115,169 +177,177 @@ def _subset_features(
     return in_exact, in_tol, n_sub
 
 
+def _pair_values(
+    t: np.ndarray,
+    cp: np.ndarray,
+    known_t: np.ndarray,
+    known_cp: np.ndarray,
+    known: np.ndarray,
+    default: float,
+) -> np.ndarray:
+    """Per pair (t, cp), the largest of the `known` values given for that (t, cp), or `default`."""
+    out = np.full(len(t), default, dtype=np.float64)
+    if len(known) == 0 or len(t) == 0:
+        return out
+    width = int(max(cp.max(), known_cp.max())) + 1
+    key = known_t * width + known_cp
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.append(True, key[1:] != key[:-1]))
+    keys, best = key[first], np.maximum.reduceat(known[order], first)
+    query = t * width + cp
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found = keys[pos] == query
+    out[found] = best[pos[found]]
+    return out
+
+
 def _payer_share(
-    keys: np.ndarray, cps: np.ndarray, payer: pd.DataFrame | None
+    p: Prepared, t: np.ndarray, cp: np.ndarray, prefix: str, own: np.ndarray, payer: PayerIndex
 ) -> tuple[np.ndarray, np.ndarray]:
-    n = len(keys)
-    if payer is None or payer.empty or n == 0:
+    """Share of the transfers under the payer's key (account "I:" or name "N:") that paid the
+    pair's counterparty (-1: key unknown), and how many transfers the key has."""
+    n = len(t)
+    if payer.empty or n == 0:
         return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
-    left = pd.DataFrame({"payer_key": keys, "counterparty_id": cps})
-    m = left.merge(payer, on=["payer_key", "counterparty_id"], how="left")
-    totals = payer.drop_duplicates("payer_key").set_index("payer_key")["n_key"]
-    n_key = left["payer_key"].map(totals).fillna(0.0).to_numpy()
-    hits = m["n"].fillna(0.0).to_numpy()
+    has = np.flatnonzero(own != "")
+    keys = [prefix + v for v in own[has]]
+    key_id = np.full(len(own), -1, dtype=np.int64)
+    key_id[has] = lookup(keys, payer.ids)
+    n_key_t = np.where(key_id >= 0, payer.n_key[np.maximum(key_id, 0)], 0.0)
+    rows, entries = payer.entries(has, keys)
+    e_cp = lookup(payer.cps[entries], p.cp_codes)
+    ok = e_cp >= 0
+    hits = _pair_values(t, cp, rows[ok], e_cp[ok], payer.n[entries][ok], 0.0)
+    n_key = n_key_t[t]
     share = np.where(n_key > 0, hits / np.maximum(n_key, 1.0), -1.0)
     return share.astype(np.float32), n_key.astype(np.float32)
 
 
-def _habits(cp: np.ndarray, habits: pd.DataFrame | None) -> list[np.ndarray]:
-    n = len(cp)
-    if habits is None or habits.empty or n == 0:
-        return [np.zeros(n, np.float32), np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)]
-    h = habits.set_index("counterparty_id")
-    key = pd.Series(cp)
-    return [
-        key.map(h["habit_n"]).fillna(0.0).to_numpy(np.float32),
-        key.map(h["oldest_share"]).fillna(-1.0).to_numpy(np.float32),
-        key.map(h["newest_share"]).fillna(-1.0).to_numpy(np.float32),
-    ]
-
-
-def _title_key_share(
-    tr: pd.DataFrame, t: np.ndarray, cp: np.ndarray, payer: pd.DataFrame | None
-) -> np.ndarray:
+def _title_key_share(p: Prepared, t: np.ndarray, cp: np.ndarray, payer: PayerIndex) -> np.ndarray:
     """Best share with which a learned title token of the transfer points to the pair's cp."""
-    out = np.zeros(len(t), dtype=np.float32)
-    if payer is None or payer.empty or len(t) == 0:
-        return out
-    learned = payer[payer["payer_key"].str.startswith("T:")]
-    if learned.empty:
-        return out
-    toks = [title_key_tokens(v) for v in tr["title"]]
+    if payer.empty or len(t) == 0:
+        return np.zeros(len(t), dtype=np.float32)
+    toks = p.t_title_tokens
     lengths = np.fromiter((len(x) for x in toks), np.int64, len(toks))
-    tk = pd.DataFrame(
-        {
-            "t": np.repeat(np.arange(len(toks)), lengths),
-            "payer_key": np.array(["T:" + k for x in toks for k in x], dtype=object),
-        }
+    keys = [f"T:{k}" for x in toks for k in x]
+    rows, entries = payer.entries(np.repeat(np.arange(len(toks)), lengths), keys)
+    e_cp = lookup(payer.cps[entries], p.cp_codes)
+    ok = e_cp >= 0
+    entries = entries[ok]
+    share = payer.n[entries] / payer.n_key[payer.entry_key[entries]]
+    return _pair_values(t, cp, rows[ok], e_cp[ok], share, 0.0).astype(np.float32)
+
+
+def _habits(p: Prepared, i: np.ndarray, habits: HabitIndex) -> list[np.ndarray]:
+    n = len(i)
+    if not habits.values or n == 0:
+        return [np.zeros(n, np.float32), np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)]
+    unknown = (0.0, -1.0, -1.0)
+    per_invoice = np.array(
+        [habits.values.get(cp, unknown) for cp in p.i_cp_id], dtype=np.float64
+    ).reshape(-1, 3)[i]
+    return [per_invoice[:, k].astype(np.float32) for k in range(3)]
+
+
+def _ratio(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
+    workers = -1 if len(a) >= _PARALLEL_MIN_PAIRS else 1
+    return (process.cpdist(list(a), list(b), scorer=scorer, workers=workers) / 100.0).astype(
+        np.float32
     )
-    hits = tk.merge(learned, on="payer_key")
-    if hits.empty:
-        return out
-    hits["share"] = hits["n"] / hits["n_key"]
-    best = hits.groupby(["t", "counterparty_id"])["share"].max()
-    key = pd.MultiIndex.from_arrays([t, cp])
-    return best.reindex(key).fillna(0.0).to_numpy(np.float32)
 
 
 def pair_features(
     p: Prepared,
     pairs: pd.DataFrame,
-    payer: pd.DataFrame | None,
+    payer: pd.DataFrame | PayerIndex | None,
     params: BlockingParams,
-    habits: pd.DataFrame | None = None,
+    habits: pd.DataFrame | HabitIndex | None = None,
 ) -> pd.DataFrame:
     """The feature matrix (float32 columns named in FEATURES), one row per candidate pair."""
-    tr, inv = p.transfers, p.invoices
+    payer = payer_index(payer)
     t = pairs["t"].to_numpy(np.int64)
     i = pairs["i"].to_numpy(np.int64)
-    f: dict[str, np.ndarray] = {c: pairs[c].to_numpy(np.float32) for c in FLAG_COLUMNS}
-    ref_strong = np.maximum.reduce([f["ref_C"], f["ref_D"], f["ref_Z"]])
-    f["ref_strong"] = ref_strong
+    n, n_t = len(t), len(p.transfers)
+    X = np.zeros((n, len(FEATURES)), dtype=np.float32)
 
-    title_c = tr["title_c"].to_numpy(dtype=object)[t]
-    number_c = inv["number_c"].to_numpy(dtype=object)[i]
-    if len(t):
-        f["ref_partial"] = (
-            process.cpdist(list(number_c), list(title_c), scorer=fuzz.partial_ratio, workers=-1)
-            / 100.0
-        ).astype(np.float32)
-        t_digits = np.array([digits_only(s) for s in tr["title_c"]], dtype=object)[t]
-        i_digits = np.array([digits_only(s) for s in inv["number_c"]], dtype=object)[i]
-        f["ref_digits_partial"] = (
-            process.cpdist(list(i_digits), list(t_digits), scorer=fuzz.partial_ratio, workers=-1)
-            / 100.0
-        ).astype(np.float32)
-        f["name_sim"] = (
-            process.cpdist(
-                list(tr["name_n"].to_numpy(dtype=object)[t]),
-                list(inv["name_n"].to_numpy(dtype=object)[i]),
-                scorer=fuzz.token_set_ratio,
-                workers=-1,
-            )
-            / 100.0
-        ).astype(np.float32)
-        inv_name_c = np.array([s.replace(" ", "") for s in inv["name_n"]], dtype=object)[i]
-        f["name_in_title"] = (
-            process.cpdist(list(inv_name_c), list(title_c), scorer=fuzz.partial_ratio, workers=-1)
-            / 100.0
-        ).astype(np.float32)
-    else:
-        for c in ("ref_partial", "ref_digits_partial", "name_sim", "name_in_title"):
-            f[c] = np.zeros(0, dtype=np.float32)
-    f["number_len"] = np.fromiter((len(s) for s in number_c), np.float32, len(t))
-    f["title_len"] = np.fromiter((len(s) for s in title_c), np.float32, len(t))
-    tax_c = inv["tax_c"].to_numpy(dtype=object)[i]
-    f["tax_in_title"] = np.fromiter(
-        (len(x) >= 5 and x in y for x, y in zip(tax_c, title_c, strict=True)), np.float32, len(t)
-    )
+    def put(name: str, values) -> None:
+        X[:, _COLUMN[name]] = values
 
-    t_iban = tr["iban_n"].to_numpy(dtype=object)[t]
-    i_iban = inv["iban_n"].to_numpy(dtype=object)[i]
-    f["iban_eq"] = ((t_iban == i_iban) & (t_iban != "")).astype(np.float32)
-    cp = inv["counterparty_id"].to_numpy(dtype=object)[i]
-    f["payer_iban_share"], f["payer_iban_n"] = _payer_share(
-        np.where(t_iban != "", "I:" + t_iban.astype(str), ""), cp, payer
-    )
-    t_name = tr["name_n"].to_numpy(dtype=object)[t]
-    f["payer_name_share"], f["payer_name_n"] = _payer_share(
-        np.where(t_name != "", "N:" + t_name.astype(str), ""), cp, payer
-    )
+    for c in FLAG_COLUMNS:
+        put(c, pairs[c].to_numpy(np.float32))
+    ref_strong = X[:, [_COLUMN["ref_C"], _COLUMN["ref_D"], _COLUMN["ref_Z"]]].max(axis=1)
+    put("ref_strong", ref_strong)
 
-    f["payer_title_share"] = _title_key_share(tr, t, cp, payer)
+    title_c = p.t_title_c[t]
+    number_c = p.i_number_c[i]
+    if n:
+        put("ref_partial", _ratio(number_c, title_c, fuzz.partial_ratio))
+        put("ref_digits_partial", _ratio(p.i_digits[i], p.t_digits[t], fuzz.partial_ratio))
+        put("name_sim", _ratio(p.t_name[t], p.i_name[i], fuzz.token_set_ratio))
+        put("name_in_title", _ratio(p.i_name_c[i], title_c, fuzz.partial_ratio))
+    put("number_len", p.i_number_len[i])
+    put("title_len", p.t_title_len[t])
+    # A tax id (5+ characters) written in the title; only pairs with such an id are compared.
+    tax_in_title = np.zeros(n, dtype=bool)
+    check = np.flatnonzero(p.i_tax_len[i] >= 5)
+    tax_in_title[check] = [p.i_tax_c[i[k]] in title_c[k] for k in check.tolist()]
+    put("tax_in_title", tax_in_title)
 
-    ta = tr["amount"].to_numpy(np.float64)[t]
-    oa = inv["open_amount"].to_numpy(np.float64)[i]
-    ia = inv["amount"].to_numpy(np.float64)[i]
+    t_iban, i_iban = p.iban_codes
+    put("iban_eq", (t_iban[t] == i_iban[i]) & (p.t_iban[t] != ""))
+    cp = p.i_cp[i]
+    share, n_key = _payer_share(p, t, cp, "I:", p.t_iban, payer)
+    put("payer_iban_share", share)
+    put("payer_iban_n", n_key)
+    share, n_key = _payer_share(p, t, cp, "N:", p.t_name, payer)
+    put("payer_name_share", share)
+    put("payer_name_n", n_key)
+    put("payer_title_share", _title_key_share(p, t, cp, payer))
+
+    ta = p.t_amount[t]
+    oa = p.i_open[i]
+    ia = p.i_amount[i]
     diff = oa - ta
-    f["log_amount"] = np.log1p(ta).astype(np.float32)
-    f["log_open"] = (np.sign(oa) * np.log1p(np.abs(oa))).astype(np.float32)
-    f["diff"] = diff.astype(np.float32)
-    f["rel_diff"] = (diff / np.maximum(np.abs(oa), 0.01)).astype(np.float32)
-    f["eq_open"] = (np.abs(diff) < 0.005).astype(np.float32)
-    f["eq_amount"] = (np.abs(ia - ta) < 0.005).astype(np.float32)
-    f["frac"] = np.clip(ta / np.where(np.abs(oa) < 0.01, 0.01, oa), -10, 10).astype(np.float32)
-    f["is_credit"] = (oa < 0).astype(np.float32)
-    f["partly_paid"] = (np.abs(oa - ia) >= 0.005).astype(np.float32)
+    put("log_amount", np.log1p(ta).astype(np.float32))
+    put("log_open", (np.sign(oa) * np.log1p(np.abs(oa))).astype(np.float32))
+    put("diff", diff.astype(np.float32))
+    put("rel_diff", (diff / np.maximum(np.abs(oa), 0.01)).astype(np.float32))
+    eq_open = (np.abs(diff) < 0.005).astype(np.float32)
+    put("eq_open", eq_open)
+    put("eq_amount", np.abs(ia - ta) < 0.005)
+    put("frac", np.clip(ta / np.where(np.abs(oa) < 0.01, 0.01, oa), -10, 10).astype(np.float32))
+    put("is_credit", oa < 0)
+    put("partly_paid", np.abs(oa - ia) >= 0.005)
 
-    issue = inv["issue_date"].to_numpy("datetime64[D]").astype(np.int64)[i]
-    due = inv["due_date"].to_numpy("datetime64[D]").astype(np.int64)[i]
-    booking = tr["booking_date"].to_numpy("datetime64[D]").astype(np.int64)[t]
-    f["days_since_issue"] = (booking - issue).astype(np.float32)
-    f["days_past_due"] = (booking - due).astype(np.float32)
+    issue = p.i_issue[i]
+    booking = p.t_day[t]
+    put("days_since_issue", (booking - issue).astype(np.float32))
+    put("days_past_due", (booking - p.i_due[i]).astype(np.float32))
 
-    f["in_exact_subset"], f["in_tol_subset"], f["n_subsets"] = _subset_features(
-        t, cp, issue, oa, ta, params
-    )
+    in_exact, in_tol, n_sub = _subset_features(t, cp, issue, oa, ta, params)
+    put("in_exact_subset", in_exact)
+    put("in_tol_subset", in_tol)
+    put("n_subsets", n_sub)
 
-    n_strong = pd.Series(ref_strong).groupby(t).transform("sum").to_numpy()
-    f["n_strong_ref_t"] = n_strong.astype(np.float32)
-    f["strong_ref_unique"] = ((ref_strong > 0) & (n_strong == 1)).astype(np.float32)
-    f["n_eq_open_t"] = pd.Series(f["eq_open"]).groupby(t).transform("sum").to_numpy(np.float32)
+    n_strong = _per_transfer_sum(t, ref_strong, n_t)
+    put("n_strong_ref_t", n_strong)
+    put("strong_ref_unique", (ref_strong > 0) & (n_strong == 1))
+    put("n_eq_open_t", _per_transfer_sum(t, eq_open, n_t))
     cents = np.round(oa * 100).astype(np.int64)
     # Several open invoices of one counterparty with the same amount (subscriptions): which is
     # oldest is what decides, so rank by issue date within (transfer, counterparty, amount).
-    rank_old, size_same = _group_rank([t, cp, cents], issue.astype(np.float64))
-    f["same_amount_rank_old"] = rank_old.astype(np.float32)
-    f["same_amount_rank_new"] = (size_same - 1 - rank_old).astype(np.float32)
-    f["n_same_amount_cp"] = size_same.astype(np.float32)
-    age_rank, n_cp_cand = _group_rank([t, cp], issue.astype(np.float64))
-    f["age_rank_cp"] = age_rank.astype(np.float32)
-    f["n_cand_cp"] = n_cp_cand.astype(np.float32)
-    f["cp_habit_n"], f["cp_oldest_share"], f["cp_newest_share"] = _habits(cp, habits)
-    tser = pd.Series(t)
-    f["n_cand_t"] = tser.groupby(t).transform("size").to_numpy(np.float32)
-    f["n_cp_t"] = (
-        pd.DataFrame({"t": t, "cp": cp}).groupby("t")["cp"].transform("nunique").to_numpy()
-    ).astype(np.float32)
-    return pd.DataFrame({c: np.asarray(f[c], dtype=np.float32) for c in FEATURES})
+    rank_old, size_same = _group_rank([t, cp, cents], issue)
+    put("same_amount_rank_old", rank_old)
+    put("same_amount_rank_new", size_same - 1 - rank_old)
+    put("n_same_amount_cp", size_same)
+    age_rank, n_cp_cand = _group_rank([t, cp], issue)
+    put("age_rank_cp", age_rank)
+    put("n_cand_cp", n_cp_cand)
+    habit_n, oldest, newest = _habits(p, i, habit_index(habits))
+    put("cp_habit_n", habit_n)
+    put("cp_oldest_share", oldest)
+    put("cp_newest_share", newest)
+    put("n_cand_t", np.bincount(t, minlength=n_t)[t])
+    put("n_cp_t", _distinct_per_transfer(t, cp, n_t))
+    return pd.DataFrame(X, columns=FEATURES)

@@ -3,7 +3,9 @@
 Training (`train_matcher`) works month by month, as the data arrives:
 
 1. Candidates and pair features of each month use only the payer knowledge of the months before
-   it, exactly as prediction will (no peeking at a month's own labels).
+   it, exactly as prediction will (no peeking at a month's own labels). A month larger than
+   `max_fit_transfers_per_month` is scored and fitted on a stable sample of its transfers; the
+   knowledge still comes from all of its labels.
 2. The pair model is cross-fitted over blocks of months, so every training month gets pair scores
    from a model that did not see it; the set model learns from answers built on those honest
    scores.
@@ -16,19 +18,28 @@ Training (`train_matcher`) works month by month, as the data arrives:
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from shared.matching import knowledge
 from shared.matching.assembly import SET_FEATURES, Members, allocate, build_options
 from shared.matching.batches import MonthBatch
-from shared.matching.candidates import BlockingParams, Prepared, candidate_pairs, prepare
-from shared.matching.features import FEATURES, pair_features
+from shared.matching.candidates import (
+    BlockingParams,
+    PayerIndex,
+    Prepared,
+    candidate_pairs,
+    prepare,
+)
+from shared.matching.features import FEATURES, HabitIndex, pair_features
 from shared.matching.metrics import auto_rate_at
 from shared.matching.output import assemble_output
 from shared.matching.subsets import fits
@@ -70,6 +81,10 @@ class MatcherConfig:
     n_threads: int = 1
     # Payer observations kept in the model (the newest), so the model file stays bounded.
     max_observations: int = 500_000
+    # Transfers of one month the models are fitted on: a stable sample (by transfer id) of a
+    # larger month. Payer knowledge and habits still learn from every label and the calibration
+    # months are judged in full; only the fitting cost stops growing with the month's size.
+    max_fit_transfers_per_month: int = 10_000
 
     def blocking(self) -> BlockingParams:
         """The blocking caps as the candidate generator takes them."""
@@ -106,25 +121,26 @@ class _Scored:
     y: np.ndarray | None = None
     true_sets: list[frozenset[str]] = field(default_factory=list)
     n_true_pairs: int = 0
-    payer: pd.DataFrame | None = None
-    habits: pd.DataFrame | None = None
+    payer: pd.DataFrame | PayerIndex | None = None
+    habits: pd.DataFrame | HabitIndex | None = None
     rows: np.ndarray | None = None  # training rows (subsample) of X
 
 
 def _score_input(
     transfers: pd.DataFrame,
     invoices: pd.DataFrame,
-    payer: pd.DataFrame | None,
+    payer: pd.DataFrame | PayerIndex | None,
     cfg: MatcherConfig,
     matches: pd.DataFrame | None = None,
-    habits: pd.DataFrame | None = None,
+    habits: pd.DataFrame | HabitIndex | None = None,
     teacher_forcing: bool = True,
+    month_transfers: pd.DataFrame | None = None,
 ) -> _Scored:
     p = prepare(transfers, invoices)
     params = cfg.blocking()
     pairs = candidate_pairs(p, payer, params)
     if matches is not None and teacher_forcing:
-        pairs = _drop_settled_earlier(p, pairs, matches)
+        pairs = _drop_settled_earlier(p, pairs, matches, month_transfers)
     X = pair_features(p, pairs, payer, params, habits)
     s = _Scored(p, pairs, X, payer=payer, habits=habits)
     if matches is not None:
@@ -141,15 +157,23 @@ def _score_input(
     return s
 
 
-def _drop_settled_earlier(p: Prepared, pairs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
+def _drop_settled_earlier(
+    p: Prepared,
+    pairs: pd.DataFrame,
+    matches: pd.DataFrame,
+    month_transfers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Training only: drop invoices that labelled transfers booked earlier in the month settled.
 
     open_amount is what was open at the month start; a second payment later in the month cannot
     go to the invoice the first one closed. Prediction mirrors this by settling transfers in
-    booking order (see `_settle_in_order`).
+    booking order (see `_settle_in_order`). `month_transfers` (all of the month's transfers) is
+    needed when `p` holds only a sample of them: unsampled transfers close invoices too.
     """
     tr, inv = p.transfers, p.invoices
-    settle_day = knowledge.settle_days(tr, inv, matches)
+    settle_day = knowledge.settle_days(
+        tr if month_transfers is None else month_transfers, inv, matches
+    )
     i_ids = inv["invoice_id"].astype(str)
     inv_settle = i_ids.map(settle_day).to_numpy(dtype=np.float64)
     pair_settle = inv_settle[pairs["i"].to_numpy()]
@@ -257,10 +281,56 @@ def _training_rows(s: _Scored, rate: float, rng: np.random.Generator) -> None:
     s.rows = np.flatnonzero(keep)
 
 
-def _stack(parts: list[_Scored]) -> tuple[np.ndarray, np.ndarray]:
-    X = np.concatenate([s.X.to_numpy(np.float32)[_rows(s)] for s in parts])
-    y = np.concatenate([_labels(s)[_rows(s)] for s in parts])
-    return X, y
+def _fit_sample(transfers: pd.DataFrame, cap: int) -> pd.DataFrame:
+    """At most `cap` transfers (0: all): those whose id hashes lowest, so a month's sample is the
+    same however often and in whatever row order the month is trained on."""
+    if cap <= 0 or len(transfers) <= cap:
+        return transfers
+    h = pd.util.hash_pandas_object(transfers["transfer_id"].astype(str), index=False).to_numpy()
+    keep = np.sort(np.argpartition(h, cap - 1)[:cap])
+    return transfers.iloc[keep].reset_index(drop=True)
+
+
+def _fit_rows(s: _Scored) -> tuple[np.ndarray, np.ndarray]:
+    """The pair model's training rows of a month (see `_training_rows`) as float32."""
+    rows = _rows(s)
+    return s.X.iloc[rows].to_numpy(np.float32), _labels(s)[rows]
+
+
+def _stack(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _slim(s: _Scored) -> _Scored:
+    """A scored training month without what option building does not read (normalised texts,
+    knowledge tables): twelve large months must fit in memory at once."""
+    tr, inv = s.prepared.transfers, s.prepared.invoices
+    s.prepared = Prepared(
+        tr[["transfer_id", "amount", "booking_date"]],
+        inv[["invoice_id", "amount", "open_amount", "counterparty_id", "issue_date"]],
+    )
+    if (s.X.dtypes != np.float32).any():
+        s.X = s.X.astype(np.float32)
+    s.payer = s.habits = None
+    return s
+
+
+class _Stopwatch:
+    """Seconds per training stage, reported as `seconds_<stage>` training metrics."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - t0
+
+    def metrics(self) -> dict[str, float]:
+        return {f"seconds_{k}": v for k, v in self.spent.items()}
 
 
 def _rows(s: _Scored) -> np.ndarray:
@@ -280,25 +350,18 @@ def _proba(model: HistGradientBoostingClassifier, X: pd.DataFrame | np.ndarray) 
 
 
 def _options(s: _Scored, scores: np.ndarray, cfg: MatcherConfig):
-    inv = s.prepared.invoices
-    i = s.pairs["t"].to_numpy(), s.pairs["i"].to_numpy()
+    p = s.prepared
+    i = s.pairs["i"].to_numpy()
     frame = pd.DataFrame(
         {
-            "t": i[0],
-            "open": inv["open_amount"].to_numpy()[i[1]],
-            "cp": inv["counterparty_id"].to_numpy(dtype=object)[i[1]],
-            "issue": inv["issue_date"].to_numpy("datetime64[D]").astype(np.int64)[i[1]],
+            "t": s.pairs["t"].to_numpy(),
+            "open": p.i_open[i],
+            "cp": p.i_cp[i],  # counterparty codes: cheaper to group than the id strings
+            "issue": p.i_issue[i],
             "ref_strong": s.X["ref_strong"].to_numpy(),
         }
     )
-    return build_options(
-        frame,
-        scores,
-        len(s.prepared.transfers),
-        s.prepared.transfers["amount"].to_numpy(),
-        cfg.max_fee,
-        cfg.max_discount,
-    )
+    return build_options(frame, scores, len(p.t_amount), p.t_amount, cfg.max_fee, cfg.max_discount)
 
 
 def _option_labels(s: _Scored, opts: pd.DataFrame, members: Members) -> np.ndarray:
@@ -338,13 +401,11 @@ def _settle_in_order(
     order = np.lexsort((-probs, t_opt))
     starts = np.searchsorted(t_opt[order], np.arange(n + 1))
     top = probs[order[starts[:-1]]]
-    booking = s.prepared.transfers["booking_date"].to_numpy("datetime64[D]").astype(np.int64)
-    amounts = s.prepared.transfers["amount"].to_numpy(np.float64)
-    inv = s.prepared.invoices
-    remaining = inv["open_amount"].to_numpy(np.float64).copy()
-    issue = inv["issue_date"].to_numpy("datetime64[D]").astype(np.int64)
-    closed = np.zeros(len(inv), dtype=bool)
-    closed_on = np.full(len(inv), np.iinfo(np.int64).max)
+    booking, amounts = s.prepared.t_day, s.prepared.t_amount
+    remaining = s.prepared.i_open.copy()
+    issue = s.prepared.i_issue
+    closed = np.zeros(len(issue), dtype=bool)
+    closed_on = np.full(len(issue), np.iinfo(np.int64).max)
     i_pos = s.pairs["i"].to_numpy()
     best = order[starts[:-1]].copy()
     for t in np.lexsort((-top, booking)):
@@ -394,8 +455,7 @@ def _decide(
     probs = _proba(set_model, opts[SET_FEATURES])
     best, conf, closed_on = _settle_in_order(s, opts, probs, members, cfg)
     t = s.pairs["t"].to_numpy()
-    booking = s.prepared.transfers["booking_date"].to_numpy("datetime64[D]").astype(np.int64)
-    drop = closed_on[s.pairs["i"].to_numpy()] < booking[t]
+    drop = closed_on[s.pairs["i"].to_numpy()] < s.prepared.t_day[t]
     if not drop.any():
         return _Decision(s, scores, opts, members, best, conf)
     keep = ~drop
@@ -443,6 +503,56 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float)
     return float(conf[valid.max()])
 
 
+@functools.cache
+def _thread_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _predict_threads(cfg: MatcherConfig):
+    """The thread cap of `_threads` through one controller per process.
+
+    `threadpool_limits()` inspects every loaded library on each call (about 5 ms, more than the
+    rest of a one-transfer prediction); the libraries do not change once sklearn is imported.
+    """
+    if cfg.n_threads <= 0:
+        return contextlib.nullcontext()
+    return _thread_controller().limit(limits=cfg.n_threads)
+
+
+CANDIDATE_COLUMNS = ["transfer_id", "invoice_id", "score", "proposed", "rank"]
+
+
+def _with_open_amount(invoices: pd.DataFrame) -> pd.DataFrame:
+    # Frames stacked from several requests: one without open amounts must not get NaN ones.
+    if "open_amount" in invoices:
+        return invoices
+    return invoices.assign(open_amount=invoices["amount"])
+
+
+def _ranked_candidates(d: _Decision) -> pd.DataFrame:
+    """Every scored pair, ranked per transfer by pair score (ties: lower invoice position)."""
+    p = d.s.prepared
+    t = d.s.pairs["t"].to_numpy(np.int64)
+    i = d.s.pairs["i"].to_numpy(np.int64)
+    proposed = np.zeros(len(t), dtype=bool)
+    chosen = [d.members[b] for b in d.best]
+    if chosen:
+        proposed[np.concatenate(chosen)] = True
+    order = np.lexsort((i, -d.scores, t))
+    t_sorted = t[order]
+    rank = np.arange(len(t)) - np.searchsorted(t_sorted, t_sorted, "left") + 1
+    return pd.DataFrame(
+        {
+            "transfer_id": pd.Series(p.t_ids[t_sorted], dtype=object),
+            "invoice_id": pd.Series(p.i_ids[i[order]], dtype=object),
+            "score": d.scores[order].astype(np.float64),
+            "proposed": proposed[order],
+            "rank": rank.astype(np.int64),
+        },
+        columns=CANDIDATE_COLUMNS,
+    )
+
+
 class TrainedMatcher:
     """A trained matcher: predicts invoice sets, allocations, confidences and decisions."""
 
@@ -463,6 +573,8 @@ class TrainedMatcher:
         self.observations = observations
         self.training_metrics = dict(training_metrics)
         self.habits = habits if habits is not None else knowledge.empty_habits()
+        # Lookups of the model's own knowledge, built on first use (not part of the model file).
+        self._own_knowledge: tuple[pd.DataFrame, pd.DataFrame, PayerIndex, HabitIndex] | None = None
 
     def predict(
         self,
@@ -475,29 +587,106 @@ class TrainedMatcher:
         `history` adds labelled months (before these transfers) to what the model already knows
         about which payer pays for which counterparty.
         """
-        history = history or []
-        obs = knowledge.combine([self.observations, *map(knowledge.observations, history)])
-        habits = knowledge.combine_habits(
-            [self.habits, *map(knowledge.habit_observations, history)]
-        )
-        with _threads(self.config):
-            s = _score_input(
-                transfers,
-                invoices,
-                knowledge.payer_map(obs),
-                self.config,
-                habits=knowledge.habit_table(habits),
+        return self._output(self._run(transfers, invoices, history))
+
+    def predict_with_candidates(
+        self,
+        transfers: pd.DataFrame,
+        invoices: pd.DataFrame,
+        history: list[MonthBatch] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`predict`'s frame, and every candidate the model scored, from one prediction.
+
+        The second frame has one row per scored (transfer, invoice) pair: `transfer_id`,
+        `invoice_id`, `score` (the pair model's, as `pair_score`), `proposed` (in the predicted
+        set) and `rank` (1 = best score of its transfer), ordered by transfer, then rank.
+        Invoices blocking never paired with a transfer are not listed, nor those a transfer
+        booked earlier in the same call already closed.
+        """
+        d = self._run(transfers, invoices, history)
+        return self._output(d), _ranked_candidates(d)
+
+    def predict_many_with_candidates(
+        self, requests: Sequence[tuple[pd.DataFrame, pd.DataFrame]]
+    ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+        """`predict_with_candidates` for independent requests (transfers, their open invoices).
+
+        Each request is blocked against its own invoices only; features, both models and
+        settlement then run once for all of them, which is what makes many small requests
+        cheap. Every answer equals that of its request alone: a transfer's features depend on
+        its own candidates only, and no request's invoices are candidates of another's.
+        """
+        if not requests:
+            return []
+        payer, habits = self._knowledge(None)
+        params = self.config.blocking()
+        with _predict_threads(self.config):
+            # Pair positions of each request move by the rows of the requests before it.
+            parts, offset = [], {"t": 0, "i": 0}
+            for transfers, invoices in requests:
+                pairs = candidate_pairs(prepare(transfers, invoices), payer, params)
+                parts.append({c: pairs[c].to_numpy() + offset.get(c, 0) for c in pairs.columns})
+                offset = {"t": offset["t"] + len(transfers), "i": offset["i"] + len(invoices)}
+            pairs = pd.DataFrame({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
+            p = prepare(
+                pd.concat([t for t, _ in requests], ignore_index=True),
+                pd.concat([_with_open_amount(i) for _, i in requests], ignore_index=True),
             )
-            return self._predict_scored(s)
+            X = pair_features(p, pairs, payer, params, habits)
+            s = _Scored(p, pairs, X, payer=payer, habits=habits)
+            d = _decide(self.pair_model, self.set_model, self.config, s)
+        predicted, candidates = self._output(d), _ranked_candidates(d)
+        # Both frames run transfer by transfer: cut them where each request's transfers end.
+        bounds = np.cumsum([0, *(len(t) for t, _ in requests)])
+        rows = np.cumsum([0, *(max(1, len(d.members[b])) for b in d.best)])
+        listed = np.cumsum([0, *np.bincount(d.s.pairs["t"], minlength=len(d.best))])
+        return [
+            (
+                predicted.iloc[rows[a] : rows[b]].reset_index(drop=True),
+                candidates.iloc[listed[a] : listed[b]].reset_index(drop=True),
+            )
+            for a, b in itertools.pairwise(bounds)
+        ]
+
+    def _knowledge(self, history: list[MonthBatch] | None) -> tuple[PayerIndex, HabitIndex]:
+        """Payer and habit lookups: the model's own ones are built once, not per request."""
+        if history:
+            obs = knowledge.combine([self.observations, *map(knowledge.observations, history)])
+            habits = knowledge.combine_habits(
+                [self.habits, *map(knowledge.habit_observations, history)]
+            )
+            return (
+                PayerIndex.of(knowledge.payer_map(obs)),
+                HabitIndex.of(knowledge.habit_table(habits)),
+            )
+        own = self._own_knowledge
+        if own is None or own[0] is not self.observations or own[1] is not self.habits:
+            own = (
+                self.observations,
+                self.habits,
+                PayerIndex.of(knowledge.payer_map(knowledge.combine([self.observations]))),
+                HabitIndex.of(knowledge.habit_table(knowledge.combine_habits([self.habits]))),
+            )
+            self._own_knowledge = own  # one assignment: concurrent requests see all or nothing
+        return own[2], own[3]
+
+    def _run(
+        self, transfers: pd.DataFrame, invoices: pd.DataFrame, history: list[MonthBatch] | None
+    ) -> _Decision:
+        payer, habits = self._knowledge(history)
+        with _predict_threads(self.config):
+            s = _score_input(transfers, invoices, payer, self.config, habits=habits)
+            return _decide(self.pair_model, self.set_model, self.config, s)
 
     def _predict_scored(self, s: _Scored) -> pd.DataFrame:
-        d = _decide(self.pair_model, self.set_model, self.config, s)
-        s, scores, members, best, conf = d.s, d.scores, d.members, d.best, d.conf
-        i_pos = s.pairs["i"].to_numpy()
-        chosen = [i_pos[members[b]] for b in best]
-        pair_scores = [scores[members[b]] for b in best]
-        decisions = np.where(conf >= self.threshold, "auto", "review")
-        return assemble_output(s.prepared, chosen, conf, decisions, pair_scores)
+        return self._output(_decide(self.pair_model, self.set_model, self.config, s))
+
+    def _output(self, d: _Decision) -> pd.DataFrame:
+        i_pos = d.s.pairs["i"].to_numpy()
+        chosen = [i_pos[d.members[b]] for b in d.best]
+        pair_scores = [d.scores[d.members[b]] for b in d.best]
+        decisions = np.where(d.conf >= self.threshold, "auto", "review")
+        return assemble_output(d.s.prepared, chosen, d.conf, decisions, pair_scores)
 
     def to_bytes(self) -> bytes:
         """The model as a zip of skops estimators, JSON metadata and parquet data; no pickle."""
@@ -527,120 +716,155 @@ def _threads(cfg: MatcherConfig):
 
 def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
     started = time.perf_counter()
+    clock = _Stopwatch()
     batches = sorted((b for b in months if b.labelled), key=lambda b: b.month)
     if not batches:
         raise ValueError("train_matcher needs at least one labelled month")
-    obs = [knowledge.observations(b) for b in batches]
-    habit_obs = [knowledge.habit_observations(b) for b in batches]
-    data = [
-        _score_input(
-            b.transfers,
-            b.invoices,
-            knowledge.payer_map(knowledge.combine(obs[:k])),
-            cfg,
-            b.matches,
-            knowledge.habit_table(knowledge.combine_habits(habit_obs[:k])),
-        )
-        for k, b in enumerate(batches)
-    ]
-    rng = np.random.default_rng(cfg.seed)
-    for s in data:
-        _training_rows(s, cfg.easy_negative_rate, rng)
     n = len(batches)
+    n_cal = min(cfg.calibration_months, n - 1) if n >= 2 else 0
+    with clock("knowledge"):
+        obs = [knowledge.observations(b) for b in batches]
+        habit_obs = [knowledge.habit_observations(b) for b in batches]
+
+    # Score month by month, keeping only what fitting needs: the pair model's rows and, for the
+    # out-of-fold scores the set model learns from, the sampled transfers' features as float32.
+    rng = np.random.default_rng(cfg.seed)
+    data: list[_Scored] = []
+    fit_rows: list[tuple[np.ndarray, np.ndarray]] = []
+    known: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}  # calibration months' knowledge
+    for k, b in enumerate(batches):
+        with clock("knowledge"):
+            payer = knowledge.payer_map(knowledge.combine(obs[:k]))
+            habits = knowledge.habit_table(knowledge.combine_habits(habit_obs[:k]))
+        with clock("scoring"):
+            s = _score_input(
+                _fit_sample(b.transfers, cfg.max_fit_transfers_per_month),
+                b.invoices,
+                payer,
+                cfg,
+                b.matches,
+                habits,
+                month_transfers=b.transfers,
+            )
+            _training_rows(s, cfg.easy_negative_rate, rng)
+            fit_rows.append(_fit_rows(s))
+            data.append(_slim(s))
+        if k >= n - n_cal:
+            known[k] = (payer, habits)
+    n_true = sum(s.n_true_pairs for s in data)
+    n_found = sum(int(_labels(s).sum()) for s in data)
+    n_pairs = sum(len(s.pairs) for s in data)
+
     n_folds = max(1, min(cfg.n_folds, n))
     fold_of = [k * n_folds // n for k in range(n)]
-    oof: list[np.ndarray] = [np.zeros(0)] * n
     fold_models = []
-    for f in range(n_folds):
-        train_idx = [k for k in range(n) if fold_of[k] != f] or list(range(n))
-        model = _fit(_pair_model(cfg), *_stack([data[k] for k in train_idx]))
-        fold_models.append(model)
-        for k in range(n):
-            if fold_of[k] == f:
-                oof[k] = _proba(model, data[k].X)
+    with clock("pair_fits"):
+        for f in range(n_folds):
+            train_idx = [k for k in range(n) if fold_of[k] != f] or list(range(n))
+            fold_models.append(_fit(_pair_model(cfg), *_stack([fit_rows[k] for k in train_idx])))
+        pair_model = _fit(_pair_model(cfg), *_stack(fit_rows))
+    del fit_rows
 
     opt_X, opt_y, opt_month, opt_t, opt_n = [], [], [], [], []
-    for k, s in enumerate(data):
-        opts, members = _options(s, oof[k], cfg)
-        opt_X.append(opts[SET_FEATURES].to_numpy(np.float32))
-        opt_y.append(_option_labels(s, opts, members))
-        opt_month.append(np.full(len(opts), k))
-        opt_t.append(opts[["t"]].assign(k=k))
-        opt_n.append(len(s.prepared.transfers))
-    X_set = np.concatenate(opt_X)
-    y_set = np.concatenate(opt_y)
-    m_set = np.concatenate(opt_month)
+    with clock("set_fits"):
+        for k, s in enumerate(data):
+            opts, members = _options(s, _proba(fold_models[fold_of[k]], s.X), cfg)
+            opt_X.append(opts[SET_FEATURES].to_numpy(np.float32))
+            opt_y.append(_option_labels(s, opts, members))
+            opt_month.append(np.full(len(opts), k))
+            opt_t.append(opts[["t"]].assign(k=k))
+            opt_n.append(len(s.prepared.transfers))
+        del data, s
+        X_set = np.concatenate(opt_X)
+        y_set = np.concatenate(opt_y)
+        m_set = np.concatenate(opt_month)
 
-    n_cal = min(cfg.calibration_months, n - 1) if n >= 2 else 0
     metrics: dict[str, float] = {}
     threshold = NO_AUTO_THRESHOLD
     if n_cal > 0:
-        fit_mask = m_set < n - n_cal
-        cal_model = _fit(_set_model(cfg), X_set[fit_mask], y_set[fit_mask])
-        confs, oks = [], []
-        for k in range(n - n_cal, n):
-            # Judge the held-out months exactly as predict will: no labels to drop settled
-            # invoices, the pair model that did not see the month, the set model likewise.
-            b = batches[k]
-            raw = _score_input(
-                b.transfers,
-                b.invoices,
-                data[k].payer,
-                cfg,
-                b.matches,
-                data[k].habits,
-                teacher_forcing=False,
-            )
-            d = _decide(fold_models[fold_of[k]], cal_model, cfg, raw)
-            confs.append(d.conf)
-            oks.append(_option_labels(d.s, d.opts, d.members)[d.best].astype(bool))
-        conf_all = np.concatenate(confs)
-        ok_all = np.concatenate(oks)
-        target = min(cfg.target_precision + cfg.threshold_margin, 1.0)
-        threshold = max(choose_threshold(conf_all, ok_all, target), cfg.min_threshold)
-        auto = conf_all >= threshold
-        metrics.update(
-            {
-                "calibration_transfers": float(len(conf_all)),
-                "calibration_auto_rate@99": auto_rate_at(conf_all, ok_all, 0.99),
-                "calibration_exact_set_accuracy": float(ok_all.mean()) if len(ok_all) else 0.0,
-                "calibration_auto_decision_rate": float(auto.mean()) if len(auto) else 0.0,
-                "calibration_auto_decision_precision": float(ok_all[auto].mean())
-                if auto.any()
-                else 1.0,
-            }
-        )
+        with clock("set_fits"):
+            fit_mask = m_set < n - n_cal
+            cal_model = _fit(_set_model(cfg), X_set[fit_mask], y_set[fit_mask])
+        with clock("calibration"):
+            threshold = _calibrate(batches, known, fold_models, fold_of, cal_model, cfg, metrics)
 
-    pair_model = _fit(_pair_model(cfg), *_stack(data))
-    set_model = _fit(_set_model(cfg), X_set, y_set)
-    all_obs = knowledge.combine(obs)
-    if len(all_obs) > cfg.max_observations:
-        all_obs = all_obs.sort_values("month").tail(cfg.max_observations).reset_index(drop=True)
-
-    n_true = sum(s.n_true_pairs for s in data)
-    n_found = sum(int(_labels(s).sum()) for s in data)
-    oof_ok = [
-        opt_y[k][_choose(opt_t[k], _proba(set_model, X_set[m_set == k]), opt_n[k])[0]]
-        for k in range(n)
-    ]
+    with clock("set_fits"):
+        set_model = _fit(_set_model(cfg), X_set, y_set)
+        oof_ok = [
+            opt_y[k][_choose(opt_t[k], _proba(set_model, X_set[m_set == k]), opt_n[k])[0]]
+            for k in range(n)
+        ]
+    with clock("knowledge"):
+        all_obs = knowledge.combine(obs)
+        if len(all_obs) > cfg.max_observations:
+            all_obs = all_obs.sort_values("month").tail(cfg.max_observations)
+        all_habits = knowledge.combine_habits(habit_obs)
+        if len(all_habits) > cfg.max_observations:
+            all_habits = all_habits.sort_values("month").tail(cfg.max_observations)
     metrics.update(
         {
             "candidate_recall": n_found / n_true if n_true else 1.0,
             "train_months": float(n),
-            "train_transfers": float(sum(opt_n)),
-            "train_pairs": float(sum(len(s.pairs) for s in data)),
-            "pairs_per_transfer": float(sum(len(s.pairs) for s in data) / max(1, sum(opt_n))),
+            "train_transfers": float(sum(len(b.transfers) for b in batches)),
+            "fit_transfers": float(sum(opt_n)),
+            "train_pairs": float(n_pairs),
+            "pairs_per_transfer": float(n_pairs / max(1, sum(opt_n))),
             "train_fit_exact_set_accuracy": float(np.concatenate(oof_ok).mean()),
             "threshold": float(threshold),
+            **clock.metrics(),
             "train_seconds": time.perf_counter() - started,
         }
     )
-    all_habits = knowledge.combine_habits(habit_obs)
-    if len(all_habits) > cfg.max_observations:
-        all_habits = all_habits.sort_values("month").tail(cfg.max_observations)
     return TrainedMatcher(
-        cfg, pair_model, set_model, threshold, all_obs, metrics, all_habits.reset_index(drop=True)
+        cfg,
+        pair_model,
+        set_model,
+        threshold,
+        all_obs.reset_index(drop=True),
+        metrics,
+        all_habits.reset_index(drop=True),
     )
+
+
+def _calibrate(
+    batches: list[MonthBatch],
+    known: dict[int, tuple[pd.DataFrame, pd.DataFrame]],
+    fold_models: list[HistGradientBoostingClassifier],
+    fold_of: list[int],
+    cal_model: HistGradientBoostingClassifier,
+    cfg: MatcherConfig,
+    metrics: dict[str, float],
+) -> float:
+    """The auto threshold, from the held-out months judged in full exactly as predict will: no
+    labels to drop settled invoices, the pair model that did not see the month, the set model
+    likewise. Adds the calibration metrics to `metrics`."""
+    confs, oks = [], []
+    for k, (payer, habits) in sorted(known.items()):
+        b = batches[k]
+        raw = _score_input(
+            b.transfers, b.invoices, payer, cfg, b.matches, habits, teacher_forcing=False
+        )
+        d = _decide(fold_models[fold_of[k]], cal_model, cfg, raw)
+        confs.append(d.conf)
+        oks.append(_option_labels(d.s, d.opts, d.members)[d.best].astype(bool))
+        del raw, d
+    conf_all = np.concatenate(confs)
+    ok_all = np.concatenate(oks)
+    target = min(cfg.target_precision + cfg.threshold_margin, 1.0)
+    threshold = max(choose_threshold(conf_all, ok_all, target), cfg.min_threshold)
+    auto = conf_all >= threshold
+    metrics.update(
+        {
+            "calibration_transfers": float(len(conf_all)),
+            "calibration_auto_rate@99": auto_rate_at(conf_all, ok_all, 0.99),
+            "calibration_exact_set_accuracy": float(ok_all.mean()) if len(ok_all) else 0.0,
+            "calibration_auto_decision_rate": float(auto.mean()) if len(auto) else 0.0,
+            "calibration_auto_decision_precision": float(ok_all[auto].mean())
+            if auto.any()
+            else 1.0,
+        }
+    )
+    return threshold
 
 
 __all__ = [

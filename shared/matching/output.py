@@ -23,19 +23,15 @@ def assemble_output(
     Invoices are allocated oldest first (credit notes netted in full), so a shortfall from a fee
     or a partial payment lands on the newest invoice of the set.
     """
-    tr, inv = p.transfers, p.invoices
-    issue = inv["issue_date"].to_numpy("datetime64[D]").astype(np.int64)
-    opens = inv["open_amount"].to_numpy(np.float64)
-    inv_ids = inv["invoice_id"].astype(str).to_numpy(dtype=object)
-    t_ids = tr["transfer_id"].astype(str).to_numpy(dtype=object)
-    amounts = tr["amount"].to_numpy(np.float64)
+    issue, opens, inv_ids = p.i_issue, p.i_open, p.i_ids
+    t_ids, amounts = p.t_ids, p.t_amount
     rows_t: list[str] = []
     rows_i: list[str | None] = []
     rows_a: list[float] = []
     rows_c: list[float] = []
     rows_d: list[str] = []
     rows_s: list[float] = []
-    for t in range(len(tr)):
+    for t in range(len(t_ids)):
         sel = np.asarray(chosen[t], dtype=np.int64)
         if len(sel) == 0:
             rows_t.append(t_ids[t])

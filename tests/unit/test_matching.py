@@ -473,3 +473,64 @@ def test_edge_cases_do_not_crash(model, book):
 def test_train_rejects_no_labels():
     with pytest.raises(ValueError, match="labelled"):
         train_matcher([])
+
+
+# --------------------------------------------------------------------------- training at scale
+
+
+def test_fit_sample_is_capped_and_stable():
+    from shared.matching.model import _fit_sample
+
+    tr = pd.DataFrame([_tr(f"t{k}", 10.0 + k, f"INV-{k}") for k in range(50)])
+    sample = _fit_sample(tr, 20)
+    assert len(sample) == 20
+    shuffled = _fit_sample(tr.sample(frac=1.0, random_state=1), 20)
+    assert set(shuffled["transfer_id"]) == set(sample["transfer_id"])
+    assert len(_fit_sample(tr, 0)) == 50 and len(_fit_sample(tr, 80)) == 50
+
+
+def test_a_sampled_month_scores_its_transfers_as_the_whole_month_does(toy):
+    """Candidates and features of a transfer do not depend on the other transfers scored with it
+    (teacher forcing reads the whole month's labels), so fitting on a sample loses nothing else."""
+    from shared.matching.model import _fit_sample, _score_input
+
+    _, batches = toy
+    b = batches[3]
+    cfg = MatcherConfig()
+    full = _score_input(b.transfers, b.invoices, None, cfg, b.matches)
+    part = _score_input(
+        _fit_sample(b.transfers, 40), b.invoices, None, cfg, b.matches, month_transfers=b.transfers
+    )
+
+    def keyed(s):
+        ids = s.prepared.transfers["transfer_id"].to_numpy(dtype=object)[s.pairs["t"].to_numpy()]
+        inv = s.prepared.invoices["invoice_id"].to_numpy(dtype=object)[s.pairs["i"].to_numpy()]
+        return s.X.assign(_t=ids, _i=inv, _y=s.y).set_index(["_t", "_i"]).sort_index()
+
+    whole, sampled = keyed(full), keyed(part)
+    sampled_ids = set(part.prepared.transfers["transfer_id"])
+    expected = whole[whole.index.get_level_values("_t").isin(sampled_ids)]
+    assert len(sampled) > 0
+    pd.testing.assert_frame_equal(sampled, expected, check_dtype=False)
+
+
+def test_training_with_a_fit_cap_learns_knowledge_from_every_label(toy):
+    _, batches = toy
+    cap = 60
+    capped = train_matcher(batches[:-1], MatcherConfig(max_fit_transfers_per_month=cap))
+    full = train_matcher(batches[:-1], MatcherConfig(max_fit_transfers_per_month=0))
+    tm = capped.training_metrics
+    n_months = len(batches) - 1
+    assert tm["fit_transfers"] == cap * n_months
+    assert tm["train_transfers"] == full.training_metrics["fit_transfers"] > cap * n_months
+    assert len(capped.observations) == len(full.observations)
+    assert len(capped.habits) == len(full.habits)
+    # calibration judges the held-out months in full, not the sample
+    assert tm["calibration_transfers"] == full.training_metrics["calibration_transfers"]
+    for stage in ["knowledge", "scoring", "pair_fits", "set_fits", "calibration"]:
+        assert tm[f"seconds_{stage}"] >= 0.0
+    last = batches[-1]
+    m = evaluate(capped.predict(last.transfers, last.invoices), last.transfers, last.matches)
+    assert m["exact_set_accuracy"] >= 0.9
+    same = TrainedMatcher.from_bytes(capped.to_bytes())
+    assert same.config.max_fit_transfers_per_month == cap
