@@ -64,7 +64,11 @@ class MatcherArgs(BaseModel):
     )
     limits: Limits = Field(default_factory=Limits)
     max_batch_size: int = Field(16, ge=1, description="single requests merged in one predict")
-    batch_wait_timeout_s: float = Field(0.005, ge=0, description="how long a batch waits to fill")
+    # 0: a lone request goes at once; under load requests still merge, because those arriving
+    # while a batch is being answered wait for the next one (measured: p50 at concurrency 1
+    # 26 ms with 5 ms of waiting, 17 ms without; the same throughput at concurrency 16).
+    batch_wait_timeout_s: float = Field(0.0, ge=0, description="how long a batch waits to fill")
+    max_candidates: int = Field(10, ge=0, description="ranked candidates listed per answer")
     max_ongoing_requests: int = Field(64, ge=1)
     replica_cpus: float = Field(0.5, gt=0, description="Ray CPUs reserved per replica")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
@@ -117,7 +121,7 @@ class MatcherDeployment:
     def __init__(self, args: MatcherArgs) -> None:
         keep_replica_ports_on_loopback()
         self._args = args
-        self._service = MatcherService(registry_for(args))
+        self._service = MatcherService(registry_for(args), max_candidates=args.max_candidates)
         batching: Any = self._batched  # serve.batch's wrapper carries these setters
         batching.set_max_batch_size(args.max_batch_size)
         batching.set_batch_wait_timeout_s(args.batch_wait_timeout_s)
@@ -155,7 +159,7 @@ class MatcherDeployment:
             raise answer
         return answer
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _batched(self, requests: list[MatchRequest]) -> list[MatchResponse | Exception]:
         try:
             return list(await asyncio.to_thread(self._service.match_many, requests))
