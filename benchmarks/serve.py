@@ -486,12 +486,19 @@ def main() -> None:
         for n, body, n_invoices in batch_bodies:
             repeats = 2 if n >= 1000 else 3
             request = BatchMatchRequest.model_validate_json(body)
+
+            def json_in_json_out(body: bytes = body) -> None:
+                """What the HTTP paths do besides HTTP: validate the body, match, serialize."""
+                local.match_batch(BatchMatchRequest.model_validate_json(body)).model_dump_json()
+
             rows += [
                 [f"{n} x {n_invoices}", "(b) Ray Serve",
                  batch_rate(_post_ok(f"{ray_url}/v1/match/batch", body), n, repeats)],
                 [f"{n} x {n_invoices}", "(c) uvicorn",
                  batch_rate(_post_ok(f"{plain_url}/v1/match/batch", body), n, repeats)],
-                [f"{n} x {n_invoices}", "(d) in-process",
+                [f"{n} x {n_invoices}", "(d) in-process, JSON in and out",
+                 batch_rate(json_in_json_out, n, repeats)],
+                [f"{n} x {n_invoices}", "(d) in-process, model only",
                  batch_rate(partial(local.match_batch, request), n, repeats)],
             ]  # fmt: skip
         table("batch requests: transfers matched per second", ["batch", "path", "rate"], rows)
