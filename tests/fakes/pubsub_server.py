@@ -307,3 +307,15 @@ def running_pubsub_server() -> Iterator[PubSubServer]:
         yield server
     finally:
         server.stop()
+
+
+def end_lease(bus: Any, delivery: Any) -> None:
+    """What a subscriber that dies does to a PubSubEventBus delivery, without waiting out Pub/Sub's
+    10 s minimum lease: an ack deadline of 0 makes the message due again now."""
+    bus.subscriber.modify_ack_deadline(
+        request={
+            "subscription": bus.subscription_path(delivery.subscription),
+            "ack_ids": [delivery.ack_id],
+            "ack_deadline_seconds": 0,
+        }
+    )

@@ -66,6 +66,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
         from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
         from shared.adapters.gcp.bus import PubSubEventBus
+        from tests.fakes.pubsub_server import end_lease
 
         request.getfixturevalue("pubsub_server")
         journal = request.getfixturevalue("gcs_store")
@@ -84,17 +85,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
             buses.append(bus)
             return bus
 
-        def zero_ack_deadline(bus: Any, delivery: Delivery) -> None:
-            # Pub/Sub's minimum lease is 10 s; a deadline of 0 ends it now.
-            bus.subscriber.modify_ack_deadline(
-                request={
-                    "subscription": bus.subscription_path(delivery.subscription),
-                    "ack_ids": [delivery.ack_id],
-                    "ack_deadline_seconds": 0,
-                }
-            )
-
-        yield BusKit(make_pubsub, zero_ack_deadline)
+        yield BusKit(make_pubsub, end_lease)
     for bus in buses:
         bus.close()
 

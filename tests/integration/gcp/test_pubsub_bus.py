@@ -13,6 +13,7 @@ import pytest
 from shared.adapters.gcp.bus import PubSubEventBus
 from shared.adapters.local.bus import RetryPolicy
 from shared.ports import Delivery
+from tests.fakes.pubsub_server import end_lease
 
 pytestmark = pytest.mark.integration
 
@@ -87,17 +88,6 @@ def dead_letter_messages(bus: PubSubEventBus) -> list:
             }
         )
     return [m.message for m in response.received_messages]
-
-
-def expire_lease(bus: PubSubEventBus, delivery: Delivery) -> None:
-    """What a subscriber that dies does, without waiting out the 10 s minimum lease."""
-    bus.subscriber.modify_ack_deadline(
-        request={
-            "subscription": bus.subscription_path(delivery.subscription),
-            "ack_ids": [delivery.ack_id],
-            "ack_deadline_seconds": 0,
-        }
-    )
 
 
 def test_an_ack_clears_the_pubsub_backlog(bus: PubSubEventBus, pubsub_server) -> None:
@@ -188,7 +178,7 @@ def test_a_redelivery_of_a_settled_message_is_acked_and_skipped(
 ) -> None:
     bus.publish("month.closed", b"x", {}, message_id="m1")
     delivery = pull_one(bus, "collector")
-    expire_lease(bus, delivery)  # Pub/Sub will deliver it again: the ack below comes too late
+    end_lease(bus, delivery)  # Pub/Sub will deliver it again: the ack below comes too late
     bus.ack(delivery, outcome="done late")
     assert pubsub_server.state.backlog(bus.subscription_path("collector")) == 1
     assert bus.pull("collector") == []  # at-least-once duplicate: settled already, acked again
