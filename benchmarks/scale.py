@@ -24,9 +24,10 @@ from rich.table import Table
 
 TRANSFERS_PER_SCALE = 1_500  # the simulator makes about this many transfers a month at scale 1
 STAGES = ["collector", "trainer", "evaluator", "deployer"]
-# Measured here (1.65 GB at 30k/month, ~18 KB per training transfer) with a margin: peak RSS of
-# the heaviest stage per transfer of training data (3 months), extrapolated linearly.
-BYTES_PER_TRAINING_TRANSFER = 25_000
+# Measured here (3.5 GB at 100k/month, ~12 KB per transfer of the 3 months; the trainer fits a
+# sample of big months, so the evaluator's full prediction grows alike) with a margin: peak RSS
+# of the heaviest stage per transfer of the 3 months, extrapolated linearly.
+BYTES_PER_TRAINING_TRANSFER = 15_000
 
 
 def available_bytes() -> int:
