@@ -6,7 +6,6 @@ trained per session and registered under several versions.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import socket
@@ -18,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.matcher.schemas import json_records
-from shared.registry import ModelRecord, ModelRegistry
+from shared.registry import ModelRegistry
+from tests.fakes.models import register_artifact
 
 pytestmark = [
     pytest.mark.e2e,
@@ -29,24 +28,18 @@ pytestmark = [
 ]
 
 
+# What the tests read back through GET /v1/model.
+LINEAGE = {
+    "dataset_version": "ds-test",
+    "training_months": ["2025-01", "2025-02", "2025-03"],
+    "training_metrics": {"auto_rate@99": 0.5},
+}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def small_model() -> tuple[bytes, list[dict], list[dict]]:
-    """A quickly trained matcher, plus the transfers and open invoices of its last month."""
-    from shared.matching import MatcherConfig, month_batches, train_matcher
-    from shared.synth import SynthConfig, generate
-
-    data = generate(SynthConfig(months=3, scale=0.1, seed=5))
-    batches = month_batches(data.invoices, data.transfers, data.matches)
-    config = MatcherConfig(pair_max_iter=30, set_max_iter=30, n_folds=2, calibration_months=1)
-    model = train_matcher(batches, config)
-    last = batches[-1]
-    return model.to_bytes(), json_records(last.transfers), json_records(last.invoices)
 
 
 @dataclass
@@ -57,25 +50,6 @@ class Stack:
     url: str
     transfers: list[dict]
     invoices: list[dict]
-
-
-def _register(registry: ModelRegistry, version: str, data: bytes, digest: str | None = None):
-    blobs = registry.blobs
-    key = f"models/{version}/model.skops.zip"
-    blobs.put(key, data)
-    return registry.register(
-        ModelRecord(
-            version=version,
-            model_uri=blobs.uri(key),
-            artifact_digest=digest or hashlib.sha256(data).hexdigest(),
-            dataset_uri="file:///datasets/test",
-            dataset_version="ds-test",
-            training_months=["2025-01", "2025-02", "2025-03"],
-            training_metrics={"auto_rate@99": 0.5},
-            created_at=dt.datetime.now(dt.UTC),
-            caused_by=f"test-{version}",
-        )
-    )
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +64,16 @@ def stack(tmp_path_factory, small_model):
     settings = Settings(workspace=workspace, serve_port=_free_port(), serving="ray")
     registry = ModelRegistry(DirectoryBlobStore(workspace / "blobs"))
     for version in ("v1", "v2", "v3"):
-        _register(registry, version, data)
+        register_artifact(registry, version, data, **LINEAGE, caused_by=f"test-{version}")
     # Bytes that do not hash to the registered digest: a corrupt or tampered artifact.
-    _register(registry, "corrupt", data[: len(data) // 2], digest=hashlib.sha256(data).hexdigest())
+    register_artifact(
+        registry,
+        "corrupt",
+        data[: len(data) // 2],
+        digest=hashlib.sha256(data).hexdigest(),
+        **LINEAGE,
+        caused_by="test-corrupt",
+    )
     serving = LocalRayServing(
         settings,
         timeout_s=240,

@@ -8,8 +8,6 @@ client may retry them), Serve replaces the replica, and nothing fails afterwards
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import socket
 import threading
@@ -19,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import kill_replica, steady_load, wait_replicas
-from services.matcher.schemas import json_records
-from shared.registry import ModelRecord, ModelRegistry
+from shared.registry import ModelRegistry
+from tests.fakes.models import register_artifact
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,46 +34,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _bodies() -> tuple[bytes, list[bytes]]:
-    from shared.matching import MatcherConfig, month_batches, train_matcher
-    from shared.synth import SynthConfig, generate
-
-    data = generate(SynthConfig(months=3, scale=0.1, seed=5))
-    batches = month_batches(data.invoices, data.transfers, data.matches)
-    config = MatcherConfig(pair_max_iter=30, set_max_iter=30, n_folds=2, calibration_months=1)
-    model = train_matcher(batches, config)
-    last = batches[-1]
-    invoices = json_records(last.invoices)[:50]
-    bodies = [
-        json.dumps({"transfer": t, "open_invoices": invoices}).encode()
-        for t in json_records(last.transfers)[:20]
+def _bodies(transfers: list[dict], invoices: list[dict]) -> list[bytes]:
+    """Single requests: 20 transfers, each against the same 50 open invoices."""
+    return [
+        json.dumps({"transfer": t, "open_invoices": invoices[:50]}).encode() for t in transfers[:20]
     ]
-    return model.to_bytes(), bodies
 
 
-def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(tmp_path: Path):
+def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(
+    tmp_path: Path, small_model
+):
     from shared.adapters.local.blobstore import DirectoryBlobStore
     from shared.adapters.local.ray_serving import LocalRayServing, stop_local_serving
     from shared.settings import Settings
 
-    artifact, bodies = _bodies()
+    artifact, transfers, invoices = small_model
+    bodies = _bodies(transfers, invoices)
     workspace = tmp_path / "ws"
     registry = ModelRegistry(DirectoryBlobStore(workspace / "blobs"))
-    key = "models/v1/model.skops.zip"
-    registry.blobs.put(key, artifact)
-    registry.register(
-        ModelRecord(
-            version="v1",
-            model_uri=registry.blobs.uri(key),
-            artifact_digest=hashlib.sha256(artifact).hexdigest(),
-            dataset_uri="file:///datasets/test",
-            dataset_version="ds-test",
-            training_months=["2025-01"],
-            training_metrics={},
-            created_at=dt.datetime.now(dt.UTC),
-            caused_by="test",
-        )
-    )
+    register_artifact(registry, "v1", artifact)
     settings = Settings(workspace=workspace, serve_port=_free_port(), serving="ray")
     serving = LocalRayServing(
         settings,

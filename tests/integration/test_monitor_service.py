@@ -10,6 +10,7 @@ from services.monitor.handler import champion_before, monitor, report_key, summa
 from services.runner import run_until_idle
 from shared.events import DriftDetected, MonthClosed, derived_id, make_event, parse_event
 from shared.publishing import publish_event
+from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
 
@@ -66,26 +67,11 @@ def test_report_of_a_month_checked_against_the_previous_champion(make_ports, sma
 
 
 def test_the_champion_checked_is_the_one_trained_before_the_month(make_ports):
-    import datetime as dt
-
-    from shared.registry import ModelRecord
 
     ports = make_ports()
     registry = ports.registry
     for version, last in (("m-1", "2025-02"), ("m-2", "2025-03"), ("m-3", "2025-04")):
-        registry.register(
-            ModelRecord(
-                version=version,
-                model_uri=f"file:///{version}",
-                artifact_digest="0" * 64,
-                dataset_uri="file:///d",
-                dataset_version="ds",
-                training_months=["2025-01", last],
-                training_metrics={},
-                created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
-                caused_by="e",
-            )
-        )
+        registry.register(model_record(version, training_months=["2025-01", last]))
         registry.promote(version, registry.champion()[1], by="test", reason="better")
     # By the time the monitor runs, a model trained on the month itself may be champion.
     assert champion_before(ports, "2025-04") == "m-2"

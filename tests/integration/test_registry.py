@@ -6,19 +6,16 @@ import pytest
 from shared.adapters.local.blobstore import DirectoryBlobStore
 from shared.ports import PreconditionFailed
 from shared.registry import ModelRecord, ModelRegistry, Verdict
+from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
 
 
 def record(version: str) -> ModelRecord:
-    return ModelRecord(
-        version=version,
-        model_uri=f"file:///m/{version}",
-        artifact_digest="0" * 64,
-        dataset_uri="file:///d",
+    return model_record(
+        version,
         dataset_version="ds-1",
-        training_months=["2025-01", "2025-02"],
         training_metrics={"loss": 0.1},
         created_at=NOW,
         caused_by="evt-1",

@@ -15,8 +15,9 @@ from shared.evaluation.curves import curve_from_scores
 from shared.matching import evaluate, month_batches, rules_baseline
 from shared.matching.metrics import per_transfer
 from shared.monitoring import compute_drift, performance_drift, render_drift_report
-from shared.registry import ModelRecord, ModelRegistry, Verdict
+from shared.registry import ModelRegistry, Verdict
 from shared.reporting import champion_history, precision_coverage_curve, render_evaluation_report
+from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
 
@@ -167,16 +168,11 @@ def test_champion_history_from_the_registry(tmp_path):
     ]
     for i, (version, month, passed, champion) in enumerate(outcomes):
         registry.register(
-            ModelRecord(
-                version=version,
-                model_uri=f"file:///{version}",
-                artifact_digest="0" * 64,
-                dataset_uri="file:///d",
+            model_record(
+                version,
                 dataset_version=f"ds-{month}",
                 training_months=["2025-01", month],
-                training_metrics={},
                 created_at=at + dt.timedelta(hours=i),
-                caused_by="e",
             )
         )
         registry.record_verdict(

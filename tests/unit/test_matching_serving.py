@@ -13,7 +13,7 @@ from services.matcher.core import LoadedModel, MatcherService
 from services.matcher.schemas import MatchRequest, json_records
 from shared.matching import MatcherConfig, TrainedMatcher, month_batches, train_matcher
 from shared.matching.toydata import toy_data
-from shared.registry import ModelRecord
+from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.unit
 
@@ -110,18 +110,7 @@ def requests_(toy) -> list[MatchRequest]:
 
 def _service(model: TrainedMatcher, **kwargs) -> MatcherService:
     service = MatcherService(registry=None, **kwargs)  # type: ignore[arg-type]
-    record = ModelRecord(
-        version="v1",
-        model_uri="file:///m",
-        artifact_digest="0" * 64,
-        dataset_uri="file:///d",
-        dataset_version="d",
-        training_months=["2024-01"],
-        training_metrics={},
-        created_at=dt.datetime.now(dt.UTC),
-        caused_by="test",
-    )
-    service._current = LoadedModel(record, model, dt.datetime.now(dt.UTC))
+    service._current = LoadedModel(model_record("v1"), model, dt.datetime.now(dt.UTC))
     return service
 
 

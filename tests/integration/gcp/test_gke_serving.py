@@ -9,7 +9,6 @@ blob store is Cloud Storage (the session's emulator), since Cloud Build reads gs
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import tarfile
@@ -33,6 +32,7 @@ from shared.adapters.gcp.gke_serving import (
 from shared.errors import PermanentError
 from shared.events import EvaluationPassed, make_event
 from shared.registry import ModelRecord, ModelRegistry
+from tests.fakes.models import register_artifact
 from tests.integration.gcp.google_api_recorder import FakeCloudBuild, FakeKube
 
 pytestmark = pytest.mark.integration
@@ -64,22 +64,16 @@ def registry(gcs_store):
 
 
 def register(registry: ModelRegistry, version: str) -> ModelRecord:
-    blobs = registry.blobs
-    artifact = f"model {version}".encode()
-    key = f"models/{version}/model.zip"
-    blobs.put(key, artifact)
-    record = ModelRecord(
-        version=version,
-        model_uri=blobs.uri(key),
-        artifact_digest=hashlib.sha256(artifact).hexdigest(),
-        dataset_uri=blobs.uri("datasets/manifests/2025-04.json"),
+    return register_artifact(
+        registry,
+        version,
+        f"model {version}".encode(),
+        key=f"models/{version}/model.zip",
+        dataset_uri=registry.blobs.uri("datasets/manifests/2025-04.json"),
         dataset_version="ds-2025-04",
         training_months=["2025-03", "2025-04"],
         training_metrics={"auto_rate@99": 0.8},
-        created_at=dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
-        caused_by="event-1",
     )
-    return registry.register(record)
 
 
 def serving(kube, registry, builds=None, *, build="never", **options) -> GkeRayServing:

@@ -14,6 +14,7 @@ from shared.adapters.gcp.vertex_registry import VertexModelCatalog, artifact_fol
 from shared.adapters.local.blobstore import DirectoryBlobStore
 from shared.model_catalog import MirroredRegistry
 from shared.registry import ModelRecord, Verdict
+from tests.fakes.models import model_record
 from tests.integration.gcp.google_api_recorder import FakeVertexModels
 
 pytestmark = pytest.mark.integration
@@ -39,17 +40,14 @@ def catalog(models: FakeVertexModels) -> VertexModelCatalog:
 
 
 def record(version: str, uri: str | None = None) -> ModelRecord:
-    digest = hashlib.sha256(version.encode()).hexdigest()
-    return ModelRecord(
-        version=version,
+    return model_record(
+        version,
         model_uri=uri or f"gs://cashmatch-test/models/{version}/model.zip",
-        artifact_digest=digest,
+        artifact_digest=hashlib.sha256(version.encode()).hexdigest(),
         dataset_uri="gs://cashmatch-test/datasets/manifests/2025-03.json",
         dataset_version="ds-2025-03-abc",
         training_months=["2025-02", "2025-03"],
         training_metrics={"auto_rate@99": 0.9},
-        created_at=dt.datetime(2025, 4, 1, tzinfo=dt.UTC),
-        caused_by="event-1",
     )
 
 

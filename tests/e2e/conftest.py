@@ -1,0 +1,21 @@
+"""What the e2e tests of the matcher on Ray Serve share: one small model trained per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.matcher.schemas import json_records
+
+
+@pytest.fixture(scope="session")
+def small_model() -> tuple[bytes, list[dict], list[dict]]:
+    """A quickly trained matcher, plus the transfers and open invoices of its last month."""
+    from shared.matching import MatcherConfig, month_batches, train_matcher
+    from shared.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(months=3, scale=0.1, seed=5))
+    batches = month_batches(data.invoices, data.transfers, data.matches)
+    config = MatcherConfig(pair_max_iter=30, set_max_iter=30, n_folds=2, calibration_months=1)
+    model = train_matcher(batches, config)
+    last = batches[-1]
+    return model.to_bytes(), json_records(last.transfers), json_records(last.invoices)
