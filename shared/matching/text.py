@@ -160,11 +160,6 @@ def title_keys(title: object) -> set[str]:
     return keys
 
 
-def compact_series(values: pd.Series) -> np.ndarray:
-    """`compact` over a Series, as an object array."""
-    return np.array([compact(v) for v in values], dtype=object)
-
-
 def digits_only(text: str) -> str:
     """The digits of an already compacted string, leading zeros of each group dropped."""
     return "".join(strip_zeros(g) for g in _DIGITS.findall(text))
