@@ -651,22 +651,14 @@ class TrainedMatcher:
     def _knowledge(self, history: list[MonthBatch] | None) -> tuple[PayerIndex, HabitIndex]:
         """Payer and habit lookups: the model's own ones are built once, not per request."""
         if history:
-            obs = knowledge.combine([self.observations, *map(knowledge.observations, history)])
-            habits = knowledge.combine_habits(
-                [self.habits, *map(knowledge.habit_observations, history)]
-            )
-            return (
-                PayerIndex.of(knowledge.payer_map(obs)),
-                HabitIndex.of(knowledge.habit_table(habits)),
+            return _knowledge_indexes(
+                [self.observations, *map(knowledge.observations, history)],
+                [self.habits, *map(knowledge.habit_observations, history)],
             )
         own = self._own_knowledge
         if own is None or own[0] is not self.observations or own[1] is not self.habits:
-            own = (
-                self.observations,
-                self.habits,
-                PayerIndex.of(knowledge.payer_map(knowledge.combine([self.observations]))),
-                HabitIndex.of(knowledge.habit_table(knowledge.combine_habits([self.habits]))),
-            )
+            indexes = _knowledge_indexes([self.observations], [self.habits])
+            own = (self.observations, self.habits, *indexes)
             self._own_knowledge = own  # one assignment: concurrent requests see all or nothing
         return own[2], own[3]
 
@@ -677,9 +669,6 @@ class TrainedMatcher:
         with _predict_threads(self.config):
             s = _score_input(transfers, invoices, payer, self.config, habits=habits)
             return _decide(self.pair_model, self.set_model, self.config, s)
-
-    def _predict_scored(self, s: _Scored) -> pd.DataFrame:
-        return self._output(_decide(self.pair_model, self.set_model, self.config, s))
 
     def _output(self, d: _Decision) -> pd.DataFrame:
         i_pos = d.s.pairs["i"].to_numpy()
@@ -700,6 +689,16 @@ class TrainedMatcher:
         from shared.matching.serialize import load_matcher
 
         return load_matcher(data)
+
+
+def _knowledge_indexes(
+    observations: list[pd.DataFrame], habits: list[pd.DataFrame]
+) -> tuple[PayerIndex, HabitIndex]:
+    """Payer and habit lookups from observation and habit tables (the model's, and history's)."""
+    return (
+        PayerIndex.of(knowledge.payer_map(knowledge.combine(observations))),
+        HabitIndex.of(knowledge.habit_table(knowledge.combine_habits(habits))),
+    )
 
 
 def train_matcher(months: list[MonthBatch], config: MatcherConfig | None = None) -> TrainedMatcher:
