@@ -23,6 +23,7 @@ import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from shared.matching.candidates import (
     prepare,
 )
 from shared.matching.features import FEATURES, HabitIndex, pair_features
+from shared.matching.forest import Forest, flattened
 from shared.matching.metrics import auto_rate_at
 from shared.matching.output import assemble_output
 from shared.matching.subsets import fits
@@ -343,9 +345,15 @@ def _labels(s: _Scored) -> np.ndarray:
     return s.y
 
 
-def _proba(model: HistGradientBoostingClassifier, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+# A fitted estimator, or its Forest (the same probabilities, faster on small inputs).
+_Model: TypeAlias = HistGradientBoostingClassifier | Forest
+
+
+def _proba(model: _Model, X: pd.DataFrame | np.ndarray) -> np.ndarray:
     if len(X) == 0:
         return np.zeros(0)
+    if isinstance(model, Forest):
+        return model.positive_proba(np.asarray(X, dtype=np.float32))
     return model.predict_proba(np.asarray(X, dtype=np.float32))[:, 1]
 
 
@@ -440,8 +448,8 @@ class _Decision:
 
 
 def _decide(
-    pair_model: HistGradientBoostingClassifier,
-    set_model: HistGradientBoostingClassifier,
+    pair_model: _Model,
+    set_model: _Model,
     cfg: MatcherConfig,
     s: _Scored,
 ) -> _Decision:
@@ -575,6 +583,7 @@ class TrainedMatcher:
         self.habits = habits if habits is not None else knowledge.empty_habits()
         # Lookups of the model's own knowledge, built on first use (not part of the model file).
         self._own_knowledge: tuple[pd.DataFrame, pd.DataFrame, PayerIndex, HabitIndex] | None = None
+        self._own_forests: tuple[object, object, _Model, _Model] | None = None
 
     def predict(
         self,
@@ -634,7 +643,7 @@ class TrainedMatcher:
             )
             X = pair_features(p, pairs, payer, params, habits)
             s = _Scored(p, pairs, X, payer=payer, habits=habits)
-            d = _decide(self.pair_model, self.set_model, self.config, s)
+            d = _decide(*self._forests(), self.config, s)
         predicted, candidates = self._output(d), _ranked_candidates(d)
         # Both frames run transfer by transfer: cut them where each request's transfers end.
         bounds = np.cumsum([0, *(len(t) for t, _ in requests)])
@@ -662,13 +671,22 @@ class TrainedMatcher:
             self._own_knowledge = own  # one assignment: concurrent requests see all or nothing
         return own[2], own[3]
 
+    def _forests(self) -> tuple[_Model, _Model]:
+        """Both models flattened for small inputs (see shared/matching/forest.py), built once."""
+        own = self._own_forests
+        if own is None or own[0] is not self.pair_model or own[1] is not self.set_model:
+            pair, set_ = self.pair_model, self.set_model
+            own = (pair, set_, flattened(pair), flattened(set_))
+            self._own_forests = own  # one assignment: concurrent requests see all or nothing
+        return own[2], own[3]
+
     def _run(
         self, transfers: pd.DataFrame, invoices: pd.DataFrame, history: list[MonthBatch] | None
     ) -> _Decision:
         payer, habits = self._knowledge(history)
         with _predict_threads(self.config):
             s = _score_input(transfers, invoices, payer, self.config, habits=habits)
-            return _decide(self.pair_model, self.set_model, self.config, s)
+            return _decide(*self._forests(), self.config, s)
 
     def _output(self, d: _Decision) -> pd.DataFrame:
         i_pos = d.s.pairs["i"].to_numpy()
