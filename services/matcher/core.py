@@ -33,7 +33,7 @@ from services.matcher.schemas import (
     Transfer,
 )
 from shared.contract import INVOICES, TRANSFERS
-from shared.matching import TrainedMatcher
+from shared.matching import Answer, TrainedMatcher
 from shared.model_store import load_verified
 from shared.registry import ModelRecord, ModelRegistry
 
@@ -192,27 +192,27 @@ class MatcherService:
             (_transfer_frame([r.transfer]), _invoice_frame(r.open_invoices)) for r in requests
         ]
         if len(frames) == 1:  # the same answer, without stacking one request onto nothing
-            answers = [model.matcher.predict_with_candidates(*frames[0])]
+            answers = [model.matcher.answers(*frames[0])]
         else:
-            answers = model.matcher.predict_many_with_candidates(frames)
+            answers = model.matcher.answers_many(frames)
         return [
-            MatchResponse(model_version=model.version, **result.model_dump())
-            for (transfers, _), (predicted, candidates) in zip(frames, answers, strict=True)
-            for result in _results(predicted, candidates, transfers, self.max_candidates)
+            # dict(): the nested models as they are; model_dump would rebuild and revalidate them
+            MatchResponse(model_version=model.version, **dict(result))
+            for mine in answers
+            for result in _results(mine, self.max_candidates)
         ]
 
     def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse:
         """Many transfers against one list of open invoices, in one prediction."""
         model = self._model()
         transfers = _transfer_frame(request.transfers)
-        results = self._answers(model, transfers, _invoice_frame(request.open_invoices))
-        return BatchMatchResponse(model_version=model.version, results=results)
-
-    def _answers(
-        self, model: LoadedModel, transfers: pd.DataFrame, invoices: pd.DataFrame
-    ) -> list[MatchResult]:
-        predicted, candidates = model.matcher.predict_with_candidates(transfers, invoices)
-        return _results(predicted, candidates, transfers, self.max_candidates)
+        answers = model.matcher.answers(transfers, _invoice_frame(request.open_invoices))
+        if [a.transfer_id for a in answers] != [t.transfer_id for t in request.transfers]:
+            # the model owes one answer per transfer, in order; never hand out a guess
+            raise RuntimeError("the model's answers do not match the request's transfers")
+        return BatchMatchResponse(
+            model_version=model.version, results=_results(answers, self.max_candidates)
+        )
 
 
 # frames ---------------------------------------------------------------------
@@ -244,53 +244,26 @@ def _invoice_frame(invoices: Sequence[OpenInvoice]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _results(
-    predicted: pd.DataFrame, candidates: pd.DataFrame, transfers: pd.DataFrame, top: int
-) -> list[MatchResult]:
-    """One result per transfer, in the order of `transfers`.
-
-    `candidates` lists the `top` best scored invoices and every proposed one, best first.
-    """
-    rows: dict[str, list[int]] = {}
-    for k, t in enumerate(predicted["transfer_id"].to_numpy(dtype=object)):
-        rows.setdefault(str(t), []).append(k)
-    invoice_ids = predicted["invoice_id"].to_numpy(dtype=object)
-    amounts = predicted["amount"].to_numpy(np.float64)
-    confidence = predicted["confidence"].to_numpy(np.float64)
-    decisions = predicted["decision"].to_numpy(dtype=object)
-    ranked: dict[str, list[Candidate]] = {}
-    for t, i, score, proposed, rank in zip(
-        candidates["transfer_id"].to_numpy(dtype=object),
-        candidates["invoice_id"].to_numpy(dtype=object),
-        candidates["score"].to_numpy(np.float64).tolist(),
-        candidates["proposed"].to_numpy(bool).tolist(),
-        candidates["rank"].to_numpy(np.int64).tolist(),
-        strict=True,
-    ):
-        if rank <= top or proposed:
-            ranked.setdefault(str(t), []).append(
-                Candidate(invoice_id=str(i), score=score, proposed=proposed)
-            )
-    out = []
-    for transfer_id in transfers["transfer_id"].astype(str):
-        mine = rows.get(transfer_id)
-        if mine is None:  # the model owes an answer for every transfer; never guess one
-            raise RuntimeError(f"the model returned no row for transfer {transfer_id!r}")
-        chosen = [k for k in mine if not pd.isna(invoice_ids[k])]
-        out.append(
-            MatchResult(
-                transfer_id=transfer_id,
-                decision=str(decisions[mine[0]]),
-                confidence=float(confidence[mine[0]]),
-                proposed_invoice_ids=[str(invoice_ids[k]) for k in chosen],
-                allocations=[
-                    Allocation(invoice_id=str(invoice_ids[k]), amount=float(amounts[k]))
-                    for k in chosen
-                ],
-                candidates=ranked.get(transfer_id, []),
-            )
+def _results(answers: list[Answer], top: int) -> list[MatchResult]:
+    """The HTTP shape of the model's answers: the `top` best candidates and every proposed one."""
+    return [
+        MatchResult(
+            transfer_id=answer.transfer_id,
+            decision=answer.decision,
+            confidence=answer.confidence,
+            proposed_invoice_ids=answer.invoice_ids,
+            allocations=[
+                Allocation(invoice_id=i, amount=a)
+                for i, a in zip(answer.invoice_ids, answer.amounts, strict=True)
+            ],
+            candidates=[
+                Candidate(invoice_id=i, score=score, proposed=proposed)
+                for rank, (i, score, proposed) in enumerate(answer.candidates, start=1)
+                if rank <= top or proposed
+            ],
         )
-    return out
+        for answer in answers
+    ]
 
 
 def _probe(matcher: TrainedMatcher) -> None:
@@ -320,10 +293,9 @@ def _probe(matcher: TrainedMatcher) -> None:
             ],
         }
     )
-    transfers = _transfer_frame([probe.transfer])
-    predicted, candidates = matcher.predict_with_candidates(
-        transfers, _invoice_frame(probe.open_invoices)
+    answers = matcher.answers(
+        _transfer_frame([probe.transfer]), _invoice_frame(probe.open_invoices)
     )
-    results = _results(predicted, candidates, transfers, DEFAULT_MAX_CANDIDATES)
+    results = _results(answers, DEFAULT_MAX_CANDIDATES)
     if len(results) != 1 or not np.isfinite(results[0].confidence):
         raise ValueError("the model's answer to a probe request is malformed")

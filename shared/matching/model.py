@@ -43,7 +43,7 @@ from shared.matching.candidates import (
 from shared.matching.features import FEATURES, HabitIndex, pair_features
 from shared.matching.forest import Forest, flattened
 from shared.matching.metrics import auto_rate_at
-from shared.matching.output import assemble_output
+from shared.matching.output import allocated, assemble_output
 from shared.matching.subsets import fits
 
 NO_AUTO_THRESHOLD = 1.01  # above every probability: nothing is settled automatically
@@ -561,6 +561,57 @@ def _ranked_candidates(d: _Decision) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The model's answer for one transfer, as a service hands it out (`TrainedMatcher.answers`).
+
+    `invoice_ids` and `amounts` are the proposed set and its allocation, listed as `predict`
+    lists them; `candidates` is every invoice scored for the transfer, best pair score first
+    (ties: earlier invoice), as (invoice_id, score, proposed): `predict_with_candidates`' rows.
+    """
+
+    transfer_id: str
+    decision: str
+    confidence: float
+    invoice_ids: list[str]
+    amounts: list[float]
+    candidates: list[tuple[str, float, bool]]
+
+
+def _answers(d: _Decision, threshold: float) -> list[Answer]:
+    """Every transfer's Answer, straight from the decision (no frames: one request is small)."""
+    p = d.s.prepared
+    t = d.s.pairs["t"].to_numpy(np.int64)
+    i = d.s.pairs["i"].to_numpy(np.int64)
+    order = np.lexsort((i, -d.scores, t))  # as _ranked_candidates ranks them
+    bounds = np.searchsorted(t[order], np.arange(len(d.best) + 1)).tolist()
+    ranked_ids = p.i_ids[i[order]].tolist()
+    ranked_scores = d.scores[order].astype(np.float64).tolist()
+    ranked_rows = order.tolist()
+    out = []
+    for k, (b, confidence) in enumerate(zip(d.best.tolist(), d.conf.tolist(), strict=True)):
+        rows = d.members[b]
+        chosen, _, alloc = allocated(p, k, i[rows])
+        proposed = set(rows.tolist())
+        a, z = bounds[k], bounds[k + 1]
+        out.append(
+            Answer(
+                transfer_id=str(p.t_ids[k]),
+                decision="auto" if confidence >= threshold else "review",
+                confidence=float(confidence),
+                invoice_ids=[str(v) for v in p.i_ids[chosen]],
+                amounts=np.round(alloc, 2).tolist(),
+                candidates=[
+                    (str(v), score, row in proposed)
+                    for v, score, row in zip(
+                        ranked_ids[a:z], ranked_scores[a:z], ranked_rows[a:z], strict=True
+                    )
+                ],
+            )
+        )
+    return out
+
+
 class TrainedMatcher:
     """A trained matcher: predicts invoice sets, allocations, confidences and decisions."""
 
@@ -615,10 +666,17 @@ class TrainedMatcher:
         d = self._run(transfers, invoices, history)
         return self._output(d), _ranked_candidates(d)
 
-    def predict_many_with_candidates(
+    def answers(self, transfers: pd.DataFrame, invoices: pd.DataFrame) -> list[Answer]:
+        """One `Answer` per transfer, in the order of `transfers`: what a service hands out.
+
+        The same prediction as `predict_with_candidates`, without building its frames.
+        """
+        return _answers(self._run(transfers, invoices, None), self.threshold)
+
+    def answers_many(
         self, requests: Sequence[tuple[pd.DataFrame, pd.DataFrame]]
-    ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-        """`predict_with_candidates` for independent requests (transfers, their open invoices).
+    ) -> list[list[Answer]]:
+        """`answers` for independent requests (transfers, their open invoices) in one prediction.
 
         Each request is blocked against its own invoices only; features, both models and
         settlement then run once for all of them, which is what makes many small requests
@@ -644,18 +702,9 @@ class TrainedMatcher:
             X = pair_features(p, pairs, payer, params, habits)
             s = _Scored(p, pairs, X, payer=payer, habits=habits)
             d = _decide(*self._forests(), self.config, s)
-        predicted, candidates = self._output(d), _ranked_candidates(d)
-        # Both frames run transfer by transfer: cut them where each request's transfers end.
+        answers = _answers(d, self.threshold)
         bounds = np.cumsum([0, *(len(t) for t, _ in requests)])
-        rows = np.cumsum([0, *(max(1, len(d.members[b])) for b in d.best)])
-        listed = np.cumsum([0, *np.bincount(d.s.pairs["t"], minlength=len(d.best))])
-        return [
-            (
-                predicted.iloc[rows[a] : rows[b]].reset_index(drop=True),
-                candidates.iloc[listed[a] : listed[b]].reset_index(drop=True),
-            )
-            for a, b in itertools.pairwise(bounds)
-        ]
+        return [answers[a:b] for a, b in itertools.pairwise(bounds)]
 
     def _knowledge(self, history: list[MonthBatch] | None) -> tuple[PayerIndex, HabitIndex]:
         """Payer and habit lookups: the model's own ones are built once, not per request."""

@@ -11,6 +11,17 @@ from shared.matching.candidates import Prepared
 OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision", "pair_score"]
 
 
+def allocated(p: Prepared, t: int, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The invoices `sel` transfer `t` pays, oldest first; the order taken; the allocation.
+
+    Oldest first with credit notes netted in full, so a shortfall from a fee or a partial
+    payment lands on the newest invoice of the set.
+    """
+    order = np.lexsort((sel, p.i_issue[sel]))
+    sel = sel[order]
+    return sel, order, allocate(float(p.t_amount[t]), p.i_open[sel])
+
+
 def assemble_output(
     p: Prepared,
     chosen: list[np.ndarray],
@@ -20,11 +31,9 @@ def assemble_output(
 ) -> pd.DataFrame:
     """One row per (transfer, chosen invoice); a transfer paying nothing gets one row with NA.
 
-    Invoices are allocated oldest first (credit notes netted in full), so a shortfall from a fee
-    or a partial payment lands on the newest invoice of the set.
+    Each transfer's invoices are listed and allocated as `allocated` orders them.
     """
-    issue, opens, inv_ids = p.i_issue, p.i_open, p.i_ids
-    t_ids, amounts = p.t_ids, p.t_amount
+    inv_ids, t_ids = p.i_ids, p.t_ids
     rows_t: list[str] = []
     rows_i: list[str | None] = []
     rows_a: list[float] = []
@@ -46,9 +55,8 @@ def assemble_output(
             if pair_scores is not None
             else np.full(len(sel), float(confidence[t]))
         )
-        order = np.lexsort((sel, issue[sel]))
-        sel, scores = sel[order], scores[order]
-        alloc = allocate(float(amounts[t]), opens[sel])
+        sel, order, alloc = allocated(p, t, sel)
+        scores = scores[order]
         for j, inv_pos in enumerate(sel):
             rows_t.append(t_ids[t])
             rows_i.append(inv_ids[inv_pos])

@@ -64,12 +64,30 @@ def test_requests_predicted_together_answer_as_alone(model, toy):
         (tr.iloc[80:82], inv.iloc[:0]),
         (tr.iloc[82:], inv),
     ]
-    together = model.predict_many_with_candidates(requests)
-    assert len(together) == len(requests)
-    for (transfers, invoices), (predicted, candidates) in zip(requests, together, strict=True):
-        alone_predicted, alone_candidates = model.predict_with_candidates(transfers, invoices)
-        pd.testing.assert_frame_equal(predicted, alone_predicted)
-        pd.testing.assert_frame_equal(candidates, alone_candidates)
+    together = model.answers_many(requests)
+    assert [len(answers) for answers in together] == [len(t) for t, _ in requests]
+    for (transfers, invoices), answers in zip(requests, together, strict=True):
+        assert answers == model.answers(transfers, invoices)
+
+
+def test_answers_say_what_the_prediction_frames_say(model, toy):
+    month = toy[-1]
+    answers = model.answers(month.transfers, month.invoices)
+    predicted, candidates = model.predict_with_candidates(month.transfers, month.invoices)
+    assert [a.transfer_id for a in answers] == month.transfers["transfer_id"].tolist()
+    assert any(len(a.invoice_ids) > 1 for a in answers) and any(not a.invoice_ids for a in answers)
+    rows = predicted.groupby("transfer_id", sort=False)
+    listed = candidates.groupby("transfer_id", sort=False)
+    for answer in answers:
+        mine = rows.get_group(answer.transfer_id)
+        assert answer.invoice_ids == mine["invoice_id"].dropna().tolist()
+        assert answer.amounts == mine["amount"][mine["invoice_id"].notna()].tolist()
+        assert answer.confidence == mine["confidence"].iloc[0]
+        assert answer.decision == mine["decision"].iloc[0]
+        ranked = listed.get_group(answer.transfer_id) if answer.candidates else candidates[:0]
+        assert answer.candidates == list(
+            zip(ranked["invoice_id"], ranked["score"], ranked["proposed"], strict=True)
+        )
 
 
 def test_the_models_own_knowledge_is_indexed_once(model, toy):
