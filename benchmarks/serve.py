@@ -4,6 +4,7 @@
 
 In one run, on one machine, the same model behind four paths:
   (a) a no-op Ray Serve deployment (the price of Serve's proxy hop alone),
+  (a2) the same with the matcher's FastAPI ingress validating the request (all but the model),
   (b) the matcher on Ray Serve (LocalRayServing, the app of services/matcher),
   (c) the same FastAPI app and model under plain uvicorn (one process, no Ray),
   (d) the matcher called in-process (no HTTP at all).
@@ -129,6 +130,10 @@ class Run:
     versions: list[tuple[float, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def p50(self) -> float | None:
+        """Median latency in seconds; None when nothing succeeded."""
+        return statistics.median(self.latencies) if self.latencies else None
+
     def row(self) -> list[str]:
         """requests/s, p50 ms, p99 ms, failures."""
         if not self.latencies:
@@ -181,6 +186,10 @@ async def _load(
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         run.seconds = time.monotonic() - began
     return run
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return "–" if value is None or not floor else f"{value / floor:.2f}"
 
 
 def load(url: str, bodies: list[bytes], concurrency: int, seconds: float, **kw: Any) -> Run:
@@ -298,6 +307,32 @@ def deploy_noop() -> None:
             return JSONResponse({})
 
     serve.run(Noop.bind(), name="noop", route_prefix="/noop", blocking=False)  # type: ignore[attr-defined]
+
+
+def deploy_validating_noop() -> None:
+    """(a2): (a) with the matcher's FastAPI ingress and request model: validates, answers {}."""
+    from fastapi import FastAPI
+    from ray import serve
+
+    from services.matcher.app import keep_replica_ports_on_loopback
+    from services.matcher.schemas import MatchRequest
+
+    api = FastAPI()
+
+    @serve.deployment(
+        name="ValidatingNoop", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256
+    )
+    @serve.ingress(api)
+    class ValidatingNoop:
+        def __init__(self) -> None:
+            keep_replica_ports_on_loopback()
+
+        @api.post("/v1/match")
+        async def match(self, request: MatchRequest) -> dict:
+            return {}
+
+    app = ValidatingNoop.bind()  # type: ignore[attr-defined]
+    serve.run(app, name="noop-validated", route_prefix="/noop-validated", blocking=False)
 
 
 def deploy_imperative(blob_root: Path, version: str) -> None:
@@ -444,6 +479,7 @@ def main() -> None:
         serving.roll_out(registry.get("v1"))
         first_rollout = time.perf_counter() - started
         deploy_noop()
+        deploy_validating_noop()
         deploy_imperative(workspace / "blobs", "v1")
         plain = subprocess.Popen(
             [
@@ -458,24 +494,28 @@ def main() -> None:
         ray_url, plain_url = serving.endpoint, f"http://{LOOPBACK}:{plain_port}"
         wait_http(f"{plain_url}/v1/health")
         wait_app("noop")
+        wait_app("noop-validated")
         wait_app("matcher-run")
         local = MatcherService(registry)
         local.apply(ServingConfig(model_version="v1"))
-        for url in (f"{ray_url}/v1/match", f"{plain_url}/v1/match", f"{ray_url}/noop"):
+        validated = f"{ray_url}/noop-validated/v1/match"
+        for url in (f"{ray_url}/v1/match", f"{plain_url}/v1/match", f"{ray_url}/noop", validated):
             load(url, bodies, 4, 1.0)  # warm-up: connections, first-call caches
 
         rows = []
         for c in levels:
             paths = [
                 ("(a) no-op Ray Serve", load(f"{ray_url}/noop", bodies, c, seconds)),
+                ("(a2) no-op, FastAPI + validation", load(validated, bodies, c, seconds)),
                 ("(b) matcher, Ray Serve", load(f"{ray_url}/v1/match", bodies, c, seconds)),
                 ("(c) matcher, uvicorn", load(f"{plain_url}/v1/match", bodies, c, seconds)),
                 ("(d) matcher, in-process", in_process(local, bodies, min(c, 16), seconds)),
             ]
-            rows += [[name, str(c), *run.row()] for name, run in paths]
+            floor = paths[0][1].p50()
+            rows += [[name, str(c), *run.row(), _ratio(run.p50(), floor)] for name, run in paths]
         table(
             "single matches (1 transfer, 50 open invoices); in-process caps at 16 threads",
-            ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed"],
+            ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "p50 / (a)"],
             rows,
         )
         matcher_replicas = len(serving.replica_ids())
