@@ -9,10 +9,12 @@ which option is exactly right and how likely that is, which is the confidence of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
-from shared.matching.subsets import MAX_POOL, fits, masks
+from shared.matching.subsets import MAX_POOL, explains, fits, masks
 
 SET_FEATURES = [
     "kind",
@@ -37,6 +39,9 @@ SET_FEATURES = [
     "n_fit_subsets",
     "log_amount",
 ]
+
+# Built once: making a string Index costs more than the rest of a small option frame.
+_FEATURE_COLUMNS = pd.Index(SET_FEATURES)
 
 KIND_EMPTY, KIND_SINGLE, KIND_SUBSET, KIND_REFS, KIND_REFS_COMPLETED, KIND_OLDEST_RUN = range(6)
 N_SINGLES = 4
@@ -120,16 +125,17 @@ def _best_fitting(
     k = len(pool)
     if k < min_size or k == 0:
         return [], 0
-    m = masks(k)
-    sums = base + m.astype(np.float64) @ open_amt[pool]
-    ok = (fits(sums, amount, max_fee, max_discount) > 0) & (m.sum(axis=1) >= min_size)
-    if not ok.any():
+    m, m_float, sizes = masks(k)
+    sums = base + m_float @ open_amt[pool]
+    ok = explains(sums, amount, max_fee, max_discount) & (sizes >= min_size)
+    n_ok = int(np.count_nonzero(ok))
+    if not n_ok:
         return [], 0
-    m = m[ok]
     lp, lq = _logit_terms(p)
-    ll = m.astype(np.float64) @ (lp - lq)
-    best = np.argsort(-ll, kind="stable")[:keep]
-    return [pool[m[b]] for b in best], int(ok.sum())
+    ll = m_float[ok] @ (lp - lq)
+    m = m[ok]
+    best = (-ll).argsort(kind="stable")[:keep]
+    return [pool[m[b]] for b in best.tolist()], n_ok
 
 
 def _multi_options(
@@ -155,12 +161,14 @@ def _multi_options(
     counts = np.diff(bounds)
     n_fit = np.zeros(n_t)
     sink = _OptionSink()
-    for t_np in np.flatnonzero(counts >= 2):
-        t = int(t_np)
-        idx = order[bounds[t] : bounds[t + 1]]
+    # Python ints index and slice faster than numpy scalars in this per-transfer loop.
+    starts = bounds.tolist()
+    for t in np.flatnonzero(counts >= 2).tolist():
+        idx = order[starts[t] : starts[t + 1]]
         p = scores[idx]
+        cps = cp_codes[idx]
         amount = float(t_amounts[t])
-        pool_n = int(min(MAX_POOL, np.sum(p >= MIN_POOL_SCORE)))
+        pool_n = min(MAX_POOL, int(np.count_nonzero(p >= MIN_POOL_SCORE)))
         if pool_n >= 2 and open_amt[idx[:pool_n]].clip(min=0).sum() >= amount - 0.011:
             found, n_fit[t] = _best_fitting(
                 idx[:pool_n],
@@ -179,7 +187,9 @@ def _multi_options(
         refs = idx[is_ref]
         if len(refs):
             sink.add(t, KIND_REFS, refs)
-            rest = idx[~is_ref & np.isin(cp_codes[idx], cp_codes[refs])][:MAX_POOL]
+            # Few candidates and fewer references: comparing all against all beats np.isin.
+            same_cp = (cps[:, None] == cps[is_ref]).any(axis=1)
+            rest = idx[~is_ref & same_cp][:MAX_POOL]
             found, _ = _best_fitting(
                 rest,
                 scores[rest],
@@ -193,20 +203,21 @@ def _multi_options(
             )
             for rows in found:
                 sink.add(t, KIND_REFS_COMPLETED, np.concatenate([refs, rows]))
-        for cp in np.unique(cp_codes[idx[:3]]):
-            mine = idx[cp_codes[idx] == cp]
+        for cp in sorted(set(cps[:3].tolist())):
+            mine = idx[cps == cp]
             if len(mine) < 2:
                 continue
-            mine = mine[np.argsort(issue[mine], kind="stable")]
-            run = np.cumsum(open_amt[mine])
-            ok = np.flatnonzero(fits(run, amount, max_fee, max_discount) > 0)
-            for j in ok[:2]:
+            # Array methods, not np.* functions: their wrappers add up over 100k transfers.
+            mine = mine[issue[mine].argsort(kind="stable")]
+            run = open_amt[mine].cumsum()
+            ok = explains(run, amount, max_fee, max_discount).nonzero()[0]
+            for j in ok[:2].tolist():
                 sink.add(t, KIND_OLDEST_RUN, mine[: j + 1])
     return sink.t, sink.kind, sink.rows, n_fit
 
 
 def build_options(
-    pairs: pd.DataFrame,
+    pairs: pd.DataFrame | Mapping[str, np.ndarray],
     scores: np.ndarray,
     n_transfers: int,
     t_amounts: np.ndarray,
@@ -215,15 +226,16 @@ def build_options(
 ) -> tuple[pd.DataFrame, Members]:
     """Candidate answers for every transfer with their set features.
 
-    `pairs` needs columns t, open, cp, issue (days), ref_strong (one row per candidate pair).
+    `pairs` needs columns t, open, cp, issue (days), ref_strong (one row per candidate pair); a
+    dict of arrays is cheaper than a DataFrame for a small input.
     Returns the option frame (t plus SET_FEATURES) and the pair rows of every option.
     """
-    n = len(pairs)
-    t_all = pairs["t"].to_numpy(np.int64)
-    open_amt = pairs["open"].to_numpy(np.float64)
-    ref = pairs["ref_strong"].to_numpy(np.float64)
-    cp_codes = pd.factorize(pairs["cp"])[0]
-    issue = pairs["issue"].to_numpy(np.int64)
+    t_all = np.asarray(pairs["t"], dtype=np.int64)
+    n = len(t_all)
+    open_amt = np.asarray(pairs["open"], dtype=np.float64)
+    ref = np.asarray(pairs["ref_strong"], dtype=np.float64)
+    cp_codes = pd.factorize(np.asarray(pairs["cp"]))[0]
+    issue = np.asarray(pairs["issue"], dtype=np.int64)
     t_amounts = np.asarray(t_amounts, dtype=np.float64)
     order = np.lexsort((-scores, t_all))
     bounds = np.searchsorted(t_all[order], np.arange(n_transfers + 1))
@@ -333,10 +345,11 @@ def build_options(
         "n_fit_subsets": n_fit[opt_t],
         "log_amount": np.log1p(amount),
     }
-    matrix = np.empty((n_opts, len(SET_FEATURES)), dtype=np.float64)
+    # One float block (cheap to build and to hand to the set model) plus the transfer index;
+    # filled feature by feature, then handed to pandas as its block without a copy.
+    block = np.empty((len(SET_FEATURES), n_opts), dtype=np.float64)
     for k, name in enumerate(SET_FEATURES):
-        matrix[:, k] = features[name]
-    # One float block (cheap to build and to hand to the set model) plus the transfer index.
-    opts = pd.DataFrame(matrix, columns=SET_FEATURES)
+        block[k] = features[name]
+    opts = pd.DataFrame(block.T, columns=_FEATURE_COLUMNS, copy=False)
     opts.insert(0, "t", opt_t)
     return opts, members

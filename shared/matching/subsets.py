@@ -17,19 +17,39 @@ _MASKS = {
     k: ((np.arange(2**k)[:, None] >> np.arange(k)) & 1).astype(bool) for k in range(1, MAX_POOL + 1)
 }
 
+# Made once: converting and counting 4096 masks costs more than the search itself.
+_FLOAT_MASKS = {k: m.astype(np.float64) for k, m in _MASKS.items()}
+_SIZES = {k: m.sum(axis=1) for k, m in _MASKS.items()}
 
-def masks(k: int) -> np.ndarray:
-    """All 2**k subsets of k items as a boolean matrix (row 0 is the empty set)."""
-    return _MASKS[k]
+
+def masks(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All 2**k subsets of k items as a boolean matrix (row 0 is the empty set), the same as
+    floats (to sum amounts with a matrix product), and the size of each subset."""
+    return _MASKS[k], _FLOAT_MASKS[k], _SIZES[k]
+
+
+def _exact_and_within(
+    sums: np.ndarray, target: float | np.ndarray, max_fee: float, max_discount: float
+) -> tuple[np.ndarray, np.ndarray]:
+    exact = np.abs(sums - target) <= EXACT_TOL
+    tol = (sums >= target - EXACT_TOL) & (sums <= target * (1 + max_discount) + max_fee + EXACT_TOL)
+    return exact, tol
 
 
 def fits(
     sums: np.ndarray, target: float | np.ndarray, max_fee: float, max_discount: float
 ) -> np.ndarray:
     """How each sum explains `target` (fees/discounts allowed): 0 not, 1 within tol, 2 exact."""
-    exact = np.abs(sums - target) <= EXACT_TOL
-    tol = (sums >= target - EXACT_TOL) & (sums <= target * (1 + max_discount) + max_fee + EXACT_TOL)
+    exact, tol = _exact_and_within(sums, target, max_fee, max_discount)
     return np.where(exact, 2, np.where(tol, 1, 0)).astype(np.int8)
+
+
+def explains(
+    sums: np.ndarray, target: float | np.ndarray, max_fee: float, max_discount: float
+) -> np.ndarray:
+    """Whether each sum explains `target`: `fits(...) > 0`, cheaper."""
+    exact, tol = _exact_and_within(sums, target, max_fee, max_discount)
+    return exact | tol
 
 
 def explaining_subsets(
