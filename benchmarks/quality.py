@@ -89,8 +89,8 @@ def candidate_recall(model, history, batch) -> float:
     obs = combine([model.observations, *(observations(b) for b in history)])
     p = prepare(batch.transfers, batch.invoices)
     pairs = candidate_pairs(p, payer_map(obs), model.config.blocking())
-    t_ids = p.transfers["transfer_id"].astype(str).to_numpy(dtype=object)
-    i_ids = p.invoices["invoice_id"].astype(str).to_numpy(dtype=object)
+    t_ids = p.t_ids
+    i_ids = p.i_ids
     found = set(zip(t_ids[pairs["t"]], i_ids[pairs["i"]], strict=True))
     lab = batch.matches
     true = set(zip(lab["transfer_id"].astype(str), lab["invoice_id"].astype(str), strict=True))

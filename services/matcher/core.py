@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from services.matcher.schemas import (
@@ -34,6 +33,7 @@ from services.matcher.schemas import (
 )
 from shared.contract import INVOICES, TRANSFERS
 from shared.matching import Answer, TrainedMatcher
+from shared.matching.candidates import Columns
 from shared.model_store import load_verified
 from shared.registry import ModelRecord, ModelRegistry
 
@@ -188,13 +188,13 @@ class MatcherService:
         settlement run once for all; every answer equals that of the request alone.
         """
         model = self._model()
-        frames = [
-            (_transfer_frame([r.transfer]), _invoice_frame(r.open_invoices)) for r in requests
+        tables = [
+            (_transfer_columns([r.transfer]), _invoice_columns(r.open_invoices)) for r in requests
         ]
-        if len(frames) == 1:  # the same answer, without stacking one request onto nothing
-            answers = [model.matcher.answers(*frames[0])]
+        if len(tables) == 1:  # the same answer, without stacking one request onto nothing
+            answers = [model.matcher.answers(*tables[0])]
         else:
-            answers = model.matcher.answers_many(frames)
+            answers = model.matcher.answers_many(tables)
         return [
             # dict(): the nested models as they are; model_dump would rebuild and revalidate them
             MatchResponse(model_version=model.version, **dict(result))
@@ -205,8 +205,8 @@ class MatcherService:
     def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse:
         """Many transfers against one list of open invoices, in one prediction."""
         model = self._model()
-        transfers = _transfer_frame(request.transfers)
-        answers = model.matcher.answers(transfers, _invoice_frame(request.open_invoices))
+        transfers = _transfer_columns(request.transfers)
+        answers = model.matcher.answers(transfers, _invoice_columns(request.open_invoices))
         if [a.transfer_id for a in answers] != [t.transfer_id for t in request.transfers]:
             # the model owes one answer per transfer, in order; never hand out a guess
             raise RuntimeError("the model's answers do not match the request's transfers")
@@ -215,33 +215,35 @@ class MatcherService:
         )
 
 
-# frames ---------------------------------------------------------------------
-# Built column by column from the validated models: a frame from a list of dicts (model_dump)
-# costs more than the model itself at the size of one request.
+# columns --------------------------------------------------------------------
+# Built column by column from the validated models, as numpy arrays: a DataFrame costs more
+# than blocking the request (shared/matching/candidates.Columns).
 _DATES = frozenset({"booking_date", "issue_date", "due_date"})
 _MONEY = frozenset({"amount", "open_amount"})
 
 
-def _column(name: str, values: list) -> np.ndarray | pd.Series:
+def _column(name: str, values: list) -> np.ndarray:
     if name in _DATES:
-        return np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+        return np.array(values, dtype="datetime64[D]")
     if name in _MONEY:
         return np.array(values, dtype=np.float64)
-    return pd.Series(values, dtype=object)
+    column = np.empty(len(values), dtype=object)  # np.array would split tuples, guess types
+    column[:] = values
+    return column
 
 
-def _transfer_frame(transfers: Sequence[Transfer]) -> pd.DataFrame:
-    return pd.DataFrame(
+def _transfer_columns(transfers: Sequence[Transfer]) -> Columns:
+    return Columns(
         {c: _column(c, [getattr(t, c) for t in transfers]) for c in TRANSFERS.column_names}
     )
 
 
-def _invoice_frame(invoices: Sequence[OpenInvoice]) -> pd.DataFrame:
+def _invoice_columns(invoices: Sequence[OpenInvoice]) -> Columns:
     """Open invoices as the contract's columns plus `open_amount` (the amount when not given)."""
     columns = {c: _column(c, [getattr(i, c) for i in invoices]) for c in INVOICES.column_names}
     opens = [i.amount if i.open_amount is None else i.open_amount for i in invoices]
     columns["open_amount"] = _column("open_amount", opens)
-    return pd.DataFrame(columns)
+    return Columns(columns)
 
 
 def _results(answers: list[Answer], top: int) -> list[MatchResult]:
@@ -294,7 +296,7 @@ def _probe(matcher: TrainedMatcher) -> None:
         }
     )
     answers = matcher.answers(
-        _transfer_frame([probe.transfer]), _invoice_frame(probe.open_invoices)
+        _transfer_columns([probe.transfer]), _invoice_columns(probe.open_invoices)
     )
     results = _results(answers, DEFAULT_MAX_CANDIDATES)
     if len(results) != 1 or not np.isfinite(results[0].confidence):

@@ -23,7 +23,7 @@ def _unique_hits(hit: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
 def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
     """Predictions of the two rules, in the same shape as TrainedMatcher.predict."""
     p = prepare(transfers, invoices)
-    tr, inv = p.transfers, p.invoices
+    tr, inv = p.transfer_frame, p.invoice_frame
     n = len(tr)
     chosen: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in range(n)]
     confidence = np.zeros(n)

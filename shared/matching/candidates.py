@@ -15,7 +15,7 @@ through pandas merges or group-bys, and large months stay linear.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
@@ -161,8 +161,78 @@ def payer_index(payer: pd.DataFrame | PayerIndex | None) -> PayerIndex:
     return payer if isinstance(payer, PayerIndex) else PayerIndex.of(payer)
 
 
-def _objects(values: pd.Series) -> np.ndarray:
+class Columns:
+    """Equal-length named numpy columns: what `prepare` takes besides DataFrames.
+
+    A service answering one transfer builds these from its validated request; building two
+    DataFrames instead costs more than that transfer's blocking. Training reads whole frames
+    (`Prepared.transfer_frame`), which `to_frame` gives.
+    """
+
+    __slots__ = ("_data", "_rows")
+
+    def __init__(self, data: Mapping[str, np.ndarray]) -> None:
+        lengths = {name: len(values) for name, values in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"columns of different lengths: {lengths}")
+        self._data = dict(data)
+        self._rows = next(iter(lengths.values()), 0)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names, in order."""
+        return list(self._data)
+
+    def assign(self, **columns: np.ndarray) -> Columns:
+        """A copy with these columns added or replaced."""
+        return Columns({**self._data, **columns})
+
+    def to_frame(self) -> pd.DataFrame:
+        """The same columns as a DataFrame (object columns stay object)."""
+        return pd.DataFrame(
+            {
+                name: pd.Series(v, dtype=object) if v.dtype == object else v
+                for name, v in self._data.items()
+            }
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Columns]) -> Columns:
+        """The rows of `parts` one after another (the columns of the first part)."""
+        names = parts[0].columns
+        return Columns({name: np.concatenate([part[name] for part in parts]) for name in names})
+
+
+Table = pd.DataFrame | Columns
+
+
+# A column of a DataFrame (Series) or of Columns (ndarray) as the array blocking reads.
+def _objects(values: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values if values.dtype == object else values.astype(object)
     return values.to_numpy(dtype=object)
+
+
+def _strings(values: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return np.array([str(v) for v in values], dtype=object)
+    return values.astype(str).to_numpy(dtype=object)
+
+
+def _days(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Dates as days since the epoch."""
+    if isinstance(values, np.ndarray):
+        return values.astype("datetime64[D]").astype(np.int64)
+    return values.to_numpy("datetime64[D]").astype(np.int64)
 
 
 def _currency(value: object) -> str:
@@ -225,24 +295,34 @@ class Prepared:
     use and kept; the frames must not change after `prepare`.
     """
 
-    transfers: pd.DataFrame
-    invoices: pd.DataFrame
+    transfers: Table
+    invoices: Table
+
+    @property
+    def transfer_frame(self) -> pd.DataFrame:
+        """The transfers as a DataFrame (training and the rules baseline read whole frames)."""
+        return as_frame(self.transfers)
+
+    @property
+    def invoice_frame(self) -> pd.DataFrame:
+        """The invoices as a DataFrame (see `transfer_frame`)."""
+        return as_frame(self.invoices)
 
     # transfers --------------------------------------------------------------
     @_memo
     def t_ids(self) -> np.ndarray:
         """Transfer ids as strings (object)."""
-        return self.transfers["transfer_id"].astype(str).to_numpy(dtype=object)
+        return _strings(self.transfers["transfer_id"])
 
     @_memo
     def t_amount(self) -> np.ndarray:
         """Transfer amounts (float64)."""
-        return self.transfers["amount"].to_numpy(np.float64)
+        return np.asarray(self.transfers["amount"], dtype=np.float64)
 
     @_memo
     def t_day(self) -> np.ndarray:
         """Booking day of each transfer (days since the epoch)."""
-        return self.transfers["booking_date"].to_numpy("datetime64[D]").astype(np.int64)
+        return _days(self.transfers["booking_date"])
 
     @_memo
     def t_title(self) -> np.ndarray:
@@ -302,27 +382,27 @@ class Prepared:
     @_memo
     def i_ids(self) -> np.ndarray:
         """Invoice ids as strings (object)."""
-        return self.invoices["invoice_id"].astype(str).to_numpy(dtype=object)
+        return _strings(self.invoices["invoice_id"])
 
     @_memo
     def i_open(self) -> np.ndarray:
         """Open amounts (float64)."""
-        return self.invoices["open_amount"].to_numpy(np.float64)
+        return np.asarray(self.invoices["open_amount"], dtype=np.float64)
 
     @_memo
     def i_amount(self) -> np.ndarray:
         """Gross amounts (float64)."""
-        return self.invoices["amount"].to_numpy(np.float64)
+        return np.asarray(self.invoices["amount"], dtype=np.float64)
 
     @_memo
     def i_issue(self) -> np.ndarray:
         """Issue day of each invoice (days since the epoch)."""
-        return self.invoices["issue_date"].to_numpy("datetime64[D]").astype(np.int64)
+        return _days(self.invoices["issue_date"])
 
     @_memo
     def i_due(self) -> np.ndarray:
         """Due day of each invoice (days since the epoch)."""
-        return self.invoices["due_date"].to_numpy("datetime64[D]").astype(np.int64)
+        return _days(self.invoices["due_date"])
 
     @_memo
     def i_number(self) -> np.ndarray:
@@ -377,7 +457,7 @@ class Prepared:
     @_memo
     def i_cp_id(self) -> np.ndarray:
         """Counterparty id of each invoice (object of str)."""
-        return np.array([str(v) for v in _objects(self.invoices["counterparty_id"])], dtype=object)
+        return _strings(self.invoices["counterparty_id"])
 
     # codes shared by both sides -----------------------------------------------
     @_memo
@@ -447,6 +527,11 @@ class Prepared:
         return self._cp_groups[2].expand(t, cpg)
 
 
+def as_frame(table: Table) -> pd.DataFrame:
+    """A table as a DataFrame (Columns are converted)."""
+    return table if isinstance(table, pd.DataFrame) else table.to_frame()
+
+
 def _as_dates(values: pd.Series) -> pd.Series | None:
     return None if values.dtype.kind == "M" else pd.to_datetime(values)
 
@@ -455,12 +540,18 @@ def _as_float(values: pd.Series) -> pd.Series | None:
     return None if values.dtype == np.float64 else values.astype("float64")
 
 
-def prepare(transfers: pd.DataFrame, invoices: pd.DataFrame) -> Prepared:
+def prepare(transfers: Table, invoices: Table) -> Prepared:
     """Positions become the ids; dates, amounts and open amounts get the types the model reads.
 
     Columns already of the right type are not touched (the caller's frames never are); the
-    normalised texts and codes blocking and features need are computed on first use.
+    normalised texts and codes blocking and features need are computed on first use. Columns
+    (numpy arrays) are read as they come: each value is converted where it is first read.
     """
+    if isinstance(transfers, Columns) and isinstance(invoices, Columns):
+        if "open_amount" not in invoices:
+            invoices = invoices.assign(open_amount=np.asarray(invoices["amount"], np.float64))
+        return Prepared(transfers, invoices)
+    transfers, invoices = as_frame(transfers), as_frame(invoices)
     tr = transfers.reset_index(drop=True)
     inv = invoices.reset_index(drop=True)
     t_fix = {"booking_date": _as_dates(tr["booking_date"]), "amount": _as_float(tr["amount"])}

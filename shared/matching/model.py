@@ -35,8 +35,11 @@ from shared.matching.assembly import SET_FEATURES, Members, allocate, build_opti
 from shared.matching.batches import MonthBatch
 from shared.matching.candidates import (
     BlockingParams,
+    Columns,
     PayerIndex,
     Prepared,
+    Table,
+    as_frame,
     candidate_pairs,
     prepare,
 )
@@ -129,8 +132,8 @@ class _Scored:
 
 
 def _score_input(
-    transfers: pd.DataFrame,
-    invoices: pd.DataFrame,
+    transfers: Table,
+    invoices: Table,
     payer: pd.DataFrame | PayerIndex | None,
     cfg: MatcherConfig,
     matches: pd.DataFrame | None = None,
@@ -147,8 +150,7 @@ def _score_input(
     s = _Scored(p, pairs, X, payer=payer, habits=habits)
     if matches is not None:
         lab = matches[["transfer_id", "invoice_id"]].astype(str).drop_duplicates()
-        t_ids = p.transfers["transfer_id"].astype(str).to_numpy(dtype=object)
-        i_ids = p.invoices["invoice_id"].astype(str).to_numpy(dtype=object)
+        t_ids, i_ids = p.t_ids, p.i_ids
         key = pd.Series(t_ids[pairs["t"].to_numpy()] + "|" + i_ids[pairs["i"].to_numpy()])
         true_keys = set(lab["transfer_id"] + "|" + lab["invoice_id"])
         s.y = key.isin(true_keys).to_numpy().astype(np.int8)
@@ -172,7 +174,7 @@ def _drop_settled_earlier(
     booking order (see `_settle_in_order`). `month_transfers` (all of the month's transfers) is
     needed when `p` holds only a sample of them: unsampled transfers close invoices too.
     """
-    tr, inv = p.transfers, p.invoices
+    tr, inv = p.transfer_frame, p.invoice_frame
     settle_day = knowledge.settle_days(
         tr if month_transfers is None else month_transfers, inv, matches
     )
@@ -306,7 +308,7 @@ def _stack(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
 def _slim(s: _Scored) -> _Scored:
     """A scored training month without what option building does not read (normalised texts,
     knowledge tables): twelve large months must fit in memory at once."""
-    tr, inv = s.prepared.transfers, s.prepared.invoices
+    tr, inv = s.prepared.transfer_frame, s.prepared.invoice_frame
     s.prepared = Prepared(
         tr[["transfer_id", "amount", "booking_date"]],
         inv[["invoice_id", "amount", "open_amount", "counterparty_id", "issue_date"]],
@@ -360,20 +362,20 @@ def _proba(model: _Model, X: pd.DataFrame | np.ndarray) -> np.ndarray:
 def _options(s: _Scored, scores: np.ndarray, cfg: MatcherConfig):
     p = s.prepared
     i = s.pairs["i"].to_numpy()
-    frame = pd.DataFrame(
-        {
-            "t": s.pairs["t"].to_numpy(),
-            "open": p.i_open[i],
-            "cp": p.i_cp[i],  # counterparty codes: cheaper to group than the id strings
-            "issue": p.i_issue[i],
-            "ref_strong": s.X["ref_strong"].to_numpy(),
-        }
+    columns = {
+        "t": s.pairs["t"].to_numpy(),
+        "open": p.i_open[i],
+        "cp": p.i_cp[i],  # counterparty codes: cheaper to group than the id strings
+        "issue": p.i_issue[i],
+        "ref_strong": s.X["ref_strong"].to_numpy(),
+    }
+    return build_options(
+        columns, scores, len(p.t_amount), p.t_amount, cfg.max_fee, cfg.max_discount
     )
-    return build_options(frame, scores, len(p.t_amount), p.t_amount, cfg.max_fee, cfg.max_discount)
 
 
 def _option_labels(s: _Scored, opts: pd.DataFrame, members: Members) -> np.ndarray:
-    inv_ids = s.prepared.invoices["invoice_id"].astype(str).to_numpy(dtype=object)
+    inv_ids = s.prepared.i_ids
     i_pos = s.pairs["i"].to_numpy()
     t = opts["t"].to_numpy()
     return np.array(
@@ -530,11 +532,18 @@ def _predict_threads(cfg: MatcherConfig):
 CANDIDATE_COLUMNS = ["transfer_id", "invoice_id", "score", "proposed", "rank"]
 
 
-def _with_open_amount(invoices: pd.DataFrame) -> pd.DataFrame:
-    # Frames stacked from several requests: one without open amounts must not get NaN ones.
+def _stacked(tables: list[Table]) -> Table:
+    """The rows of several requests' tables, one after another."""
+    if all(isinstance(table, Columns) for table in tables):
+        return Columns.concat(tables)  # type: ignore[arg-type]
+    return pd.concat([as_frame(table) for table in tables], ignore_index=True)
+
+
+def _with_open_amount(invoices: Table) -> Table:
+    # Invoices stacked from several requests: one without open amounts must not get NaN ones.
     if "open_amount" in invoices:
         return invoices
-    return invoices.assign(open_amount=invoices["amount"])
+    return invoices.assign(open_amount=np.asarray(invoices["amount"], dtype=np.float64))
 
 
 def _ranked_candidates(d: _Decision) -> pd.DataFrame:
@@ -666,16 +675,14 @@ class TrainedMatcher:
         d = self._run(transfers, invoices, history)
         return self._output(d), _ranked_candidates(d)
 
-    def answers(self, transfers: pd.DataFrame, invoices: pd.DataFrame) -> list[Answer]:
+    def answers(self, transfers: Table, invoices: Table) -> list[Answer]:
         """One `Answer` per transfer, in the order of `transfers`: what a service hands out.
 
         The same prediction as `predict_with_candidates`, without building its frames.
         """
         return _answers(self._run(transfers, invoices, None), self.threshold)
 
-    def answers_many(
-        self, requests: Sequence[tuple[pd.DataFrame, pd.DataFrame]]
-    ) -> list[list[Answer]]:
+    def answers_many(self, requests: Sequence[tuple[Table, Table]]) -> list[list[Answer]]:
         """`answers` for independent requests (transfers, their open invoices) in one prediction.
 
         Each request is blocked against its own invoices only; features, both models and
@@ -696,8 +703,8 @@ class TrainedMatcher:
                 offset = {"t": offset["t"] + len(transfers), "i": offset["i"] + len(invoices)}
             pairs = pd.DataFrame({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
             p = prepare(
-                pd.concat([t for t, _ in requests], ignore_index=True),
-                pd.concat([_with_open_amount(i) for _, i in requests], ignore_index=True),
+                _stacked([t for t, _ in requests]),
+                _stacked([_with_open_amount(i) for _, i in requests]),
             )
             X = pair_features(p, pairs, payer, params, habits)
             s = _Scored(p, pairs, X, payer=payer, habits=habits)
@@ -730,7 +737,7 @@ class TrainedMatcher:
         return own[2], own[3]
 
     def _run(
-        self, transfers: pd.DataFrame, invoices: pd.DataFrame, history: list[MonthBatch] | None
+        self, transfers: Table, invoices: Table, history: list[MonthBatch] | None
     ) -> _Decision:
         payer, habits = self._knowledge(history)
         with _predict_threads(self.config):

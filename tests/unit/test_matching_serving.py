@@ -163,3 +163,27 @@ def test_merged_requests_answer_as_one_by_one(model, requests_):
     merged = [a.model_dump() for a in service.match_many(same_list)]
     assert merged == [service.match(r).model_dump() for r in same_list]
     assert np.isfinite([a["confidence"] for a in merged]).all()
+
+
+def test_the_service_answers_as_the_model_does_on_frames(model, requests_):
+    # The service hands the model numpy Columns built from the request, not DataFrames; the
+    # answers must be those of the same rows as frames (what training and evaluation use).
+    service = _service(model, max_candidates=1_000)
+    for request in requests_:
+        answer = service.match(request)
+        records = [i.model_dump() for i in request.open_invoices]
+        transfers = pd.DataFrame([request.transfer.model_dump()])
+        invoices = pd.DataFrame(records).assign(
+            open_amount=[
+                r["open_amount"] if r["open_amount"] is not None else r["amount"] for r in records
+            ]
+        )
+        for frame, dates in ((transfers, ["booking_date"]), (invoices, ["issue_date", "due_date"])):
+            frame[dates] = frame[dates].apply(pd.to_datetime)
+        (expected,) = model.answers(transfers, invoices)
+        assert answer.proposed_invoice_ids == expected.invoice_ids
+        assert [a.amount for a in answer.allocations] == expected.amounts
+        assert (answer.confidence, answer.decision) == (expected.confidence, expected.decision)
+        assert [
+            (c.invoice_id, c.score, c.proposed) for c in answer.candidates
+        ] == expected.candidates
