@@ -2,7 +2,7 @@
 
 Everything is computed column-wise over the candidate pairs (numpy sorts and bincounts, and
 rapidfuzz's `cpdist`), so scoring 100k transfers costs seconds, not hours, and one transfer with
-fifty invoices costs about a millisecond (no pandas group-bys or merges: their fixed cost per
+fifty invoices costs about half a millisecond (no pandas group-bys or merges: their fixed cost per
 call would dominate). The features are the ones a finance clerk uses: the reference in the
 title (typo tolerant), the amount (equal, short by a fee or discount, a fraction, part of a
 sum), who paid (account, name, and which counterparty that payer paid for before), dates, and
@@ -22,6 +22,7 @@ from shared.matching.candidates import (
     BlockingParams,
     PayerIndex,
     Prepared,
+    expand,
     lookup,
     payer_index,
 )
@@ -74,6 +75,18 @@ FEATURES = [
 
 
 _COLUMN = {c: k for k, c in enumerate(FEATURES)}
+_FLAGS = [_COLUMN[c] for c in FLAG_COLUMNS]
+# Built once: making the column index from a list of names costs more than the rest of the
+# frame for a one-transfer input.
+_INDEX = pd.Index(FEATURES)
+_KEY_KINDS = {"I": 0, "N": 1, "T": 2}  # payer keys: account, name, title token
+_PAYER_COLUMNS = [
+    "payer_iban_share",
+    "payer_iban_n",
+    "payer_name_share",
+    "payer_name_n",
+    "payer_title_share",
+]
 # Below this many pairs rapidfuzz's worker threads cost more than they save (same results).
 _PARALLEL_MIN_PAIRS = 5_000
 
@@ -104,24 +117,27 @@ def habit_index(habits: pd.DataFrame | HabitIndex | None) -> HabitIndex:
     return habits if isinstance(habits, HabitIndex) else HabitIndex.of(habits)
 
 
-def _group_rank(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank (0-based, ascending `value`, ties in row order) and size of each row's key group."""
+def _sorted_groups(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by `keys`, then ascending `value` (ties in row order), and the bounds of
+    the key groups in that order (where each starts, then the number of rows)."""
     n = len(value)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = np.lexsort((value, *reversed(keys)))  # stable: ties keep their row order
-    new = np.zeros(n, dtype=bool)
-    new[0] = True
+    new = np.zeros(n + 1, dtype=bool)
+    new[[0, n]] = True
     for k in keys:
         ks = k[order]
-        new[1:] |= ks[1:] != ks[:-1]
-    starts = np.flatnonzero(new)
-    group = np.cumsum(new) - 1
-    sizes = np.diff(np.append(starts, n))
+        new[1:n] |= ks[1:] != ks[:-1]
+    return order, np.flatnonzero(new)
+
+
+def _group_rank(order: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (0-based, in `order`) and size of each row's group, as `_sorted_groups` gives them."""
+    n = len(order)
+    sizes = bounds[1:] - bounds[:-1]
     rank = np.empty(n, dtype=np.int64)
     size = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - starts[group]
-    size[order] = sizes[group]
+    rank[order] = np.arange(n) - bounds[:-1].repeat(sizes)
+    size[order] = sizes.repeat(sizes)
     return rank, size
 
 
@@ -130,19 +146,9 @@ def _per_transfer_sum(t: np.ndarray, values: np.ndarray, n_t: int) -> np.ndarray
     return np.bincount(t, weights=values, minlength=n_t)[t]
 
 
-def _distinct_per_transfer(t: np.ndarray, codes: np.ndarray, n_t: int) -> np.ndarray:
-    """Number of distinct `codes` among each pair's transfer's pairs, per pair."""
-    if len(t) == 0:
-        return np.zeros(0, dtype=np.int64)
-    width = int(codes.max()) + 1
-    distinct = np.unique(t * width + codes) // width
-    return np.bincount(distinct, minlength=n_t)[t]
-
-
 def _subset_features(
-    t: np.ndarray,
-    cp: np.ndarray,
-    issue: np.ndarray,
+    order: np.ndarray,
+    bounds: np.ndarray,
     open_amt: np.ndarray,
     t_amt: np.ndarray,
     params: BlockingParams,
@@ -151,20 +157,15 @@ def _subset_features(
 
     Subsets are searched among one counterparty's candidates (the oldest MAX_POOL of them),
     because one payment settling invoices of several unrelated customers does not happen.
-    `cp` holds integer counterparty codes.
+    `order` and `bounds` are the (transfer, counterparty) groups, oldest issue first.
     """
-    n = len(t)
+    n = len(order)
     in_exact = np.zeros(n, dtype=np.float32)
     in_tol = np.zeros(n, dtype=np.float32)
     n_sub = np.zeros(n, dtype=np.float32)
-    if n == 0:
-        return in_exact, in_tol, n_sub
-    order = np.lexsort((issue, cp, t))
-    ts, cs = t[order], cp[order]
-    brk = np.flatnonzero((np.diff(ts) != 0) | (np.diff(cs) != 0)) + 1
-    starts = np.concatenate(([0], brk))
-    ends = np.concatenate((brk, [n]))
-    for s, e in zip(starts[ends - starts >= 2], ends[ends - starts >= 2], strict=True):
+    starts, ends = bounds[:-1], bounds[1:]
+    pools = ends - starts >= 2
+    for s, e in zip(starts[pools].tolist(), ends[pools].tolist(), strict=True):
         idx = order[s : min(e, s + MAX_POOL)]
         m, f = explaining_subsets(
             open_amt[idx], float(t_amt[idx[0]]), params.max_fee, params.max_discount
@@ -177,77 +178,73 @@ def _subset_features(
     return in_exact, in_tol, n_sub
 
 
-def _pair_values(
-    t: np.ndarray,
-    cp: np.ndarray,
-    known_t: np.ndarray,
-    known_cp: np.ndarray,
-    known: np.ndarray,
-    default: float,
+def _largest_per_key(
+    query: np.ndarray, keys: np.ndarray, values: np.ndarray, default: float
 ) -> np.ndarray:
-    """Per pair (t, cp), the largest of the `known` values given for that (t, cp), or `default`."""
-    out = np.full(len(t), default, dtype=np.float64)
-    if len(known) == 0 or len(t) == 0:
+    """Per `query` key, the largest of the `values` given for that key in `keys`, or `default`."""
+    out = np.full(len(query), default, dtype=np.float64)
+    if len(keys) == 0 or len(query) == 0:
         return out
-    width = int(max(cp.max(), known_cp.max())) + 1
-    key = known_t * width + known_cp
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    first = np.flatnonzero(np.append(True, key[1:] != key[:-1]))
-    keys, best = key[first], np.maximum.reduceat(known[order], first)
-    query = t * width + cp
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(new)
+    keys, best = keys[first], np.maximum.reduceat(values[order], first)
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
     found = keys[pos] == query
     out[found] = best[pos[found]]
     return out
 
 
-def _payer_share(
-    p: Prepared, t: np.ndarray, cp: np.ndarray, prefix: str, own: np.ndarray, payer: PayerIndex
-) -> tuple[np.ndarray, np.ndarray]:
-    """Share of the transfers under the payer's key (account "I:" or name "N:") that paid the
-    pair's counterparty (-1: key unknown), and how many transfers the key has."""
-    n = len(t)
+def _payer_features(
+    p: Prepared, t: np.ndarray, cp: np.ndarray, payer: PayerIndex
+) -> list[np.ndarray]:
+    """What earlier labels say about each pair's payer, per pair: the share of the transfers
+    under the payer's account (key "I:") that paid the pair's counterparty (-1: key unknown) and
+    how many transfers the key has, the same for the payer's name ("N:"), and the best share
+    with which a learned title token ("T:") of the transfer points to the counterparty."""
+    n, n_t = len(t), len(p.transfers)
     if payer.empty or n == 0:
-        return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
-    has = np.flatnonzero(own != "")
-    keys = [prefix + v for v in own[has]]
-    key_id = np.full(len(own), -1, dtype=np.int64)
-    key_id[has] = lookup(keys, payer.ids)
-    n_key_t = np.where(key_id >= 0, payer.n_key[np.maximum(key_id, 0)], 0.0)
-    rows, entries = payer.entries(has, keys)
+        return [np.zeros(n, dtype=np.float32) for _ in range(5)]
+    # The keys of all three kinds in one lookup (blocking has listed them already).
+    key_t, keys = p.t_payer_keys
+    kind = np.fromiter((_KEY_KINDS[key[0]] for key in keys), np.int64, len(keys))
+    k = lookup(keys, payer.ids)
+    n_key = np.zeros((2, n_t))  # transfers seen per account and per name key, 0 when unknown
+    own = (kind < 2) & (k >= 0)
+    n_key[kind[own], key_t[own]] = payer.n_key[k[own]]
+    known = np.flatnonzero(k >= 0)
+    pos, entries = expand(known, payer.start[k[known]], payer.start[k[known] + 1])
     e_cp = lookup(payer.cps[entries], p.cp_codes)
     ok = e_cp >= 0
-    hits = _pair_values(t, cp, rows[ok], e_cp[ok], payer.n[entries][ok], 0.0)
-    n_key = n_key_t[t]
-    share = np.where(n_key > 0, hits / np.maximum(n_key, 1.0), -1.0)
-    return share.astype(np.float32), n_key.astype(np.float32)
+    pos, entries = pos[ok], entries[ok]
+    # A title token counts with the share of its transfers that paid the counterparty.
+    value = payer.n[entries] / np.where(kind[pos] == 2, payer.n_key[k[pos]], 1.0)
+    # One key per (kind, transfer, counterparty).
+    n_cp = len(p.cp_codes)
+    pair_key = t * n_cp + cp
+    best = _largest_per_key(
+        np.concatenate((pair_key, pair_key + n_t * n_cp, pair_key + 2 * n_t * n_cp)),
+        (kind[pos] * n_t + key_t[pos]) * n_cp + e_cp[ok],
+        value,
+        0.0,
+    ).reshape(3, n)
+    n_k = n_key[:, t]
+    share = np.where(n_k > 0, best[:2] / np.maximum(n_k, 1.0), -1.0).astype(np.float32)
+    n_k = n_k.astype(np.float32)
+    return [share[0], n_k[0], share[1], n_k[1], best[2].astype(np.float32)]
 
 
-def _title_key_share(p: Prepared, t: np.ndarray, cp: np.ndarray, payer: PayerIndex) -> np.ndarray:
-    """Best share with which a learned title token of the transfer points to the pair's cp."""
-    if payer.empty or len(t) == 0:
-        return np.zeros(len(t), dtype=np.float32)
-    toks = p.t_title_tokens
-    lengths = np.fromiter((len(x) for x in toks), np.int64, len(toks))
-    keys = [f"T:{k}" for x in toks for k in x]
-    rows, entries = payer.entries(np.repeat(np.arange(len(toks)), lengths), keys)
-    e_cp = lookup(payer.cps[entries], p.cp_codes)
-    ok = e_cp >= 0
-    entries = entries[ok]
-    share = payer.n[entries] / payer.n_key[payer.entry_key[entries]]
-    return _pair_values(t, cp, rows[ok], e_cp[ok], share, 0.0).astype(np.float32)
-
-
-def _habits(p: Prepared, i: np.ndarray, habits: HabitIndex) -> list[np.ndarray]:
-    n = len(i)
+def _habits(p: Prepared, cp: np.ndarray, habits: HabitIndex) -> list[np.ndarray]:
+    n = len(cp)
     if not habits.values or n == 0:
         return [np.zeros(n, np.float32), np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)]
     unknown = (0.0, -1.0, -1.0)
-    per_invoice = np.array(
-        [habits.values.get(cp, unknown) for cp in p.i_cp_id], dtype=np.float64
-    ).reshape(-1, 3)[i]
-    return [per_invoice[:, k].astype(np.float32) for k in range(3)]
+    # One row per counterparty code (`cp_codes` holds the ids in code order).
+    per_cp = np.array([habits.values.get(c, unknown) for c in p.cp_codes], dtype=np.float64)
+    per_pair = per_cp[cp].astype(np.float32)
+    return [per_pair[:, 0], per_pair[:, 1], per_pair[:, 2]]
 
 
 def _ratio(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
@@ -266,16 +263,20 @@ def pair_features(
 ) -> pd.DataFrame:
     """The feature matrix (float32 columns named in FEATURES), one row per candidate pair."""
     payer = payer_index(payer)
-    t = pairs["t"].to_numpy(np.int64)
-    i = pairs["i"].to_numpy(np.int64)
+    # One conversion of the whole frame: selecting its columns one by one costs more than all
+    # the features of a one-transfer input.
+    columns = {c: k for k, c in enumerate(pairs.columns.tolist())}
+    raw = pairs.to_numpy(np.int64)
+    t = raw[:, columns["t"]].copy()
+    i = raw[:, columns["i"]].copy()
     n, n_t = len(t), len(p.transfers)
     X = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    X[:, _FLAGS] = raw[:, [columns[c] for c in FLAG_COLUMNS]]
+    del raw  # a large input's copy of the pairs is half the size of X: not kept to the end
 
     def put(name: str, values) -> None:
         X[:, _COLUMN[name]] = values
 
-    for c in FLAG_COLUMNS:
-        put(c, pairs[c].to_numpy(np.float32))
     ref_strong = X[:, [_COLUMN["ref_C"], _COLUMN["ref_D"], _COLUMN["ref_Z"]]].max(axis=1)
     put("ref_strong", ref_strong)
 
@@ -297,13 +298,8 @@ def pair_features(
     t_iban, i_iban = p.iban_codes
     put("iban_eq", (t_iban[t] == i_iban[i]) & (p.t_iban[t] != ""))
     cp = p.i_cp[i]
-    share, n_key = _payer_share(p, t, cp, "I:", p.t_iban, payer)
-    put("payer_iban_share", share)
-    put("payer_iban_n", n_key)
-    share, n_key = _payer_share(p, t, cp, "N:", p.t_name, payer)
-    put("payer_name_share", share)
-    put("payer_name_n", n_key)
-    put("payer_title_share", _title_key_share(p, t, cp, payer))
+    for name, values in zip(_PAYER_COLUMNS, _payer_features(p, t, cp, payer), strict=True):
+        put(name, values)
 
     ta = p.t_amount[t]
     oa = p.i_open[i]
@@ -325,7 +321,14 @@ def pair_features(
     put("days_since_issue", (booking - issue).astype(np.float32))
     put("days_past_due", (booking - p.i_due[i]).astype(np.float32))
 
-    in_exact, in_tol, n_sub = _subset_features(t, cp, issue, oa, ta, params)
+    # Several open invoices of one counterparty: which is oldest is what decides.
+    order, bounds = _sorted_groups([t, cp], issue)
+    age_rank, n_cp_cand = _group_rank(order, bounds)
+    put("age_rank_cp", age_rank)
+    put("n_cand_cp", n_cp_cand)
+    # Distinct counterparties of a transfer: its (transfer, counterparty) groups.
+    put("n_cp_t", np.bincount(t[order[bounds[:-1]]], minlength=n_t)[t])
+    in_exact, in_tol, n_sub = _subset_features(order, bounds, oa, ta, params)
     put("in_exact_subset", in_exact)
     put("in_tol_subset", in_tol)
     put("n_subsets", n_sub)
@@ -335,19 +338,14 @@ def pair_features(
     put("strong_ref_unique", (ref_strong > 0) & (n_strong == 1))
     put("n_eq_open_t", _per_transfer_sum(t, eq_open, n_t))
     cents = np.round(oa * 100).astype(np.int64)
-    # Several open invoices of one counterparty with the same amount (subscriptions): which is
-    # oldest is what decides, so rank by issue date within (transfer, counterparty, amount).
-    rank_old, size_same = _group_rank([t, cp, cents], issue)
+    # Same amount too (subscriptions): rank by issue date within (transfer, counterparty, amount).
+    rank_old, size_same = _group_rank(*_sorted_groups([t, cp, cents], issue))
     put("same_amount_rank_old", rank_old)
     put("same_amount_rank_new", size_same - 1 - rank_old)
     put("n_same_amount_cp", size_same)
-    age_rank, n_cp_cand = _group_rank([t, cp], issue)
-    put("age_rank_cp", age_rank)
-    put("n_cand_cp", n_cp_cand)
-    habit_n, oldest, newest = _habits(p, i, habit_index(habits))
+    habit_n, oldest, newest = _habits(p, cp, habit_index(habits))
     put("cp_habit_n", habit_n)
     put("cp_oldest_share", oldest)
     put("cp_newest_share", newest)
     put("n_cand_t", np.bincount(t, minlength=n_t)[t])
-    put("n_cp_t", _distinct_per_transfer(t, cp, n_t))
-    return pd.DataFrame(X, columns=FEATURES)
+    return pd.DataFrame(X, columns=_INDEX, copy=False)
