@@ -47,7 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.matcher.schemas import json_records  # noqa: E402
+# Request at module level: FastAPI resolves (a2)'s string annotation in this module.
+from starlette.requests import Request  # noqa: E402
+
+from services.matcher.schemas import MatchRequest, json_records  # noqa: E402
 from shared.registry import ModelRecord, ModelRegistry  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
@@ -199,8 +202,6 @@ def load(url: str, bodies: list[bytes], concurrency: int, seconds: float, **kw: 
 
 def in_process(service, bodies: list[bytes], concurrency: int, seconds: float) -> Run:
     """The same work without HTTP: validate the JSON body, match, serialize the answer."""
-    from services.matcher.schemas import MatchRequest
-
     run = Run()
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
@@ -292,7 +293,6 @@ def wait_http(url: str, seconds: float = 120) -> None:
 def deploy_noop() -> None:
     """(a): a Serve deployment that parses nothing and answers {} on /noop."""
     from ray import serve
-    from starlette.requests import Request
     from starlette.responses import JSONResponse
 
     from services.matcher.app import keep_replica_ports_on_loopback
@@ -310,12 +310,12 @@ def deploy_noop() -> None:
 
 
 def deploy_validating_noop() -> None:
-    """(a2): (a) with the matcher's FastAPI ingress and request model: validates, answers {}."""
+    """(a2): (a) with a FastAPI ingress validating the request as the matcher does; answers {}."""
     from fastapi import FastAPI
+    from fastapi.responses import Response
     from ray import serve
 
     from services.matcher.app import keep_replica_ports_on_loopback
-    from services.matcher.schemas import MatchRequest
 
     api = FastAPI()
 
@@ -328,8 +328,10 @@ def deploy_validating_noop() -> None:
             keep_replica_ports_on_loopback()
 
         @api.post("/v1/match")
-        async def match(self, request: MatchRequest) -> dict:
-            return {}
+        async def match(self, http: Request) -> Response:
+            # as the matcher's route: pydantic parses the bytes (services/matcher/api.py)
+            MatchRequest.model_validate_json(await http.body())
+            return Response(b"{}", media_type="application/json")
 
     app = ValidatingNoop.bind()  # type: ignore[attr-defined]
     serve.run(app, name="noop-validated", route_prefix="/noop-validated", blocking=False)

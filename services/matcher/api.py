@@ -3,6 +3,11 @@
 Routes only translate HTTP to the backend's methods (STYLE.md item 3). The same app runs as
 the Ray Serve ingress and, for comparison, under plain uvicorn. Oversize bodies are refused
 with 413 before they are parsed; invalid ones get FastAPI's 422, whose `loc` names the field.
+
+Match bodies are parsed by pydantic straight from the JSON bytes and answers written by
+pydantic too: FastAPI's own path (json.loads, validate the objects, validate and encode the
+answer again, json.dumps) cost 0.2 s of a 0.75 s batch of 1,000 transfers. The OpenAPI
+document still shows both models (`_body_schema`, `response_model`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.matcher.core import NoModelLoaded
@@ -28,6 +36,8 @@ from services.matcher.schemas import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Body = TypeVar("Body", bound=BaseModel)
+_REQUEST_MODELS: tuple[type[BaseModel], ...] = (MatchRequest, BatchMatchRequest)
 
 
 class Limits(BaseModel):
@@ -62,18 +72,30 @@ def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
         503: {"description": "no model loaded yet"},
     }
 
-    @api.post("/v1/match", responses=_error_responses)
-    async def match(request: MatchRequest) -> MatchResponse:
+    @api.post(
+        "/v1/match",
+        response_model=MatchResponse,
+        responses=_error_responses,
+        openapi_extra=_body_schema(MatchRequest),
+    )
+    async def match(http: Request) -> Response:
         """Match one transfer against the open invoices sent with it."""
+        request = _parsed(MatchRequest, await http.body())
         _check_count("open_invoices", len(request.open_invoices), limits.max_invoices)
-        return await _answer(backend.match_one(request))
+        return _json(await _answer(backend.match_one(request)))
 
-    @api.post("/v1/match/batch", responses=_error_responses)
-    async def match_batch(request: BatchMatchRequest) -> BatchMatchResponse:
+    @api.post(
+        "/v1/match/batch",
+        response_model=BatchMatchResponse,
+        responses=_error_responses,
+        openapi_extra=_body_schema(BatchMatchRequest),
+    )
+    async def match_batch(http: Request) -> Response:
         """Match many transfers against one list of open invoices."""
+        request = _parsed(BatchMatchRequest, await http.body())
         _check_count("transfers", len(request.transfers), limits.max_transfers)
         _check_count("open_invoices", len(request.open_invoices), limits.max_invoices)
-        return await _answer(backend.match_batch(request))
+        return _json(await _answer(backend.match_batch(request)))
 
     @api.get("/v1/health", responses={503: {"model": Health}})
     def health() -> JSONResponse:
@@ -87,7 +109,44 @@ def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
         return backend.model_info()
 
     api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api
+
+
+def _parsed(model: type[Body], body: bytes) -> Body:
+    """The body validated from its JSON bytes; a 422 naming the field (`body`, ...) if not."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _json(answer: BaseModel) -> Response:
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body itself (see `_parsed`)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request models the match routes parse themselves."""
+    if api.openapi_schema is None:
+        document = get_openapi(
+            title=api.title, version=api.version, description=api.description, routes=api.routes
+        )
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in _REQUEST_MODELS],
+            ref_template="#/components/schemas/{model}",
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in definitions.get("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        api.openapi_schema = document
+    return api.openapi_schema
 
 
 async def _answer(pending: Awaitable[T]) -> T:
