@@ -4,7 +4,7 @@
 
 In one run, on one machine, the same model behind four paths:
   (a) a no-op Ray Serve deployment (the price of Serve's proxy hop alone),
-  (a2) the same with the matcher's FastAPI ingress validating the request (all but the model),
+  (a2) the matcher's own ingress (parsing, validation, answer) over a backend without a model,
   (b) the matcher on Ray Serve (LocalRayServing, the app of services/matcher),
   (c) the same FastAPI app and model under plain uvicorn (one process, no Ray),
   (d) the matcher called in-process (no HTTP at all).
@@ -46,9 +46,6 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-# Request at module level: FastAPI resolves (a2)'s string annotation in this module.
-from starlette.requests import Request  # noqa: E402
 
 from services.matcher.schemas import MatchRequest, json_records  # noqa: E402
 from shared.registry import ModelRecord, ModelRegistry  # noqa: E402
@@ -293,6 +290,7 @@ def wait_http(url: str, seconds: float = 120) -> None:
 def deploy_noop() -> None:
     """(a): a Serve deployment that parses nothing and answers {} on /noop."""
     from ray import serve
+    from starlette.requests import Request
     from starlette.responses import JSONResponse
 
     from services.matcher.app import keep_replica_ports_on_loopback
@@ -310,28 +308,51 @@ def deploy_noop() -> None:
 
 
 def deploy_validating_noop() -> None:
-    """(a2): (a) with a FastAPI ingress validating the request as the matcher does; answers {}."""
-    from fastapi import FastAPI
-    from fastapi.responses import Response
+    """(a2): the matcher's own ingress (create_api) over a backend without a model.
+
+    It parses and validates the body and writes an answer of the matcher's size (the first
+    ten invoices as candidates): everything of (b) but the model and dynamic batching.
+    """
     from ray import serve
 
+    from services.matcher.api import Limits, create_api
     from services.matcher.app import keep_replica_ports_on_loopback
-
-    api = FastAPI()
+    from services.matcher.schemas import Candidate, MatchResponse
 
     @serve.deployment(
         name="ValidatingNoop", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256
     )
-    @serve.ingress(api)
+    @serve.ingress()
     class ValidatingNoop:
         def __init__(self) -> None:
             keep_replica_ports_on_loopback()
 
-        @api.post("/v1/match")
-        async def match(self, http: Request) -> Response:
-            # as the matcher's route: pydantic parses the bytes (services/matcher/api.py)
-            MatchRequest.model_validate_json(await http.body())
-            return Response(b"{}", media_type="application/json")
+        def __serve_build_asgi_app__(self):
+            return create_api(self, Limits())
+
+        async def match_one(self, request):
+            candidates = [
+                Candidate(invoice_id=i.invoice_id, score=0.5, proposed=False)
+                for i in request.open_invoices[:10]
+            ]
+            return MatchResponse(
+                transfer_id=request.transfer.transfer_id,
+                decision="review",
+                confidence=0.5,
+                proposed_invoice_ids=[],
+                allocations=[],
+                candidates=candidates,
+                model_version="none",
+            )
+
+        async def match_batch(self, request):
+            raise NotImplementedError("single matches only")
+
+        def health(self):
+            raise NotImplementedError
+
+        def model_info(self):
+            raise NotImplementedError
 
     app = ValidatingNoop.bind()  # type: ignore[attr-defined]
     serve.run(app, name="noop-validated", route_prefix="/noop-validated", blocking=False)
@@ -508,7 +529,7 @@ def main() -> None:
         for c in levels:
             paths = [
                 ("(a) no-op Ray Serve", load(f"{ray_url}/noop", bodies, c, seconds)),
-                ("(a2) no-op, FastAPI + validation", load(validated, bodies, c, seconds)),
+                ("(a2) matcher's ingress, no model", load(validated, bodies, c, seconds)),
                 ("(b) matcher, Ray Serve", load(f"{ray_url}/v1/match", bodies, c, seconds)),
                 ("(c) matcher, uvicorn", load(f"{plain_url}/v1/match", bodies, c, seconds)),
                 ("(d) matcher, in-process", in_process(local, bodies, min(c, 16), seconds)),
