@@ -31,7 +31,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from shared.matching import knowledge
-from shared.matching.assembly import SET_FEATURES, Members, allocate, build_options
+from shared.matching.assembly import (
+    SET_FEATURES,
+    Members,
+    allocate,
+    build_options,
+    option_matrix,
+)
 from shared.matching.batches import MonthBatch
 from shared.matching.candidates import (
     BlockingParams,
@@ -462,7 +468,7 @@ def _decide(
     """
     scores = _proba(pair_model, s.X)
     opts, members = _options(s, scores, cfg)
-    probs = _proba(set_model, opts[SET_FEATURES])
+    probs = _proba(set_model, option_matrix(opts))
     best, conf, closed_on = _settle_in_order(s, opts, probs, members, cfg)
     t = s.pairs["t"].to_numpy()
     drop = closed_on[s.pairs["i"].to_numpy()] < s.prepared.t_day[t]
@@ -489,7 +495,7 @@ def _decide(
     scores2 = scores[keep]
     scores2[redo] = _proba(pair_model, X_redo)
     opts2, members2 = _options(s2, scores2, cfg)
-    probs2 = _proba(set_model, opts2[SET_FEATURES])
+    probs2 = _proba(set_model, option_matrix(opts2))
     best2, conf2, _ = _settle_in_order(s2, opts2, probs2, members2, cfg)
     return _Decision(s2, scores2, opts2, members2, best2, conf2)
 
@@ -842,7 +848,7 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
     with clock("set_fits"):
         for k, s in enumerate(data):
             opts, members = _options(s, _proba(fold_models[fold_of[k]], s.X), cfg)
-            opt_X.append(opts[SET_FEATURES].to_numpy(np.float32))
+            opt_X.append(option_matrix(opts))
             opt_y.append(_option_labels(s, opts, members))
             opt_month.append(np.full(len(opts), k))
             opt_t.append(opts[["t"]].assign(k=k))

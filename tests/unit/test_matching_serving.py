@@ -187,3 +187,17 @@ def test_the_service_answers_as_the_model_does_on_frames(model, requests_):
         assert [
             (c.invoice_id, c.score, c.proposed) for c in answer.candidates
         ] == expected.candidates
+
+
+def test_the_option_matrix_is_the_set_features_in_order(model, toy):
+    from shared.matching.assembly import SET_FEATURES, option_matrix
+    from shared.matching.model import _decide, _score_input
+
+    month = toy[-1]
+    payer, habits = model._knowledge(None)
+    scored = _score_input(month.transfers, month.invoices, payer, model.config, habits=habits)
+    opts = _decide(model.pair_model, model.set_model, model.config, scored).opts
+    assert len(opts) > len(month.transfers)  # empty, single and multi-invoice options
+    expected = opts[SET_FEATURES].to_numpy(np.float32)
+    assert option_matrix(opts).dtype == np.float32
+    assert np.array_equal(option_matrix(opts), expected)
