@@ -67,29 +67,27 @@ def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
         version="1",
         description="Which open invoices a bank transfer pays, how much of each, how sure.",
     )
-    _error_responses: dict[int | str, dict[str, Any]] = {
-        413: {"description": "request too large"},
-        503: {"description": "no model loaded yet"},
-    }
 
-    @api.post(
-        "/v1/match",
-        response_model=MatchResponse,
-        responses=_error_responses,
-        openapi_extra=_body_schema(MatchRequest),
-    )
+    def match_route(path: str, body: type[BaseModel], answer: type[BaseModel]) -> Any:
+        """A POST route that parses `body` itself (`_parsed`) and answers `answer`."""
+        return api.post(
+            path,
+            response_model=answer,
+            responses={
+                413: {"description": "request too large"},
+                503: {"description": "no model loaded yet"},
+            },
+            openapi_extra=_body_schema(body),
+        )
+
+    @match_route("/v1/match", MatchRequest, MatchResponse)
     async def match(http: Request) -> Response:
         """Match one transfer against the open invoices sent with it."""
         request = _parsed(MatchRequest, await http.body())
         _check_count("open_invoices", len(request.open_invoices), limits.max_invoices)
         return _json(await _answer(backend.match_one(request)))
 
-    @api.post(
-        "/v1/match/batch",
-        response_model=BatchMatchResponse,
-        responses=_error_responses,
-        openapi_extra=_body_schema(BatchMatchRequest),
-    )
+    @match_route("/v1/match/batch", BatchMatchRequest, BatchMatchResponse)
     async def match_batch(http: Request) -> Response:
         """Match many transfers against one list of open invoices."""
         request = _parsed(BatchMatchRequest, await http.body())
