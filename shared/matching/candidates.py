@@ -527,6 +527,13 @@ class Prepared:
         return self._cp_groups[2].expand(t, cpg)
 
 
+def with_open_amount(invoices: Table) -> Table:
+    """`invoices`, with `open_amount` the amount where the column is missing."""
+    if "open_amount" in invoices:
+        return invoices
+    return invoices.assign(open_amount=np.asarray(invoices["amount"], dtype=np.float64))
+
+
 def as_frame(table: Table) -> pd.DataFrame:
     """A table as a DataFrame (Columns are converted)."""
     return table if isinstance(table, pd.DataFrame) else table.to_frame()
@@ -548,9 +555,7 @@ def prepare(transfers: Table, invoices: Table) -> Prepared:
     (numpy arrays) are read as they come: each value is converted where it is first read.
     """
     if isinstance(transfers, Columns) and isinstance(invoices, Columns):
-        if "open_amount" not in invoices:
-            invoices = invoices.assign(open_amount=np.asarray(invoices["amount"], np.float64))
-        return Prepared(transfers, invoices)
+        return Prepared(transfers, with_open_amount(invoices))
     transfers, invoices = as_frame(transfers), as_frame(invoices)
     tr = transfers.reset_index(drop=True)
     inv = invoices.reset_index(drop=True)

@@ -48,6 +48,7 @@ from shared.matching.candidates import (
     as_frame,
     candidate_pairs,
     prepare,
+    with_open_amount,
 )
 from shared.matching.features import FEATURES, HabitIndex, pair_features
 from shared.matching.forest import Forest, flattened
@@ -545,23 +546,25 @@ def _stacked(tables: list[Table]) -> Table:
     return pd.concat([as_frame(table) for table in tables], ignore_index=True)
 
 
-def _with_open_amount(invoices: Table) -> Table:
-    # Invoices stacked from several requests: one without open amounts must not get NaN ones.
-    if "open_amount" in invoices:
-        return invoices
-    return invoices.assign(open_amount=np.asarray(invoices["amount"], dtype=np.float64))
+def _ranking(d: _Decision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair rows t, i and their order: by transfer, then pair score (ties: lower invoice)."""
+    t = d.s.pairs["t"].to_numpy(np.int64)
+    i = d.s.pairs["i"].to_numpy(np.int64)
+    return t, i, np.lexsort((i, -d.scores, t))
+
+
+def _decisions(confidence: np.ndarray, threshold: float) -> np.ndarray:
+    return np.where(confidence >= threshold, "auto", "review")
 
 
 def _ranked_candidates(d: _Decision) -> pd.DataFrame:
     """Every scored pair, ranked per transfer by pair score (ties: lower invoice position)."""
     p = d.s.prepared
-    t = d.s.pairs["t"].to_numpy(np.int64)
-    i = d.s.pairs["i"].to_numpy(np.int64)
+    t, i, order = _ranking(d)
     proposed = np.zeros(len(t), dtype=bool)
     chosen = [d.members[b] for b in d.best]
     if chosen:
         proposed[np.concatenate(chosen)] = True
-    order = np.lexsort((i, -d.scores, t))
     t_sorted = t[order]
     rank = np.arange(len(t)) - np.searchsorted(t_sorted, t_sorted, "left") + 1
     return pd.DataFrame(
@@ -596,13 +599,12 @@ class Answer:
 def _answers(d: _Decision, threshold: float) -> list[Answer]:
     """Every transfer's Answer, straight from the decision (no frames: one request is small)."""
     p = d.s.prepared
-    t = d.s.pairs["t"].to_numpy(np.int64)
-    i = d.s.pairs["i"].to_numpy(np.int64)
-    order = np.lexsort((i, -d.scores, t))  # as _ranked_candidates ranks them
+    t, i, order = _ranking(d)
     bounds = np.searchsorted(t[order], np.arange(len(d.best) + 1)).tolist()
     ranked_ids = p.i_ids[i[order]].tolist()
     ranked_scores = d.scores[order].astype(np.float64).tolist()
     ranked_rows = order.tolist()
+    decisions = _decisions(d.conf, threshold).tolist()
     out = []
     for k, (b, confidence) in enumerate(zip(d.best.tolist(), d.conf.tolist(), strict=True)):
         rows = d.members[b]
@@ -612,7 +614,7 @@ def _answers(d: _Decision, threshold: float) -> list[Answer]:
         out.append(
             Answer(
                 transfer_id=str(p.t_ids[k]),
-                decision="auto" if confidence >= threshold else "review",
+                decision=decisions[k],
                 confidence=float(confidence),
                 invoice_ids=[str(v) for v in p.i_ids[chosen]],
                 amounts=np.round(alloc, 2).tolist(),
@@ -710,7 +712,8 @@ class TrainedMatcher:
             pairs = pd.DataFrame({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
             p = prepare(
                 _stacked([t for t, _ in requests]),
-                _stacked([_with_open_amount(i) for _, i in requests]),
+                # each request's own: one without open amounts must not get NaN ones when stacked
+                _stacked([with_open_amount(i) for _, i in requests]),
             )
             X = pair_features(p, pairs, payer, params, habits)
             s = _Scored(p, pairs, X, payer=payer, habits=habits)
@@ -754,7 +757,7 @@ class TrainedMatcher:
         i_pos = d.s.pairs["i"].to_numpy()
         chosen = [i_pos[d.members[b]] for b in d.best]
         pair_scores = [d.scores[d.members[b]] for b in d.best]
-        decisions = np.where(d.conf >= self.threshold, "auto", "review")
+        decisions = _decisions(d.conf, self.threshold)
         return assemble_output(d.s.prepared, chosen, d.conf, decisions, pair_scores)
 
     def to_bytes(self) -> bytes:

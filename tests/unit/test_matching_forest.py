@@ -28,8 +28,9 @@ def test_equals_sklearn_bit_for_bit(rows: int) -> None:
     X[0, 0] = model._predictors[0][0].nodes["num_threshold"][0]  # exactly on a threshold
     expected = model.predict_proba(X)[:, 1]
     assert np.array_equal(forest.positive_proba(X), expected)
-    if rows * len(forest.roots) <= MAX_CELLS:  # the walk itself, not the large-input fallback
-        assert np.array_equal(forest._raw(X), model._raw_predict(X)[:, 0])
+    # The walk itself at every size, also where positive_proba hands large inputs to sklearn.
+    assert np.array_equal(forest._raw(X), model._raw_predict(X)[:, 0])
+    assert (rows * len(forest.roots) > MAX_CELLS) == (rows == 500)
 
 
 def test_the_walk_reaches_every_depth() -> None:
