@@ -12,6 +12,10 @@ Measured: requests/s and p50/p99 latency of single matches (50 open invoices) at
 1, 16 and 64; transfers matched per second in batch requests; failed requests and the moment
 the new version answers while a model is swapped under steady load, both through a config
 update (in place) and through `serve.run` (replicas replaced); memory of every Ray process.
+Where the CPU goes: for each single-match row, the CPU milliseconds per answered request of the
+client, Serve's proxy, the replicas, the uvicorn server and the rest of Ray (from /proc), and
+how busy the two cores were; and (d) once more with the floor's p50 of idle before each request,
+which is what a replica's model sees at concurrency 1 (the cores were busy elsewhere meanwhile).
 
 The load generator is Python (httpx, asyncio) on the same 2 cores as the servers, so absolute
 numbers understate what a separate client would see; the comparison between paths holds.
@@ -437,6 +441,96 @@ def memory_of(pids: list[int]) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
+# where the CPU goes --------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait."""
+    counts = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(counts) - counts[3] - counts[4]) / _TICK
+
+
+def process_role(pid: int) -> str:
+    """What a process is, from the title Ray gives its workers."""
+    if pid == os.getpid():
+        return "client"
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return "gone"
+    if "ProxyActor" in title:
+        return "proxy"
+    if "ServeReplica:" in title:
+        return "replica"
+    return "rest of Ray"
+
+
+ROLES = ("client", "proxy", "replica", "server", "rest of Ray")
+
+
+@dataclass
+class CpuShares:
+    """CPU milliseconds per answered request, by role, and how busy the machine was."""
+
+    per_request_ms: dict[str, float]
+    busy_percent: float
+
+    def row(self) -> list[str]:
+        """Machine busy %, total and each role's ms of CPU per request."""
+        total = sum(self.per_request_ms.values())
+        roles = [self.per_request_ms.get(r, 0.0) for r in ROLES]
+        return [f"{self.busy_percent:.0f}%", f"{total:.2f}", *(f"{v:.2f}" for v in roles)]
+
+
+def measure_cpu(
+    pids: Callable[[], dict[int, str]], work: Callable[[], Run]
+) -> tuple[Run, CpuShares]:
+    """Run `work` and charge the CPU each process used meanwhile to its role.
+
+    Processes started during the run (a replica the autoscaler adds) are not counted: most
+    of what they use then is loading the model, not answering.
+    """
+    before = {pid: (role, _cpu_seconds(pid)) for pid, role in pids().items()}
+    busy_before, started = _machine_busy_seconds(), time.monotonic()
+    run = work()
+    busy = _machine_busy_seconds() - busy_before
+    wall = time.monotonic() - started
+    used: dict[str, float] = {}
+    for pid, (role, was) in before.items():
+        now = _cpu_seconds(pid)
+        if was is not None and now is not None:
+            used[role] = used.get(role, 0.0) + now - was
+    answered = max(1, len(run.latencies))
+    shares = CpuShares({r: v / answered * 1000 for r, v in used.items()}, busy / wall * 100)
+    return run, shares
+
+
+def in_process_paced(service, bodies: list[bytes], gap_s: float, seconds: float) -> Run:
+    """(d) one request at a time with `gap_s` of idle between them, as a replica sees c=1."""
+    run = Run()
+    deadline = time.monotonic() + seconds
+    began = time.monotonic()
+    for n in range(100_000):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(gap_s)
+        started = time.perf_counter()
+        service.match(MatchRequest.model_validate_json(bodies[n % len(bodies)])).model_dump_json()
+        run.latencies.append(time.perf_counter() - started)
+    run.seconds = time.monotonic() - began
+    return run
+
+
 # the swap ----------------------------------------------------------------------------
 def swap_under_load(
     url: str, bodies: list[bytes], swap: Callable[[], object], seconds: float
@@ -546,21 +640,44 @@ def main() -> None:
         gc.collect()
         gc.freeze()
 
-        rows = []
+        head = read_head(workspace)
+        assert head is not None
+
+        def roles() -> dict[int, str]:
+            found = {pid: process_role(pid) for pid in head_processes(head)}
+            return {**found, plain.pid: "server", os.getpid(): "client"}
+
+        rows, cpu_rows = [], []
         for c in levels:
+            http = partial(load, bodies=bodies, concurrency=c, seconds=seconds)
+            local_run = partial(in_process, local, bodies, min(c, 16), seconds)
             paths = [
-                ("(a) no-op Ray Serve", load(f"{ray_url}/noop", bodies, c, seconds)),
-                ("(a2) matcher's ingress, no model", load(validated, bodies, c, seconds)),
-                ("(b) matcher, Ray Serve", load(f"{ray_url}/v1/match", bodies, c, seconds)),
-                ("(c) matcher, uvicorn", load(f"{plain_url}/v1/match", bodies, c, seconds)),
-                ("(d) matcher, in-process", in_process(local, bodies, min(c, 16), seconds)),
+                ("(a) no-op Ray Serve", partial(http, f"{ray_url}/noop")),
+                ("(a2) matcher's ingress, no model", partial(http, validated)),
+                ("(b) matcher, Ray Serve", partial(http, f"{ray_url}/v1/match")),
+                ("(c) matcher, uvicorn", partial(http, f"{plain_url}/v1/match")),
+                ("(d) matcher, in-process", local_run),
             ]
-            floor = paths[0][1].p50()
-            rows += [[name, str(c), *run.row(), _ratio(run.p50(), floor)] for name, run in paths]
+            runs = [(name, *measure_cpu(roles, work)) for name, work in paths]
+            floor = runs[0][1].p50()
+            if c == 1 and floor:
+                # The model runs after the client and the proxy have had the cores for about
+                # the floor's latency: the same work with that much idle before each request.
+                paced = partial(in_process_paced, local, bodies, floor, seconds)
+                name = "(d) in-process, idle a floor's p50 between"
+                runs.append((name, *measure_cpu(roles, paced)))
+            for name, run, shares in runs:
+                rows.append([name, str(c), *run.row(), _ratio(run.p50(), floor)])
+                cpu_rows.append([name, str(c), *shares.row()])
         table(
             "single matches (1 transfer, 50 open invoices); in-process caps at 16 threads",
             ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "p50 / (a)"],
             rows,
+        )
+        table(
+            "CPU ms per answered request, by process (2 cores; in-process work is the client's)",
+            ["path", "concurrency", "machine busy", "total", *ROLES],
+            cpu_rows,
         )
         matcher_replicas = len(serving.replica_ids())
         # The load above may have started a replica; batches measured while it loads its model
@@ -615,8 +732,6 @@ def main() -> None:
             [[k, in_place[k], rerun.get(k, "")] for k in in_place],
         )
 
-        head = read_head(workspace)
-        assert head is not None
         pids = head_processes(head)
         rss, pss = memory_of(pids)
         plain_rss, plain_pss = memory_of([plain.pid])
