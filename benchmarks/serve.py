@@ -752,7 +752,9 @@ def main() -> None:
             " alive; proxy_location HeadOnly; dynamic batching (max_batch_size 16,"
             " batch_wait_timeout_s 0: no waiting, batches form under load); max_ongoing_requests"
             " high enough that the proxy never queues; RAY_SERVE_PROXY_USE_GRPC=1 (proxy to"
-            " replica over gRPC); RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (within noise here);"
+            " replica over gRPC; on by default, RAY_SERVE_PROXY_USE_GRPC=0 measures without);"
+            f" now {os.environ.get('RAY_SERVE_PROXY_USE_GRPC', '1')};"
+            " RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (also turns on direct ingress);"
             " RAY_SERVE_ENABLE_HA_PROXY=1 or RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (experimental)."
         )
     finally:

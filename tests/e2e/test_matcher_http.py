@@ -6,8 +6,11 @@ trained per session and registered under several versions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
+import os
 import socket
 import threading
 import time
@@ -300,3 +303,55 @@ def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
     assert (champion.version, deployed.version) == ("v1", "v1")
     assert champion.history[-1].reason == "rolled back from v3"
     assert deployed.history[-1].by == "cli:rollback"
+
+
+def test_serve_listens_on_loopback_only_and_reaches_replicas_over_grpc(stack):
+    from shared.adapters.local.ray_serving import head_processes, read_head
+
+    head = read_head(stack.settings.workspace)
+    assert head is not None
+    pids = head_processes(head)
+    titles = {pid: _read(f"/proc/{pid}/cmdline") for pid in pids}
+    proxies = [pid for pid, title in titles.items() if b"ProxyActor" in title]
+    replicas = [pid for pid, title in titles.items() if b"ServeReplica:matcher" in title]
+    assert proxies and replicas, titles
+    for pid in proxies + replicas:
+        assert b"RAY_SERVE_PROXY_USE_GRPC=1" in _read(f"/proc/{pid}/environ").split(b"\0")
+
+    listening = _listening_addresses(pids)
+    assert any(port == stack.settings.serve_port for _, port in listening), listening
+    outside = [(ip, port) for ip, port in listening if not ipaddress.ip_address(ip).is_loopback]
+    assert not outside, f"Ray listens beyond loopback: {outside}"
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+def _listening_addresses(pids: list[int]) -> list[tuple[str, int]]:
+    """(ip, port) of every TCP socket these processes listen on, from /proc (no `ss` needed)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in _read(table).decode().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            address, port = fields[1].split(":")
+            # The kernel prints the address as 32-bit words in host (little-endian) order.
+            words = [bytes.fromhex(address[k : k + 8])[::-1] for k in range(0, len(address), 8)]
+            ip = ipaddress.ip_address(b"".join(words))
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            found.append((str(ip), int(port, 16)))
+    return found

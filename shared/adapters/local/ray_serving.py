@@ -50,6 +50,10 @@ LOOPBACK = "127.0.0.1"
 STATE_FILE = "serving/ray.json"
 # Ray computes its node IP at import from this; "0" keeps every Ray server on loopback.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Serve's proxy reaches replicas over gRPC instead of Ray actor calls: ~35% more single matches
+# per second at 16 clients here, the same fault behaviour (services/matcher/README.md).
+# A value already in the environment wins, so RAY_SERVE_PROXY_USE_GRPC=0 turns it off.
+SERVE_ENV_DEFAULTS = {"RAY_SERVE_PROXY_USE_GRPC": "1"}
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 _CONFIG_TEMPLATE = _PROJECT_ROOT / "services" / "matcher" / "config.yaml"
 
@@ -347,9 +351,11 @@ def _workspace_lock(workspace: Path) -> Iterator[None]:
 
 
 def ray_environment() -> dict[str, str]:
-    """Environment for Ray processes: loopback node IP, no usage stats, the project importable."""
-    env = dict(os.environ)
-    env.update(_LOOPBACK_ENV)
+    """Environment for the Ray head and its workers.
+
+    Loopback node IP, no usage stats, Serve's proxy-to-replica transport, the project importable.
+    """
+    env = {**SERVE_ENV_DEFAULTS, **os.environ, **_LOOPBACK_ENV}
     paths = [str(_PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
