@@ -305,9 +305,11 @@ def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
     assert deployed.history[-1].by == "cli:rollback"
 
 
-def test_serve_listens_on_loopback_only_and_reaches_replicas_over_grpc(stack):
-    from shared.adapters.local.ray_serving import head_processes, read_head
+def test_serve_listens_on_loopback_only_and_its_processes_use_the_configured_transport(stack):
+    from shared.adapters.local.ray_serving import head_processes, ray_environment, read_head
 
+    # gRPC unless the environment turns it off (tests/unit/test_local_serving_env.py).
+    transport = f"RAY_SERVE_PROXY_USE_GRPC={ray_environment()['RAY_SERVE_PROXY_USE_GRPC']}"
     head = read_head(stack.settings.workspace)
     assert head is not None
     pids = head_processes(head)
@@ -316,7 +318,7 @@ def test_serve_listens_on_loopback_only_and_reaches_replicas_over_grpc(stack):
     replicas = [pid for pid, title in titles.items() if b"ServeReplica:matcher" in title]
     assert proxies and replicas, titles
     for pid in proxies + replicas:
-        assert b"RAY_SERVE_PROXY_USE_GRPC=1" in _read(f"/proc/{pid}/environ").split(b"\0")
+        assert transport.encode() in _read(f"/proc/{pid}/environ").split(b"\0")
 
     listening = _listening_addresses(pids)
     assert any(port == stack.settings.serve_port for _, port in listening), listening
