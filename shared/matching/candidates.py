@@ -808,6 +808,14 @@ def candidate_pairs(
     reference hits first, then account or learned-payer hits, then the invoices whose open
     amount is closest to the transfer amount.
     """
+    return pd.DataFrame(candidate_columns(p, payer, params))
+
+
+def candidate_columns(
+    p: Prepared, payer: pd.DataFrame | PayerIndex | None, params: BlockingParams
+) -> dict[str, np.ndarray]:
+    """`candidate_pairs` as named arrays ("t", "i", then FLAG_COLUMNS), for callers that stack
+    many requests' pairs: a frame per request costs more than blocking one small request."""
     refs = _ref_hits(p, params)
     parts = [
         refs,
@@ -823,4 +831,4 @@ def candidate_pairs(
     cols: dict[str, np.ndarray] = {"t": t.astype(np.int64), "i": i.astype(np.int64)}
     for c in FLAG_COLUMNS:
         cols[c] = ((flags & _BIT[c]) != 0).astype(np.uint8)
-    return pd.DataFrame(cols)
+    return cols

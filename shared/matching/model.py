@@ -46,6 +46,7 @@ from shared.matching.candidates import (
     Prepared,
     Table,
     as_frame,
+    candidate_columns,
     candidate_pairs,
     prepare,
     with_open_amount,
@@ -706,8 +707,8 @@ class TrainedMatcher:
             # Pair positions of each request move by the rows of the requests before it.
             parts, offset = [], {"t": 0, "i": 0}
             for transfers, invoices in requests:
-                pairs = candidate_pairs(prepare(transfers, invoices), payer, params)
-                parts.append({c: pairs[c].to_numpy() + offset.get(c, 0) for c in pairs.columns})
+                found = candidate_columns(prepare(transfers, invoices), payer, params)
+                parts.append({c: v + offset.get(c, 0) for c, v in found.items()})
                 offset = {"t": offset["t"] + len(transfers), "i": offset["i"] + len(invoices)}
             pairs = pd.DataFrame({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
             p = prepare(
