@@ -192,6 +192,16 @@ class Columns:
         """The column names, in order."""
         return list(self._data)
 
+    def take(self, rows: np.ndarray) -> Columns:
+        """The rows a boolean mask or an index array selects, renumbered from 0."""
+        return Columns({name: v[rows] for name, v in self._data.items()})
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        """The columns side by side as one (rows, columns) array."""
+        if not self._data:
+            return np.zeros((self._rows, 0), dtype=dtype)
+        return np.column_stack([v.astype(dtype, copy=False) for v in self._data.values()])
+
     def assign(self, **columns: np.ndarray) -> Columns:
         """A copy with these columns added or replaced."""
         return Columns({**self._data, **columns})

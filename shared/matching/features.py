@@ -20,6 +20,7 @@ from rapidfuzz import fuzz, process
 from shared.matching.candidates import (
     FLAG_COLUMNS,
     BlockingParams,
+    Columns,
     PayerIndex,
     Prepared,
     expand,
@@ -256,7 +257,7 @@ def _ratio(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
 
 def pair_features(
     p: Prepared,
-    pairs: pd.DataFrame,
+    pairs: pd.DataFrame | Columns,
     payer: pd.DataFrame | PayerIndex | None,
     params: BlockingParams,
     habits: pd.DataFrame | HabitIndex | None = None,
@@ -265,7 +266,7 @@ def pair_features(
     payer = payer_index(payer)
     # One conversion of the whole frame: selecting its columns one by one costs more than all
     # the features of a one-transfer input.
-    columns = {c: k for k, c in enumerate(pairs.columns.tolist())}
+    columns = {c: k for k, c in enumerate(list(pairs.columns))}
     raw = pairs.to_numpy(np.int64)
     t = raw[:, columns["t"]].copy()
     i = raw[:, columns["i"]].copy()

@@ -47,7 +47,6 @@ from shared.matching.candidates import (
     Table,
     as_frame,
     candidate_columns,
-    candidate_pairs,
     prepare,
     with_open_amount,
 )
@@ -129,7 +128,7 @@ class _Scored:
     """One month (or one prediction request) turned into candidate pairs and features."""
 
     prepared: Prepared
-    pairs: pd.DataFrame
+    pairs: Columns  # t, i and the blocking flags (candidates.candidate_columns)
     X: pd.DataFrame
     y: np.ndarray | None = None
     true_sets: list[frozenset[str]] = field(default_factory=list)
@@ -151,7 +150,7 @@ def _score_input(
 ) -> _Scored:
     p = prepare(transfers, invoices)
     params = cfg.blocking()
-    pairs = candidate_pairs(p, payer, params)
+    pairs = Columns(candidate_columns(p, payer, params))
     if matches is not None and teacher_forcing:
         pairs = _drop_settled_earlier(p, pairs, matches, month_transfers)
     X = pair_features(p, pairs, payer, params, habits)
@@ -159,7 +158,7 @@ def _score_input(
     if matches is not None:
         lab = matches[["transfer_id", "invoice_id"]].astype(str).drop_duplicates()
         t_ids, i_ids = p.t_ids, p.i_ids
-        key = pd.Series(t_ids[pairs["t"].to_numpy()] + "|" + i_ids[pairs["i"].to_numpy()])
+        key = pd.Series(t_ids[pairs["t"]] + "|" + i_ids[pairs["i"]])
         true_keys = set(lab["transfer_id"] + "|" + lab["invoice_id"])
         s.y = key.isin(true_keys).to_numpy().astype(np.int8)
         sets = lab.groupby("transfer_id")["invoice_id"].agg(frozenset)
@@ -171,10 +170,10 @@ def _score_input(
 
 def _drop_settled_earlier(
     p: Prepared,
-    pairs: pd.DataFrame,
+    pairs: Columns,
     matches: pd.DataFrame,
     month_transfers: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> Columns:
     """Training only: drop invoices that labelled transfers booked earlier in the month settled.
 
     open_amount is what was open at the month start; a second payment later in the month cannot
@@ -188,10 +187,10 @@ def _drop_settled_earlier(
     )
     i_ids = inv["invoice_id"].astype(str)
     inv_settle = i_ids.map(settle_day).to_numpy(dtype=np.float64)
-    pair_settle = inv_settle[pairs["i"].to_numpy()]
-    pair_day = tr["booking_date"].to_numpy("datetime64[D]").astype(np.int64)[pairs["t"].to_numpy()]
+    pair_settle = inv_settle[pairs["i"]]
+    pair_day = tr["booking_date"].to_numpy("datetime64[D]").astype(np.int64)[pairs["t"]]
     keep = ~(pair_settle < pair_day)  # NaN (never settled this month) compares False: kept
-    return pairs[keep].reset_index(drop=True)
+    return pairs.take(keep)
 
 
 # Features whose effect has an obvious direction get a monotonic constraint: more reference
@@ -369,9 +368,9 @@ def _proba(model: _Model, X: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 def _options(s: _Scored, scores: np.ndarray, cfg: MatcherConfig):
     p = s.prepared
-    i = s.pairs["i"].to_numpy()
+    i = s.pairs["i"]
     columns = {
-        "t": s.pairs["t"].to_numpy(),
+        "t": s.pairs["t"],
         "open": p.i_open[i],
         "cp": p.i_cp[i],  # counterparty codes: cheaper to group than the id strings
         "issue": p.i_issue[i],
@@ -384,7 +383,7 @@ def _options(s: _Scored, scores: np.ndarray, cfg: MatcherConfig):
 
 def _option_labels(s: _Scored, opts: pd.DataFrame, members: Members) -> np.ndarray:
     inv_ids = s.prepared.i_ids
-    i_pos = s.pairs["i"].to_numpy()
+    i_pos = s.pairs["i"]
     t = opts["t"].to_numpy()
     return np.array(
         [frozenset(inv_ids[i_pos[m]]) == s.true_sets[tt] for tt, m in zip(t, members, strict=True)],
@@ -424,7 +423,7 @@ def _settle_in_order(
     issue = s.prepared.i_issue
     closed = np.zeros(len(issue), dtype=bool)
     closed_on = np.full(len(issue), np.iinfo(np.int64).max)
-    i_pos = s.pairs["i"].to_numpy()
+    i_pos = s.pairs["i"]
     best = order[starts[:-1]].copy()
     for t in np.lexsort((-top, booking)):
         for j in order[starts[t] : starts[t + 1]]:
@@ -472,17 +471,15 @@ def _decide(
     opts, members = _options(s, scores, cfg)
     probs = _proba(set_model, option_matrix(opts))
     best, conf, closed_on = _settle_in_order(s, opts, probs, members, cfg)
-    t = s.pairs["t"].to_numpy()
-    drop = closed_on[s.pairs["i"].to_numpy()] < s.prepared.t_day[t]
+    t = s.pairs["t"]
+    drop = closed_on[s.pairs["i"]] < s.prepared.t_day[t]
     if not drop.any():
         return _Decision(s, scores, opts, members, best, conf)
     keep = ~drop
     redo = np.isin(t, np.unique(t[drop]))[keep]
-    pairs = s.pairs[keep].reset_index(drop=True)
+    pairs = s.pairs.take(keep)
     X = s.X[keep].reset_index(drop=True)
-    X_redo = pair_features(
-        s.prepared, pairs[redo].reset_index(drop=True), s.payer, cfg.blocking(), s.habits
-    )
+    X_redo = pair_features(s.prepared, pairs.take(redo), s.payer, cfg.blocking(), s.habits)
     X.loc[redo, :] = X_redo.to_numpy()
     s2 = _Scored(
         s.prepared,
@@ -549,8 +546,8 @@ def _stacked(tables: list[Table]) -> Table:
 
 def _ranking(d: _Decision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair rows t, i and their order: by transfer, then pair score (ties: lower invoice)."""
-    t = d.s.pairs["t"].to_numpy(np.int64)
-    i = d.s.pairs["i"].to_numpy(np.int64)
+    t = d.s.pairs["t"]
+    i = d.s.pairs["i"]
     return t, i, np.lexsort((i, -d.scores, t))
 
 
@@ -710,7 +707,7 @@ class TrainedMatcher:
                 found = candidate_columns(prepare(transfers, invoices), payer, params)
                 parts.append({c: v + offset.get(c, 0) for c, v in found.items()})
                 offset = {"t": offset["t"] + len(transfers), "i": offset["i"] + len(invoices)}
-            pairs = pd.DataFrame({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
+            pairs = Columns({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
             p = prepare(
                 _stacked([t for t, _ in requests]),
                 # each request's own: one without open amounts must not get NaN ones when stacked
@@ -755,7 +752,7 @@ class TrainedMatcher:
             return _decide(*self._forests(), self.config, s)
 
     def _output(self, d: _Decision) -> pd.DataFrame:
-        i_pos = d.s.pairs["i"].to_numpy()
+        i_pos = d.s.pairs["i"]
         chosen = [i_pos[d.members[b]] for b in d.best]
         pair_scores = [d.scores[d.members[b]] for b in d.best]
         decisions = _decisions(d.conf, self.threshold)

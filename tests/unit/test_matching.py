@@ -184,7 +184,7 @@ def test_counterparty_habit_from_history_moves_the_pair_scores(model):
         table = knowledge.habit_table(obs)
         assert table.set_index("counterparty_id").loc["ZENITH", f"{habit}_share"] == 1.0
         s = _score_input(transfer, book, None, model.config, habits=table)
-        ids = book["invoice_id"].to_numpy()[s.pairs["i"].to_numpy()]
+        ids = book["invoice_id"].to_numpy()[s.pairs["i"]]
         scores[habit] = dict(zip(ids, _proba(model.pair_model, s.X), strict=True))
     assert scores["newest"]["z4"] > scores["oldest"]["z4"]
     assert scores["oldest"]["z1"] > scores["newest"]["z1"]
@@ -503,8 +503,8 @@ def test_a_sampled_month_scores_its_transfers_as_the_whole_month_does(toy):
     )
 
     def keyed(s):
-        ids = s.prepared.transfers["transfer_id"].to_numpy(dtype=object)[s.pairs["t"].to_numpy()]
-        inv = s.prepared.invoices["invoice_id"].to_numpy(dtype=object)[s.pairs["i"].to_numpy()]
+        ids = s.prepared.transfers["transfer_id"].to_numpy(dtype=object)[s.pairs["t"]]
+        inv = s.prepared.invoices["invoice_id"].to_numpy(dtype=object)[s.pairs["i"]]
         return s.X.assign(_t=ids, _i=inv, _y=s.y).set_index(["_t", "_i"]).sort_index()
 
     whole, sampled = keyed(full), keyed(part)
