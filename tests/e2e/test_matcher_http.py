@@ -84,13 +84,19 @@ def stack(tmp_path_factory, small_model):
             "limits": {"max_transfers": 100, "max_invoices": 400, "max_body_bytes": 400_000}
         },
     )
-    try:
-        serving.start()
-        serving.apply(None)
-        serving.wait_until_answering()
-        yield Stack(serving, registry, settings, serving.endpoint, transfers, invoices)
-    finally:
-        stop_local_serving(workspace)
+    # A developer's own `ray.init()` leaves ~/.ray/auth_token behind; the stack must not care.
+    home = Path(tmp_path_factory.mktemp("home"))
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text("a stray token of another Ray session\n")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOME", str(home))
+        try:
+            serving.start()
+            serving.apply(None)
+            serving.wait_until_answering()
+            yield Stack(serving, registry, settings, serving.endpoint, transfers, invoices)
+        finally:
+            stop_local_serving(workspace)
 
 
 def _single(stack: Stack, k: int = 0, n_invoices: int = 50) -> dict:

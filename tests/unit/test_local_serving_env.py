@@ -16,12 +16,15 @@ def test_the_proxy_reaches_replicas_over_grpc_unless_the_environment_says_otherw
     assert ray_environment()["RAY_SERVE_PROXY_USE_GRPC"] == "0"
 
 
-def test_loopback_settings_win_over_the_callers_environment(monkeypatch):
+def test_loopback_and_auth_settings_win_over_the_callers_environment(monkeypatch):
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = ray_environment()
     assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
     assert env["RAY_USAGE_STATS_ENABLED"] == "0"
+    # the head and the drivers agree, whatever ~/.ray/auth_token holds (tests/e2e/...http.py)
+    assert env["RAY_AUTH_MODE"] == "disabled"
     root, *rest = env["PYTHONPATH"].split(os.pathsep)
     assert os.path.isfile(os.path.join(root, "services", "matcher", "app.py"))
     assert rest == ["/elsewhere"]

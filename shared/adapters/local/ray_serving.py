@@ -50,6 +50,11 @@ LOOPBACK = "127.0.0.1"
 STATE_FILE = "serving/ray.json"
 # Ray computes its node IP at import from this; "0" keeps every Ray server on loopback.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# The head and every driver must agree on Ray's token auth. Left unset, each decides by whether
+# ~/.ray/auth_token exists when it starts (a developer's own `ray.init()` writes one), and a
+# head started before the file appeared refuses drivers started after it ("InvalidAuthToken").
+# The head listens on loopback only, as before; forced for the head and for our drivers.
+_AUTH_ENV = {"RAY_AUTH_MODE": "disabled"}
 # Serve's proxy reaches replicas over gRPC instead of Ray actor calls: ~35% more single matches
 # per second at 16 clients here, the same fault behaviour (services/matcher/README.md).
 # A value already in the environment wins, so RAY_SERVE_PROXY_USE_GRPC=0 turns it off.
@@ -355,7 +360,7 @@ def ray_environment() -> dict[str, str]:
 
     Loopback node IP, no usage stats, Serve's proxy-to-replica transport, the project importable.
     """
-    env = {**SERVE_ENV_DEFAULTS, **os.environ, **_LOOPBACK_ENV}
+    env = {**SERVE_ENV_DEFAULTS, **os.environ, **_LOOPBACK_ENV, **_AUTH_ENV}
     paths = [str(_PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
@@ -423,6 +428,7 @@ def _start_head(workspace: Path, serve_port: int) -> HeadState:
 def _connect(head: HeadState) -> None:
     for name, value in _LOOPBACK_ENV.items():
         os.environ.setdefault(name, value)
+    os.environ.update(_AUTH_ENV)
     import ray
     from ray._private import ray_constants
 
