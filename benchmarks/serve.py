@@ -202,6 +202,11 @@ def load(url: str, bodies: list[bytes], concurrency: int, seconds: float, **kw: 
     return asyncio.run(_load(url, bodies, concurrency, seconds, **kw))
 
 
+def _match_json(service, body: bytes) -> None:
+    """What an HTTP path does besides HTTP: validate the body, match, serialize the answer."""
+    service.match(MatchRequest.model_validate_json(body)).model_dump_json()
+
+
 def in_process(service, bodies: list[bytes], concurrency: int, seconds: float) -> Run:
     """The same work without HTTP: validate the JSON body, match, serialize the answer."""
     run = Run()
@@ -213,8 +218,7 @@ def in_process(service, bodies: list[bytes], concurrency: int, seconds: float) -
             if time.monotonic() > deadline:
                 return
             started = time.perf_counter()
-            answer = service.match(MatchRequest.model_validate_json(bodies[(k + n) % len(bodies)]))
-            answer.model_dump_json()
+            _match_json(service, bodies[(k + n) % len(bodies)])
             with lock:
                 run.latencies.append(time.perf_counter() - started)
 
@@ -531,7 +535,7 @@ def in_process_paced(service, bodies: list[bytes], gap_s: float, seconds: float)
             break
         time.sleep(gap_s)
         started = time.perf_counter()
-        service.match(MatchRequest.model_validate_json(bodies[n % len(bodies)])).model_dump_json()
+        _match_json(service, bodies[n % len(bodies)])
         run.latencies.append(time.perf_counter() - started)
     run.seconds = time.monotonic() - began
     return run
@@ -598,6 +602,7 @@ def main() -> None:
     from shared.adapters.local.ray_serving import (
         LocalRayServing,
         head_processes,
+        ray_environment,
         read_head,
         stop_local_serving,
     )
@@ -760,7 +765,7 @@ def main() -> None:
             " batch_wait_timeout_s 0: no waiting, batches form under load); max_ongoing_requests"
             " high enough that the proxy never queues; RAY_SERVE_PROXY_USE_GRPC=1 (proxy to"
             " replica over gRPC; on by default, RAY_SERVE_PROXY_USE_GRPC=0 measures without);"
-            f" now {os.environ.get('RAY_SERVE_PROXY_USE_GRPC', '1')};"
+            f" now {ray_environment()['RAY_SERVE_PROXY_USE_GRPC']};"
             " RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (also turns on direct ingress);"
             " RAY_SERVE_ENABLE_HA_PROXY=1 or RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (experimental)."
         )

@@ -181,14 +181,14 @@ def _drop_settled_earlier(
     booking order (see `_settle_in_order`). `month_transfers` (all of the month's transfers) is
     needed when `p` holds only a sample of them: unsampled transfers close invoices too.
     """
-    tr, inv = p.transfer_frame, p.invoice_frame
     settle_day = knowledge.settle_days(
-        tr if month_transfers is None else month_transfers, inv, matches
+        p.transfer_frame if month_transfers is None else month_transfers,
+        p.invoice_frame,
+        matches,
     )
-    i_ids = inv["invoice_id"].astype(str)
-    inv_settle = i_ids.map(settle_day).to_numpy(dtype=np.float64)
+    inv_settle = pd.Series(p.i_ids).map(settle_day).to_numpy(dtype=np.float64)
     pair_settle = inv_settle[pairs["i"]]
-    pair_day = tr["booking_date"].to_numpy("datetime64[D]").astype(np.int64)[pairs["t"]]
+    pair_day = p.t_day[pairs["t"]]
     keep = ~(pair_settle < pair_day)  # NaN (never settled this month) compares False: kept
     return pairs.take(keep)
 
@@ -702,12 +702,12 @@ class TrainedMatcher:
         params = self.config.blocking()
         with _predict_threads(self.config):
             # Pair positions of each request move by the rows of the requests before it.
-            parts, offset = [], {"t": 0, "i": 0}
+            parts, t0, i0 = [], 0, 0
             for transfers, invoices in requests:
                 found = candidate_columns(prepare(transfers, invoices), payer, params)
-                parts.append({c: v + offset.get(c, 0) for c, v in found.items()})
-                offset = {"t": offset["t"] + len(transfers), "i": offset["i"] + len(invoices)}
-            pairs = Columns({c: np.concatenate([x[c] for x in parts]) for c in parts[0]})
+                parts.append(Columns({**found, "t": found["t"] + t0, "i": found["i"] + i0}))
+                t0, i0 = t0 + len(transfers), i0 + len(invoices)
+            pairs = Columns.concat(parts)
             p = prepare(
                 _stacked([t for t, _ in requests]),
                 # each request's own: one without open amounts must not get NaN ones when stacked

@@ -358,7 +358,8 @@ def _workspace_lock(workspace: Path) -> Iterator[None]:
 def ray_environment() -> dict[str, str]:
     """Environment for the Ray head and its workers.
 
-    Loopback node IP, no usage stats, Serve's proxy-to-replica transport, the project importable.
+    Loopback node IP, no usage stats, token auth off as in our drivers (`_connect`), Serve's
+    proxy-to-replica transport, the project importable.
     """
     env = {**SERVE_ENV_DEFAULTS, **os.environ, **_LOOPBACK_ENV, **_AUTH_ENV}
     paths = [str(_PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
