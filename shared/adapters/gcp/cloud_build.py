@@ -12,6 +12,7 @@ find or submit the build of (model version, code digest) and wait for its image.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import logging
@@ -78,7 +79,11 @@ def package_source(
     """
     model = blobs.get(blobs.key_from_uri(record.model_uri)).data
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
+    # gzip stamps the time into its header unless told otherwise (tarfile's "w:gz" cannot).
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as archive,
+    ):
         for path, name in _source_files(code_root, paths):
             _add(archive, name, path.read_bytes())
         _add(archive, "model/model.skops.zip", model)
