@@ -41,6 +41,19 @@ def make_ports(tmp_path):
     return build
 
 
+_TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test carries the marker of its tier folder, so `make test-unit` and friends never
+    miss a module that forgot its `pytestmark`."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier in _TIERS and item.get_closest_marker(tier) is None:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
 _BAD_INPUTS: dict[str, int] = {}
 
 

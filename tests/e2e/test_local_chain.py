@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -157,8 +158,14 @@ def test_bad_events_are_parked_and_can_be_redriven(cashmatch, tmp_path):
     target = next(d for d in dead if "2019-05" in d["detail"])
     cashmatch("redrive", target["message_id"])
     cashmatch("run")
-    again = json.loads(cashmatch("dead-letters", "--json").stdout)
-    assert len(again) == 3  # it failed again for the same reason and is parked again
+    again = {d["message_id"]: d for d in json.loads(cashmatch("dead-letters", "--json").stdout)}
+    # Delivered once more, failed for the same reason and parked again; the others untouched.
+    assert len(again) == 3
+    redone = again[target["message_id"]]
+    assert redone["detail"] == target["detail"] and redone["attempts"] == 1
+    at = dt.datetime.fromisoformat
+    assert at(redone["updated_at"]) > at(target["updated_at"])
+    assert all(again[d["message_id"]] == d for d in dead if d is not target)
 
 
 def test_a_bad_warehouse_is_named(cashmatch, tmp_path):

@@ -150,14 +150,22 @@ def test_match_over_http_equals_the_model_in_process(stack):
         expected_batch = local.match_batch(BatchMatchRequest.model_validate(batch))
         assert body == json.loads(expected_batch.model_dump_json())
         assert any(r["proposed_invoice_ids"] for r in body["results"])
+        owed = {
+            i["invoice_id"]: i.get("open_amount") or i["amount"] for i in batch["open_invoices"]
+        }
+        paid = {t["transfer_id"]: t["amount"] for t in stack.transfers}
         for result in body["results"]:
-            allocated = sum(a["amount"] for a in result["allocations"])
-            assert [a["invoice_id"] for a in result["allocations"]] == result[
-                "proposed_invoice_ids"
-            ]
-            assert allocated <= next(
-                t["amount"] for t in stack.transfers if t["transfer_id"] == result["transfer_id"]
-            ) + 0.01 or any(i["amount"] < 0 for i in stack.invoices)
+            allocations = result["allocations"]
+            assert [a["invoice_id"] for a in allocations] == result["proposed_invoice_ids"]
+            # Credit notes are netted in full, invoices take at most what they owe, and the
+            # whole never exceeds the transfer (an overpayment stays unallocated).
+            assert sum(a["amount"] for a in allocations) <= paid[result["transfer_id"]] + 0.01
+            for a in allocations:
+                assert (
+                    a["amount"] == owed[a["invoice_id"]]
+                    if owed[a["invoice_id"]] < 0
+                    else (0 <= a["amount"] <= owed[a["invoice_id"]] + 0.005)
+                )
 
 
 def test_concurrent_single_requests_are_batched_without_mixing_answers(stack):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pandas as pd
 import pytest
 
 from services.runner import HANDLERS, dispatch, handle_bytes, run_until_idle
@@ -59,6 +60,34 @@ def test_every_event_delivered_five_times_changes_nothing(ports):
     assert changed == set(), f"files rewritten with other content: {changed}"
     assert len(ports.bus.log(limit=1000)) == published_before, "no new events"
     assert len(ports.registry.versions()) == 1
+
+
+def test_test_transfers_never_reach_training_even_when_a_backfill_month_is_redone(ports):
+    def collect(month: str) -> None:
+        event = make_event(MonthClosed(month=month), source="/test")
+        assert handle_bytes("collector", event.to_bytes(), ports).startswith("dataset ds-")
+
+    collect("2025-03")  # the backfill: months 1-3, and the frozen test set
+    collect("2025-02")  # a month inside the backfill, closed again by hand
+    collect("2025-04")
+    datasets = ports.datasets
+    test_ids = set(datasets.test_set().transfers["transfer_id"])
+    assert test_ids
+    for month in ["2025-01", "2025-02", "2025-03", "2025-04"]:
+        part = datasets.read_slice(month)
+        trained = set(part.transfers["transfer_id"])
+        assert trained, month
+        assert not trained & test_ids, month
+        assert not set(part.matches["transfer_id"]) & test_ids, month
+        # ...and nothing is lost: each transfer of the month is trained on, tested on, or
+        # quarantined by its key.
+        first = pd.Timestamp(f"{month}-01")
+        booked = ports.warehouse.transfers(first.date(), (first + pd.offsets.MonthBegin()).date())
+        quarantine = datasets.read_quarantine(month)
+        quarantined = set(quarantine.loc[quarantine["table"] == "transfers", "key"])
+        assert set(booked["transfer_id"]) == trained | (test_ids & set(booked["transfer_id"])) | (
+            quarantined
+        ), month
 
 
 def test_out_of_order_verdict_is_not_rolled_out(ports):

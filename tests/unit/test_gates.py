@@ -18,6 +18,17 @@ def test_first_model_needs_only_the_floors():
     assert any("auto_rate@99 0.2000 < floor 0.5000" in r for r in reasons)
 
 
+def test_every_floor_of_a_first_model_counts_and_a_missing_metric_fails_it():
+    floor = GATES.floor_exact_set_accuracy
+    passed, reasons = decide({**GOOD, "exact_set_accuracy": floor - 0.01}, None, GATES)
+    assert not passed
+    assert any(r.startswith("exact_set_accuracy") and "< floor" in r for r in reasons)
+    assert any(r.startswith("auto_rate@99") and "≥ floor" in r for r in reasons)
+    passed, reasons = decide({"auto_rate@99": 0.8}, None, GATES)
+    assert not passed
+    assert any("exact_set_accuracy nan < floor" in r for r in reasons)
+
+
 def test_candidate_must_beat_by_the_margin():
     champion = {**GOOD}
     passed, reasons = decide({**GOOD, "auto_rate@99": 0.805}, champion, GATES)

@@ -527,8 +527,9 @@ def test_training_with_a_fit_cap_learns_knowledge_from_every_label(toy):
     assert len(capped.habits) == len(full.habits)
     # calibration judges the held-out months in full, not the sample
     assert tm["calibration_transfers"] == full.training_metrics["calibration_transfers"]
+    # every stage is timed (each does some work, so none takes no time at all)
     for stage in ["knowledge", "scoring", "pair_fits", "set_fits", "calibration"]:
-        assert tm[f"seconds_{stage}"] >= 0.0
+        assert tm[f"seconds_{stage}"] > 0.0
     last = batches[-1]
     m = evaluate(capped.predict(last.transfers, last.invoices), last.transfers, last.matches)
     assert m["exact_set_accuracy"] >= 0.9
