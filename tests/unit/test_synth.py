@@ -283,7 +283,21 @@ def test_subscriptions_leave_identical_amounts_open(data):
     same_amount = data.invoices[data.invoices["counterparty_id"].isin(subs["counterparty_id_i"])]
     per_customer = same_amount.groupby("counterparty_id")["amount"].nunique()
     assert per_customer.eq(1).mean() > 0.9  # the same price every month
-    # a customer late by a month has two open invoices of the same amount
+    # a customer late by a month has two open invoices of the same amount when it pays
+    paid_on = rows.groupby("invoice_id")["booking_date_t"].min()
+    invoices = same_amount.assign(paid_on=same_amount["invoice_id"].map(paid_on))[
+        ["counterparty_id", "invoice_id", "amount", "issue_date", "paid_on"]
+    ].add_prefix("open_")
+    payments = subs[["transfer_id", "counterparty_id_i", "booking_date_t"]].drop_duplicates()
+    at_payment = payments.merge(
+        invoices, left_on="counterparty_id_i", right_on="open_counterparty_id"
+    )
+    booked = at_payment["booking_date_t"]
+    still_open = at_payment[
+        (at_payment["open_issue_date"] <= booked) & ~(at_payment["open_paid_on"] < booked)
+    ]
+    open_twins = still_open.groupby(["transfer_id", "open_amount"])["open_invoice_id"].nunique()
+    assert (open_twins >= 2).sum() >= 20, open_twins.value_counts()
     collective = subs[subs["transfer_id"].isin(labelled(data, "collective"))]
     assert len(collective) > 0
     stale = labelled(data, "ref_stale")
