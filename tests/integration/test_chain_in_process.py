@@ -8,9 +8,12 @@ import threading
 import pandas as pd
 import pytest
 
+from services.evaluator import handler as evaluator
 from services.runner import HANDLERS, dispatch, handle_bytes, run_until_idle
 from shared.errors import PermanentError
+from shared.evaluation.scoring import score, score_rules
 from shared.events import MonthClosed, make_event, parse_event
+from shared.matching import rules_baseline
 from shared.publishing import publish_event
 
 pytestmark = pytest.mark.integration
@@ -88,6 +91,43 @@ def test_test_transfers_never_reach_training_even_when_a_backfill_month_is_redon
         assert set(booked["transfer_id"]) == trained | (test_ids & set(booked["transfer_id"])) | (
             quarantined
         ), month
+
+
+def test_the_evaluator_reuses_the_champions_scores_and_scores_it_on_the_newest_month(
+    ports, monkeypatch
+):
+    close(ports, "2025-03")
+    (first,) = ports.registry.versions()
+    first_verdict = ports.registry.verdict(first.version)
+    assert first_verdict is not None and first_verdict.passed
+    assert set(first_verdict.newest_month_metrics) == {"rules"}  # no champion to score yet
+
+    scored = []
+    scoring = evaluator.predict_slice
+    monkeypatch.setattr(
+        evaluator,
+        "predict_slice",
+        lambda predict, part: scored.append(predict) or scoring(predict, part),
+    )
+    close(ports, "2025-04")
+    second = next(r for r in ports.registry.versions() if r.version != first.version)
+    verdict = ports.registry.verdict(second.version)
+    assert verdict is not None and verdict.champion_version == first.version
+    # The frozen test set never changes: the champion's scores are its own verdict's, and only
+    # the candidate and the rules are scored on it.
+    assert verdict.champion_metrics == exactly(first_verdict.metrics)
+    assert len(scored) == 2 and rules_baseline in scored
+    # How the champion, trained before the new month, does on it (drift seen by the verdict).
+    newest = ports.datasets.read_slice("2025-04")
+    champion = evaluator._load(ports, first)
+    assert verdict.newest_month_metrics == {
+        "rules": exactly(score_rules(newest)),
+        "champion": exactly(score(champion.predict, newest)),
+    }
+
+
+def exactly(metrics: dict[str, float]):
+    return pytest.approx(metrics, rel=0, abs=0, nan_ok=True)
 
 
 def test_out_of_order_verdict_is_not_rolled_out(ports):
