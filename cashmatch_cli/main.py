@@ -13,15 +13,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from cashmatch_cli import output
 from shared.bootstrap import SUBSCRIPTIONS, Ports, bootstrap
-from shared.events import PAYLOADS, MalformedEvent, make_event, parse_event
+from shared.events import PAYLOADS, MalformedEvent, checked_month, make_event, parse_event
+from shared.ports import WarehouseSchemaError
 from shared.publishing import publish_event
 from shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 _overrides: dict[str, Any] = {}
+_show_tracebacks = False
+
+
+def _month(value: str | None) -> str | None:
+    """A --month option: YYYY-MM (it ends up in file names), refused at the door otherwise."""
+    if value is None:
+        return None
+    try:
+        return checked_month(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.callback()
@@ -32,8 +45,12 @@ def _options(
     warehouse: Annotated[
         str | None, typer.Option(help="warehouse DuckDB file (CASHMATCH_WAREHOUSE)")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log what happens; tracebacks on errors")
+    ] = False,
 ) -> None:
+    global _show_tracebacks
+    _show_tracebacks = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -59,7 +76,7 @@ def ports() -> Ports:
 def synth(
     out: Annotated[Path, typer.Option(help="DuckDB file to write")],
     months: Annotated[int, typer.Option(min=1, max=120)] = 8,
-    start: Annotated[str, typer.Option(help="first month, YYYY-MM")] = "2025-01",
+    start: Annotated[str, typer.Option(help="first month, YYYY-MM", callback=_month)] = "2025-01",
     scale: Annotated[float, typer.Option(min=0.01, help="multiplies the volume")] = 1.0,
     seed: int = 7,
     profile: Annotated[str, typer.Option(help="default | messy")] = "default",
@@ -86,7 +103,7 @@ def synth(
 @app.command()
 def publish(
     topic: Annotated[str, typer.Argument(help=f"one of: {', '.join(PAYLOADS)}")],
-    month: Annotated[str | None, typer.Option(help="YYYY-MM")] = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM", callback=_month)] = None,
     data: Annotated[str | None, typer.Option(help="the event's data as JSON")] = None,
     raw: Annotated[
         Path | None, typer.Option(help="publish this file's bytes as they are (no checks)")
@@ -103,7 +120,12 @@ def publish(
     model = PAYLOADS.get(topic)
     if model is None:
         raise typer.BadParameter(f"unknown topic {topic!r}; use one of {', '.join(PAYLOADS)}")
-    body: dict[str, Any] = json.loads(data) if data else {}
+    try:
+        body = json.loads(data) if data else {}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    if not isinstance(body, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--data")
     if month is not None:
         body["month"] = month
     try:
@@ -135,9 +157,11 @@ def republish(event_id: str) -> None:
 
 @app.command()
 def events(
-    limit: int = 30,
+    limit: Annotated[int, typer.Option(min=0)] = 30,
     topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
-    month: Annotated[str | None, typer.Option(help="only events about this month")] = None,
+    month: Annotated[
+        str | None, typer.Option(help="only events about this month", callback=_month)
+    ] = None,
     state: Annotated[
         str | None, typer.Option(help="only this outcome: done, dead, retrying, pending, ...")
     ] = None,
@@ -233,7 +257,9 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def match(
-    month: Annotated[str, typer.Option(help="YYYY-MM: the month whose transfers to match")],
+    month: Annotated[
+        str, typer.Option(help="YYYY-MM: the month whose transfers to match", callback=_month)
+    ],
     out: Annotated[Path, typer.Option(help="CSV to write")],
     version: Annotated[
         str | None, typer.Option(help="model version (default: the deployed one)")
@@ -245,6 +271,8 @@ def match(
     from shared.batch.month import match_month, write_csv_atomically
     from shared.model_store import ArtifactDigestMismatch, load_verified
 
+    if not out.parent.is_dir():  # found out before the month is matched, not after
+        raise typer.BadParameter(f"{out.parent} is not a folder", param_hint="--out")
     built = ports()
     built.warehouse.check_schema()
     chosen = version or built.registry.deployed()[0].version
@@ -280,7 +308,7 @@ def match(
 
 @app.command()
 def quarantine(
-    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    month: Annotated[str, typer.Option(help="YYYY-MM", callback=_month)],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Rows the collector set aside for a month, by key, with the reason."""
@@ -316,9 +344,18 @@ def status(
         show(current)
 
 
+def _services(values: list[str] | None) -> list[str] | None:
+    unknown = [v for v in values or [] if v not in SUBSCRIPTIONS]
+    if unknown:
+        raise typer.BadParameter(f"unknown {unknown}; the services are {', '.join(SUBSCRIPTIONS)}")
+    return values
+
+
 @app.command()
 def run(
-    service: Annotated[list[str] | None, typer.Option(help="only these services")] = None,
+    service: Annotated[
+        list[str] | None, typer.Option(help="only these services", callback=_services)
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds")] = 3600.0,
 ) -> None:
     """Process the bus until nothing is pending."""
@@ -433,10 +470,29 @@ def demo(
     )
 
 
+# What a person typed or pointed the command at was wrong: a missing file, bad JSON, a value
+# out of range, a warehouse without the contract's tables. One clear line and exit 2; --verbose
+# shows the traceback.
+_USER_ERRORS = (SettingsError, WarehouseSchemaError, OSError, ValueError, KeyError)
+
+
+def _in_words(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{exc.title} {'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+    if isinstance(exc, KeyError) and exc.args:  # str() would quote the message
+        return str(exc.args[0])
+    return str(exc)
+
+
 def main() -> None:
-    """Entry point: settings problems become one clear line, not a traceback."""
+    """Entry point: errors in the input become one clear line, not a traceback."""
     try:
         app()
-    except SettingsError as exc:
-        output.fail(str(exc))
+    except _USER_ERRORS as exc:
+        if _show_tracebacks:
+            raise
+        output.fail(f"{_in_words(exc)} ({type(exc).__name__}; --verbose shows where)")
         sys.exit(2)

@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 TYPE_PREFIX = "com.cashmatch."
 _LINEAGE_NS = uuid.UUID("6f1c6a52-58a3-4c7e-9b0c-3c1a4e0f2d11")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# ASCII digits only and the whole string: `$` would let a trailing newline through, and `\d`
+# any script's digits; either would end up in blob keys.
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def checked_month(value: str) -> str:
+    """`value` if it is a month written YYYY-MM; ValueError saying so if not."""
+    if not _MONTH.fullmatch(value):
+        raise ValueError(f"month must look like YYYY-MM, got {value!r}")
+    return value
 
 
 class MalformedEvent(ValueError):
@@ -36,9 +45,7 @@ class Payload(BaseModel):
     @field_validator("month")
     @classmethod
     def _month_format(cls, value: str) -> str:
-        if not _MONTH.match(value):
-            raise ValueError(f"month must look like YYYY-MM, got {value!r}")
-        return value
+        return checked_month(value)
 
     @classmethod
     def event_type(cls) -> str:

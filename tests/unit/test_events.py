@@ -49,8 +49,9 @@ def test_unknown_type_and_bad_month_and_unknown_field_are_rejected():
     good = json.loads(make_event(MonthClosed(month="2025-03"), source="/t").to_bytes())
     with pytest.raises(MalformedEvent, match="unknown event type"):
         parse_event(json.dumps({**good, "type": "com.cashmatch.nope.v1"}).encode())
-    with pytest.raises(MalformedEvent, match="month must look like YYYY-MM"):
-        parse_event(json.dumps({**good, "data": {"month": "2025-3"}}).encode())
+    for month in ("2025-3", "2025-13", "2025-03\n", " 2025-03", "２０２５-03", "2025-03-01"):
+        with pytest.raises(MalformedEvent, match="month must look like YYYY-MM"):
+            parse_event(json.dumps({**good, "data": {"month": month}}).encode())
     with pytest.raises(MalformedEvent, match="Extra inputs"):
         parse_event(json.dumps({**good, "data": {"month": "2025-03", "x": 1}}).encode())
     with pytest.raises(MalformedEvent, match="month: Field required"):

@@ -1,0 +1,43 @@
+"""Bad command lines get one clear line naming what is wrong and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cashmatch_cli.main import main
+
+pytestmark = pytest.mark.integration
+
+CASES = [
+    (["publish", "month.closed", "--month", "2025-03\n"], "month must look like YYYY-MM"),
+    (["publish", "month.closed", "--month", "２０２５-03"], "month must look like YYYY-MM"),
+    (["publish", "month.closed", "--data", "{bad"], "--data: not JSON"),
+    (["publish", "month.closed", "--data", "[1]"], "--data: must be a JSON object"),
+    (["publish", "month.closed", "--raw", "/nonexistent/event.json"], "No such file"),
+    (["publish", "month.closed", "--month", "2025-03", "--source", ""], "Envelope source"),
+    (["quarantine", "--month", "../../../etc"], "month must look like YYYY-MM"),
+    (["synth", "--start", "2025-13", "--out", "x.duckdb"], "month must look like YYYY-MM"),
+    (["synth", "--profile", "bogus", "--out", "x.duckdb"], "profile must be one of"),
+    (["run", "--service", "bogus"], "the services are collector"),
+    (["events", "--limit", "-1"], "--limit"),
+    (["match", "--month", "2025-04", "--out", "/nonexistent/dir/p.csv"], "is not a folder"),
+    (["match", "--month", "2025-04", "--out", "p.csv"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), CASES, ids=[" ".join(a[:2]) for a, _ in CASES])
+def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASHMATCH_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("CASHMATCH_WAREHOUSE", str(tmp_path / "missing.duckdb"))
+    monkeypatch.setenv("COLUMNS", "300")  # rich wraps error boxes at the terminal width
+    monkeypatch.setattr(sys, "argv", ["cashmatch", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    printed = capsys.readouterr()
+    assert ended.value.code == 2, printed
+    assert said in printed.err, printed.err
+    assert "Traceback" not in printed.err + printed.out
+    assert not (tmp_path / "x.duckdb").exists()
