@@ -13,6 +13,7 @@ document still shows both models (`_body_schema`, `response_model`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
@@ -116,8 +117,24 @@ def _parsed(model: type[Body], body: bytes) -> Body:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError([_error(e) for e in exc.errors(include_url=False)]) from None
+
+
+# An error echoes a short, JSON-safe `input` only: a NaN, undecodable bytes or a whole list
+# of invoices must not turn the 422 into a 500 or a copy of the request.
+_ECHO_MAX_CHARS = 200
+
+
+def _error(error: Any) -> dict[str, Any]:
+    entry = {"type": error["type"], "loc": ("body", *error["loc"]), "msg": error["msg"]}
+    value = error.get("input")
+    if (isinstance(value, float) and math.isfinite(value)) or isinstance(value, bool | int):
+        entry["input"] = value
+    elif isinstance(value, str):
+        entry["input"] = value[:_ECHO_MAX_CHARS]
+    if error.get("ctx"):
+        entry["ctx"] = {k: str(v)[:_ECHO_MAX_CHARS] for k, v in error["ctx"].items()}
+    return entry
 
 
 def _json(answer: BaseModel) -> Response:

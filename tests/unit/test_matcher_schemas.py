@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 from typing import Any
@@ -171,6 +172,47 @@ def test_a_bad_body_is_422_naming_the_field():
     for garbage in (b"{not json", b"[]", b""):
         answer = client.post("/v1/match/batch", content=garbage)
         assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][0] == "body"
+
+
+def _with(path: str, value: Any) -> bytes:
+    """A single-match body with `value` at `path`, written as JSON that Python's json allows."""
+    body = copy.deepcopy(_request())
+    *parents, last = path.split(".")
+    node: Any = body
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    node[last] = value
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (_with("transfer.amount", float("nan")), ["body", "transfer", "amount"]),
+        (_with("transfer.amount", float("inf")), ["body", "transfer", "amount"]),
+        (
+            _with("open_invoices.0.open_amount", float("-inf")),
+            ["body", "open_invoices", 0, "open_amount"],
+        ),
+        (_with("transfer.amount", 1).replace(b": 1,", b": 1e400,"), ["body", "transfer", "amount"]),
+        (json.dumps(_request(title="zé"), ensure_ascii=False).encode("latin-1"), ["body"]),
+        ("{}".encode("utf-16"), ["body"]),
+        (b'{"transfer": {"title": "\\ud800"}}', ["body"]),
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "1e400", "latin-1 bytes", "utf-16", "lone surrogate"],
+)
+def test_numbers_json_cannot_carry_and_bytes_that_are_not_utf8_are_422_not_500(body, loc):
+    answer = _client().post("/v1/match", content=body)
+    assert answer.status_code == 422, answer.text
+    assert loc in [e["loc"] for e in answer.json()["detail"]]
+
+
+def test_a_422_does_not_echo_the_request_back():
+    invoices = [{**INVOICE, "invoice_id": "same"}] * 2_000  # duplicate ids: the list is the input
+    answer = _client().post("/v1/match", json={"transfer": TRANSFER, "open_invoices": invoices})
+    assert answer.status_code == 422
+    assert "invoice_id must be unique" in answer.json()["detail"][0]["msg"]
+    assert len(answer.content) < 2_000
 
 
 def test_the_openapi_document_describes_both_bodies_of_the_match_routes():
