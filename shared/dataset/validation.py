@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from shared.contract import INVOICE_DIRECTION_FOR, INVOICES, TRANSFERS, Table
+from shared.contract import INVOICE_DIRECTION_FOR, INVOICES, MATCHES, TRANSFERS, Table
 
 QUARANTINE_COLUMNS = ["table", "key", "reason"]
 _CURRENCY = r"^[A-Z]{3}$"
+# The largest amount taken, as in the matcher's API: beyond it features overflow. A warehouse
+# that stores amounts as floats can also hold an infinity, which DECIMAL cannot.
+MAX_AMOUNT = 1e12
 
 
 @dataclass
@@ -31,12 +34,22 @@ def _required_nulls(frame: pd.DataFrame, table: Table) -> pd.Series:
     return reasons
 
 
+def _not_an_amount(values: pd.Series) -> pd.Series:
+    """Present, but not a finite number within ±MAX_AMOUNT (a missing one is reported as null)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    return values.notna() & ~(numbers.abs() <= MAX_AMOUNT)
+
+
+_AMOUNT_REASON = f"amount not a finite number within ±{MAX_AMOUNT:g}; "
+
+
 def _check_transfers(frame: pd.DataFrame) -> pd.Series:
     reasons = _required_nulls(frame, TRANSFERS)
     reasons[~frame["direction"].isin(list(INVOICE_DIRECTION_FOR))] += (
         "direction not incoming/outgoing; "
     )
     reasons[~(frame["amount"] > 0)] += "amount must be > 0; "
+    reasons[_not_an_amount(frame["amount"])] += _AMOUNT_REASON
     reasons[~frame["currency"].astype(str).str.match(_CURRENCY)] += "currency not ISO 4217; "
     reasons[frame["transfer_id"].duplicated(keep=False)] += "duplicate transfer_id; "
     return reasons
@@ -48,6 +61,9 @@ def _check_invoices(frame: pd.DataFrame) -> pd.Series:
     reasons[~frame["direction"].isin(valid_directions)] += "direction not receivable/payable; "
     reasons[~frame["currency"].astype(str).str.match(_CURRENCY)] += "currency not ISO 4217; "
     reasons[frame["due_date"] < frame["issue_date"]] += "due_date before issue_date; "
+    reasons[_not_an_amount(frame["amount"])] += _AMOUNT_REASON
+    if "open_amount" in frame:
+        reasons[_not_an_amount(frame["open_amount"])] += "open_" + _AMOUNT_REASON
     reasons[frame["invoice_id"].duplicated(keep=False)] += "duplicate invoice_id; "
     return reasons
 
@@ -88,8 +104,8 @@ def validate_month(
         on="invoice_id",
         how="left",
     )
-    match_reasons = pd.Series("", index=labelled.index, dtype=object)
-    match_reasons[labelled["amount"].isna()] += "amount is null; "
+    match_reasons = _required_nulls(labelled, MATCHES)
+    match_reasons[_not_an_amount(labelled["amount"])] += _AMOUNT_REASON
     match_reasons[labelled["t_direction"].isna()] += "unknown transfer; "
     match_reasons[labelled["i_direction"].isna()] += "invoice unknown or not open; "
     known = labelled["i_direction"].notna() & labelled["t_direction"].notna()

@@ -104,6 +104,8 @@ class DuckDBWarehouse:
             WHERE i.issue_date < ?
               AND (abs(CAST(i.amount AS DOUBLE) - COALESCE(p.paid, 0))
                    > ? * abs(CAST(i.amount AS DOUBLE)) + 0.005
+                   -- a missing, infinite or NaN amount goes on to be quarantined
+                   OR i.amount IS NULL OR NOT isfinite(CAST(i.amount AS DOUBLE))
                    -- a remainder written off as settled may still be paid later
                    OR i.invoice_id IN (
                        SELECT m.invoice_id FROM matches m
