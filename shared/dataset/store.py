@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared.errors import PermanentError
 from shared.ports import BlobNotFound, BlobStore, PreconditionFailed
 
 FRAMES = ("transfers", "invoices", "matches")
@@ -178,8 +179,14 @@ class DatasetStore:
         return self.blobs.uri(key), version
 
     def read_manifest(self, uri: str) -> dict[str, Any]:
-        """A dataset manifest by URI."""
-        return json.loads(self.blobs.get(self.blobs.key_from_uri(uri)).data)
+        """A dataset manifest by URI; PermanentError when there is none at that URI (another
+        store's, a removed or a made-up one): asking again cannot help."""
+        try:
+            return json.loads(self.blobs.get(self.blobs.key_from_uri(uri)).data)
+        except BlobNotFound:
+            raise PermanentError(f"no dataset manifest at {uri}") from None
+        except ValueError as exc:  # not this store's URI, or not JSON
+            raise PermanentError(f"no dataset manifest at {uri}: {exc}") from None
 
     def training_data(self, manifest: dict[str, Any]) -> Slice:
         """Concatenate the training slices a manifest names, verifying each file's digest."""

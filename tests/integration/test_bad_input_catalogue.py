@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from services.runner import run_until_idle
-from shared.events import MonthClosed, make_event
+from shared.events import DatasetReady, MonthClosed, make_event
+from shared.publishing import publish_event
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,38 @@ def test_every_malformed_event_is_parked_with_its_reason(make_ports, small_wareh
         assert reason in dead[name].detail, (name, dead[name].detail)
         assert dead[name].attempts == 1, f"{name} was retried"
     bad_inputs["malformed events parked"] = len(MALFORMED_EVENTS)
+
+
+def test_a_dataset_ready_naming_no_manifest_is_parked_by_every_reader(
+    make_ports, small_warehouse, bad_inputs
+):
+    ports = make_ports(warehouse=str(small_warehouse))
+    inside = ports.blobs.uri("datasets/manifests/2025-03.json")  # a key nothing was written to
+    for name, uri in {
+        "outside the store": "file:///etc/passwd",
+        "no such manifest": inside,
+    }.items():
+        ready = DatasetReady(
+            month="2025-03",
+            dataset_uri=uri,
+            dataset_version="ds-x",
+            training_months=["2025-03"],
+            test_set_version="ts-x",
+            test_set_created=False,
+            rows={},
+            caused_by="by-hand",
+        )
+        event = make_event(ready, source="/t").model_copy(update={"id": f"ready-{name}"})
+        publish_event(ports.bus, event)
+    run_until_idle(ports, timeout_s=120)
+    dead = ports.bus.dead_letters()
+    assert {(r.message_id, r.subscription) for r in dead} == {
+        (f"ready-{name}", service)
+        for name in ("outside the store", "no such manifest")
+        for service in ("trainer", "monitor")
+    }
+    assert all(r.attempts == 1 and "no dataset manifest at" in r.detail for r in dead), dead
+    bad_inputs["dataset.ready naming no manifest, parked"] = len(dead)
 
 
 BAD_ROWS = {
