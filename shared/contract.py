@@ -81,6 +81,47 @@ MATCHES = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (INVOICES, TRANSFERS, MATCHES)}
 
+# The column types a warehouse may use for each kind, as DuckDB and BigQuery name them (without
+# parameters). Amounts may be any number; a date must be a DATE, since months are cut by it.
+ACCEPTED_TYPES: dict[str, frozenset[str]] = {
+    "string": frozenset({"VARCHAR", "STRING", "TEXT"}),
+    "decimal": frozenset(
+        {"DECIMAL", "NUMERIC", "BIGNUMERIC", "DOUBLE", "FLOAT", "FLOAT64", "REAL"}
+        | {"INTEGER", "INT64", "BIGINT", "HUGEINT"}
+    ),
+    "date": frozenset({"DATE"}),
+    "timestamp": frozenset(
+        {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATETIME"}
+        | {"TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
+    ),
+}
+
+
+def schema_problems(present: dict[str, dict[str, str]]) -> list[str]:
+    """What a warehouse lacks or holds in the wrong type, in words, given {table: {column:
+    type name}} as its catalogue reports them; empty when it meets the contract."""
+    problems = []
+    for table in TABLES.values():
+        columns = {c.lower(): t for c, t in present.get(table.name, {}).items()}
+        if not columns:
+            problems.append(f"missing table {table.name!r}")
+            continue
+        missing = [c for c in table.column_names if c not in columns]
+        if missing:
+            problems.append(f"table {table.name!r} lacks column(s) {', '.join(missing)}")
+        for column in table.columns:
+            found = columns.get(column.name)
+            if (
+                found is not None
+                and found.split("(")[0].strip().upper() not in (ACCEPTED_TYPES[column.kind])
+            ):
+                problems.append(
+                    f"column {table.name}.{column.name} is {found}, the contract wants a "
+                    f"{column.kind} ({DUCKDB_TYPES[column.kind]})"
+                )
+    return problems
+
+
 DUCKDB_TYPES = {
     "string": "VARCHAR",
     "decimal": "DECIMAL(18,2)",

@@ -5,6 +5,7 @@ the same rows."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ MATCHES: list[Row] = [
 ROWS: dict[str, list[Row]] = {"invoices": INVOICES, "transfers": TRANSFERS, "matches": MATCHES}
 
 
-def duckdb_file(path: Path, *, skip_table=None, drop_column=None, extra=False) -> Path:
-    """A DuckDB file with the contract tables (optionally one short) holding ROWS."""
+def duckdb_file(
+    path: Path, *, skip_table=None, drop_column=None, as_text=None, extra=False
+) -> Path:
+    """A DuckDB file with the contract tables (optionally one short, or with the column
+    `as_text` = (table, column) stored as text) holding ROWS."""
     with duckdb.connect(str(path)) as con:
         for table in TABLES.values():
             if table.name == skip_table:
@@ -49,6 +53,8 @@ def duckdb_file(path: Path, *, skip_table=None, drop_column=None, extra=False) -
             con.executemany(f"INSERT INTO {table.name} VALUES ({marks})", ROWS[table.name])
             if drop_column and drop_column[0] == table.name:
                 con.execute(f"ALTER TABLE {table.name} DROP COLUMN {drop_column[1]}")
+            if as_text and as_text[0] == table.name:
+                con.execute(f"ALTER TABLE {table.name} ALTER {as_text[1]} TYPE VARCHAR")
         if extra:
             con.execute("ALTER TABLE transfers ADD COLUMN bank_ref VARCHAR")
             con.execute("CREATE TABLE audit (x INT)")
@@ -66,8 +72,11 @@ def _literal(value: str | None, kind: str) -> str:
     }[kind]
 
 
-def bigquery_dataset(client: Any, project: str, *, skip_table=None, drop_column=None, extra=False):
-    """A fresh dataset with the contract tables (optionally one short) holding ROWS."""
+def bigquery_dataset(
+    client: Any, project: str, *, skip_table=None, drop_column=None, as_text=None, extra=False
+):
+    """A fresh dataset with the contract tables (optionally one short, or with the column
+    `as_text` = (table, column) stored as text) holding ROWS."""
     from google.cloud import bigquery
 
     from shared.adapters.gcp.warehouse import bigquery_schema
@@ -77,11 +86,17 @@ def bigquery_dataset(client: Any, project: str, *, skip_table=None, drop_column=
     for table in TABLES.values():
         if table.name == skip_table:
             continue
-        schema = [f for f in bigquery_schema(table) if (table.name, f.name) != drop_column]
+        columns = [
+            replace(c, kind="string") if (table.name, c.name) == as_text else c
+            for c in table.columns
+            if (table.name, c.name) != drop_column
+        ]
+        schema = bigquery_schema(replace(table, columns=tuple(columns)))
         client.create_table(bigquery.Table(f"{dataset}.{table.name}", schema=schema))
-        columns = [c for c in table.columns if (table.name, c.name) != drop_column]
         values = ", ".join(
-            "(" + ", ".join(_literal(row[table.columns.index(c)], c.kind) for c in columns) + ")"
+            "("
+            + ", ".join(_literal(row[table.column_names.index(c.name)], c.kind) for c in columns)
+            + ")"
             for row in ROWS[table.name]
         )
         names = ", ".join(c.name for c in columns)

@@ -86,6 +86,12 @@ def test_missing_table_and_column_are_named(make_warehouse: MakeWarehouse) -> No
         make_warehouse(absent=True).check_schema()
 
 
+def test_a_column_of_the_wrong_type_is_named(make_warehouse: MakeWarehouse) -> None:
+    warehouse = make_warehouse(as_text=("transfers", "booking_date"))
+    with pytest.raises(WarehouseSchemaError, match=r"transfers.booking_date is .*wants a date"):
+        warehouse.check_schema()
+
+
 def test_extra_columns_and_tables_do_not_matter(make_warehouse: MakeWarehouse) -> None:
     warehouse = make_warehouse(extra=True)
     warehouse.check_schema()

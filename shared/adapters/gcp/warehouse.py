@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.bigquery import QueryJobConfig, ScalarQueryParameter, SchemaField
 
 from shared.adapters.local.warehouse import SETTLED_FRACTION
-from shared.contract import INVOICES, MATCHES, TABLES, TRANSFERS, Table
+from shared.contract import INVOICES, MATCHES, TABLES, TRANSFERS, Table, schema_problems
 from shared.ports import WarehouseSchemaError
 
 if TYPE_CHECKING:
@@ -99,24 +99,22 @@ class BigQueryWarehouse:
             raise WarehouseSchemaError(f"warehouse {self.dataset}: {exc.message}") from None
 
     def check_schema(self) -> None:
-        """Raise WarehouseSchemaError naming every missing table or column."""
+        """Raise WarehouseSchemaError naming every missing table or column and every column of
+        a type the contract does not take."""
         try:
             self.client.get_dataset(self.dataset, timeout=self.timeout_s)
         except gexc.NotFound:
             raise WarehouseSchemaError(f"warehouse dataset {self.dataset} does not exist") from None
-        problems = []
+        present: dict[str, dict[str, str]] = {}
         for table in TABLES.values():
             try:
                 schema = self.client.get_table(
                     f"{self.dataset}.{table.name}", timeout=self.timeout_s
                 ).schema
             except gexc.NotFound:
-                problems.append(f"missing table {table.name!r}")
                 continue
-            present = {field.name.lower() for field in schema}
-            missing = [c for c in table.column_names if c not in present]
-            if missing:
-                problems.append(f"table {table.name!r} lacks column(s) {', '.join(missing)}")
+            present[table.name] = {field.name: field.field_type for field in schema}
+        problems = schema_problems(present)
         if problems:
             raise WarehouseSchemaError(f"warehouse {self.dataset}: " + "; ".join(problems))
 

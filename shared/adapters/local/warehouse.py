@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from shared.contract import INVOICES, MATCHES, TABLES, TRANSFERS, Table
+from shared.contract import INVOICES, MATCHES, TRANSFERS, Table, schema_problems
 from shared.ports import WarehouseSchemaError
 
 # An invoice whose remainder is within what fees and discounts take off is settled: the
@@ -43,23 +43,17 @@ class DuckDBWarehouse:
             return con.execute(sql, params).df()
 
     def check_schema(self) -> None:
-        """Raise WarehouseSchemaError naming every missing table or column."""
+        """Raise WarehouseSchemaError naming every missing table or column and every column of
+        a type the contract does not take."""
         with self._connect() as con:
             rows = con.execute(
-                "SELECT table_name, column_name FROM information_schema.columns "
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = current_schema()"
             ).fetchall()
-        present: dict[str, set[str]] = {}
-        for table_name, column_name in rows:
-            present.setdefault(table_name.lower(), set()).add(column_name.lower())
-        problems = []
-        for table in TABLES.values():
-            if table.name not in present:
-                problems.append(f"missing table {table.name!r}")
-                continue
-            missing = [c for c in table.column_names if c not in present[table.name]]
-            if missing:
-                problems.append(f"table {table.name!r} lacks column(s) {', '.join(missing)}")
+        present: dict[str, dict[str, str]] = {}
+        for table_name, column_name, data_type in rows:
+            present.setdefault(table_name.lower(), {})[column_name] = data_type
+        problems = schema_problems(present)
         if problems:
             raise WarehouseSchemaError(f"warehouse {self.path}: " + "; ".join(problems))
 
