@@ -136,3 +136,27 @@ def duckdb_ddl(table: Table) -> str:
         f"{c.name} {DUCKDB_TYPES[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
     )
     return f"CREATE TABLE {table.name} ({cols})"
+
+
+def unplaced_rows_sql(transfers: str, invoices: str, matches: str) -> str:
+    """Rows no month can hold, as (table, key, reason), in SQL DuckDB and BigQuery both run:
+    a month's queries cut by booking and issue dates and join labels to transfers, so without
+    this these rows would vanish instead of being reported. Arguments are table references."""
+    label_key = "CONCAT(COALESCE(m.transfer_id, ''), '/', COALESCE(m.invoice_id, ''))"
+    # Only the adapters' own table references are interpolated; there are no values.
+    return f"""
+        SELECT 'transfers' AS `table`, transfer_id AS key,
+               'booking_date is null: the transfer belongs to no month' AS reason
+        FROM {transfers} WHERE booking_date IS NULL
+        UNION ALL
+        SELECT 'invoices', invoice_id, 'issue_date is null: the invoice is open in no month'
+        FROM {invoices} WHERE issue_date IS NULL
+        UNION ALL
+        SELECT 'matches', {label_key},
+               CASE WHEN m.transfer_id IS NULL THEN 'transfer_id is null'
+                    WHEN t.transfer_id IS NULL THEN 'unknown transfer'
+                    ELSE 'its transfer has no booking_date' END
+        FROM {matches} m LEFT JOIN {transfers} t ON t.transfer_id = m.transfer_id
+        WHERE t.transfer_id IS NULL OR t.booking_date IS NULL
+        ORDER BY 1, 2
+    """  # noqa: S608

@@ -191,3 +191,8 @@ class Warehouse(Protocol):
     def matches(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Human labels of the transfers booked in [start, end)."""
         ...
+
+    def unplaced(self) -> pd.DataFrame:
+        """Rows no month can hold (table, key, reason): a transfer without booking date, an
+        invoice without issue date, a label of no known, dated transfer."""
+        ...

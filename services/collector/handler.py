@@ -113,6 +113,13 @@ def collect(event: Envelope, ports: Ports) -> str:
             raise PermanentError(f"no transfers booked in {month}")
         slices, quarantines = {month: part}, {month: quarantine}
 
+    # Rows no month can hold are reported with the month being closed: none vanishes unseen.
+    unplaced = ports.warehouse.unplaced()
+    if not unplaced.empty:
+        quarantines[month] = pd.concat(
+            [quarantines[month], unplaced.assign(month=month)], ignore_index=True
+        )
+
     # A month inside the backfill keeps its test transfers out of training, on every rebuild.
     frozen_ids = set(datasets.test_set().transfers["transfer_id"])
     for m, part in slices.items():

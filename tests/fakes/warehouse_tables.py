@@ -35,12 +35,18 @@ MATCHES: list[Row] = [
     ("T3", "I4", "400.00", "2025-02-11 09:00:00"),
     ("T4", "I3", "300.00", "2025-03-02 09:00:00"),
 ]
+# A label of a transfer the warehouse does not hold: it belongs to no month.
+STRAY_LABEL: Row = ("T9", "I1", "100.00", "2025-01-21 10:00:00")
 # fmt: on
 ROWS: dict[str, list[Row]] = {"invoices": INVOICES, "transfers": TRANSFERS, "matches": MATCHES}
 
 
+def _rows(table: str, stray_label: bool) -> list[Row]:
+    return ROWS[table] + ([STRAY_LABEL] if stray_label and table == "matches" else [])
+
+
 def duckdb_file(
-    path: Path, *, skip_table=None, drop_column=None, as_text=None, extra=False
+    path: Path, *, skip_table=None, drop_column=None, as_text=None, stray_label=False, extra=False
 ) -> Path:
     """A DuckDB file with the contract tables (optionally one short, or with the column
     `as_text` = (table, column) stored as text) holding ROWS."""
@@ -50,7 +56,9 @@ def duckdb_file(
                 continue
             con.execute(duckdb_ddl(table))
             marks = ", ".join("?" * len(table.columns))
-            con.executemany(f"INSERT INTO {table.name} VALUES ({marks})", ROWS[table.name])
+            con.executemany(
+                f"INSERT INTO {table.name} VALUES ({marks})", _rows(table.name, stray_label)
+            )
             if drop_column and drop_column[0] == table.name:
                 con.execute(f"ALTER TABLE {table.name} DROP COLUMN {drop_column[1]}")
             if as_text and as_text[0] == table.name:
@@ -73,7 +81,14 @@ def _literal(value: str | None, kind: str) -> str:
 
 
 def bigquery_dataset(
-    client: Any, project: str, *, skip_table=None, drop_column=None, as_text=None, extra=False
+    client: Any,
+    project: str,
+    *,
+    skip_table=None,
+    drop_column=None,
+    as_text=None,
+    stray_label=False,
+    extra=False,
 ):
     """A fresh dataset with the contract tables (optionally one short, or with the column
     `as_text` = (table, column) stored as text) holding ROWS."""
@@ -97,7 +112,7 @@ def bigquery_dataset(
             "("
             + ", ".join(_literal(row[table.column_names.index(c.name)], c.kind) for c in columns)
             + ")"
-            for row in ROWS[table.name]
+            for row in _rows(table.name, stray_label)
         )
         names = ", ".join(c.name for c in columns)
         client.query(f"INSERT INTO `{dataset}.{table.name}` ({names}) VALUES {values}").result()

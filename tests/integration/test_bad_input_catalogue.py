@@ -171,6 +171,32 @@ BAD_ROWS = {
         "BAD-T9/BAD-I5",
         "matched_at is null",
     ),
+    "transfer without a booking date": (
+        "INSERT INTO transfers VALUES ('BAD-T10',NULL,'incoming',5,'PLN','X',NULL,'t');"
+        "INSERT INTO matches VALUES ('BAD-T10','BAD-I5',5,'2025-03-12 00:00:00')",
+        "transfers",
+        "BAD-T10",
+        "booking_date is null",
+    ),
+    "label of a transfer without a booking date": (
+        "",
+        "matches",
+        "BAD-T10/BAD-I5",
+        "its transfer has no booking_date",
+    ),
+    "label without a transfer": (
+        "INSERT INTO matches VALUES (NULL,'BAD-I5',5,'2025-03-12 00:00:00')",
+        "matches",
+        "/BAD-I5",
+        "transfer_id is null",
+    ),
+    "invoice without an issue date": (
+        "INSERT INTO invoices VALUES ('BAD-I7','FV/7','receivable','C','N',NULL,NULL,'PLN',"
+        "5,NULL,'2025-03-20')",
+        "invoices",
+        "BAD-I7",
+        "issue_date is null",
+    ),
 }
 
 
@@ -188,7 +214,7 @@ def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_pa
             # ...nor store amounts as DECIMAL: a float column can hold an infinity.
             con.execute(f"ALTER TABLE {table} ALTER amount TYPE DOUBLE")
         for sql, *_ in BAD_ROWS.values():
-            for statement in sql.split(";"):
+            for statement in filter(None, sql.split(";")):
                 con.execute(statement)
     ports = make_ports(warehouse=str(warehouse))
     ports.bus.publish(

@@ -92,6 +92,14 @@ def test_a_column_of_the_wrong_type_is_named(make_warehouse: MakeWarehouse) -> N
         warehouse.check_schema()
 
 
+def test_rows_no_month_can_hold_are_listed(make_warehouse: MakeWarehouse) -> None:
+    assert make_warehouse().unplaced().empty
+    unplaced = make_warehouse(stray_label=True).unplaced()
+    assert unplaced.to_dict("records") == [
+        {"table": "matches", "key": "T9/I1", "reason": "unknown transfer"}
+    ]
+
+
 def test_extra_columns_and_tables_do_not_matter(make_warehouse: MakeWarehouse) -> None:
     warehouse = make_warehouse(extra=True)
     warehouse.check_schema()

@@ -16,7 +16,15 @@ from google.api_core import exceptions as gexc
 from google.cloud.bigquery import QueryJobConfig, ScalarQueryParameter, SchemaField
 
 from shared.adapters.local.warehouse import SETTLED_FRACTION
-from shared.contract import INVOICES, MATCHES, TABLES, TRANSFERS, Table, schema_problems
+from shared.contract import (
+    INVOICES,
+    MATCHES,
+    TABLES,
+    TRANSFERS,
+    Table,
+    schema_problems,
+    unplaced_rows_sql,
+)
 from shared.ports import WarehouseSchemaError
 
 if TYPE_CHECKING:
@@ -187,6 +195,11 @@ class BigQueryWarehouse:
             "ORDER BY m.transfer_id, m.invoice_id"
         )
         return _normalize(self._query(sql, _window(start, end)), MATCHES)
+
+    def unplaced(self) -> pd.DataFrame:
+        """Rows no month can hold (table, key, reason)."""
+        tables = (self._table(name) for name in ("transfers", "invoices", "matches"))
+        return self._query(unplaced_rows_sql(*tables), [])
 
 
 def _window(start: dt.date, end: dt.date) -> list[ScalarQueryParameter]:

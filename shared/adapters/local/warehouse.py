@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from shared.contract import INVOICES, MATCHES, TRANSFERS, Table, schema_problems
+from shared.contract import INVOICES, MATCHES, TRANSFERS, Table, schema_problems, unplaced_rows_sql
 from shared.ports import WarehouseSchemaError
 
 # An invoice whose remainder is within what fees and discounts take off is settled: the
@@ -121,6 +121,11 @@ class DuckDBWarehouse:
             "WHERE t.booking_date >= ? AND t.booking_date < ? ORDER BY m.transfer_id, m.invoice_id"
         )
         return _dates(self._query(sql, [start, end]), ("matched_at",))
+
+    def unplaced(self) -> pd.DataFrame:
+        """Rows no month can hold (table, key, reason)."""
+        sql = unplaced_rows_sql("transfers", "invoices", "matches").replace("`", '"')
+        return self._query(sql, [])
 
 
 def _dates(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
