@@ -171,9 +171,10 @@ def check_rayservice(where: str, doc: dict[str, Any], root: Path = ROOT) -> list
         names.add(str(name))
         problems += _start_params(f"{at}.rayStartParams", group.get("rayStartParams"))
         counts = {k: group.get(k) for k in ("minReplicas", "replicas", "maxReplicas")}
-        if not all(isinstance(v, int) for v in counts.values()):
+        low, wanted, high = counts.values()
+        if not (isinstance(low, int) and isinstance(wanted, int) and isinstance(high, int)):
             problems.append(f"{at}: minReplicas, replicas and maxReplicas must be integers")
-        elif not counts["minReplicas"] <= counts["replicas"] <= counts["maxReplicas"]:
+        elif not low <= wanted <= high:
             problems.append(f"{at}: needs minReplicas <= replicas <= maxReplicas, got {counts}")
     templates = pod_templates(doc)
     if "head" not in templates:
