@@ -19,6 +19,28 @@ from shared.publishing import publish_event
 from shared.settings import load_settings
 from shared.synth import SyntheticData
 
+# What a demo folder holds: a new demo deletes a folder only if it holds nothing else.
+_DEMO_ENTRIES = {"warehouse.duckdb", "warehouse.duckdb.wal", "workspace"}
+
+
+def _start_afresh(folder: Path, serving: str) -> None:
+    """An empty `folder`; an earlier demo's is removed (its Ray head stopped first), a folder
+    holding anything else is refused."""
+    if folder.exists():
+        others = sorted(p.name for p in folder.iterdir() if p.name not in _DEMO_ENTRIES)
+        if others:
+            raise ValueError(
+                f"{folder} holds more than an earlier demo ({', '.join(others[:3])}); the demo "
+                "replaces its folder, so name a new or empty one with --workspace"
+            )
+        if serving == "ray":
+            from shared.adapters.local.ray_serving import stop_local_serving
+
+            # A previous demo's Ray head may still be serving from this folder.
+            stop_local_serving((folder / "workspace").resolve())
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
 
 def run_demo(
     workspace: Path,
@@ -32,26 +54,21 @@ def run_demo(
     """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle."""
     from shared.synth import SynthConfig, generate, write_warehouse
 
-    if workspace.exists():
-        if serving == "ray":
-            from shared.adapters.local.ray_serving import stop_local_serving
-
-            # A previous demo's Ray head may still be serving from this folder.
-            stop_local_serving((workspace / "workspace").resolve())
-        shutil.rmtree(workspace)
-    workspace.mkdir(parents=True)
+    # Everything is checked before anything is deleted or written.
+    config = SynthConfig(months=months, scale=scale, profile=profile)
     warehouse = workspace / "warehouse.duckdb"
+    settings = load_settings(
+        workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving
+    )
+    _start_afresh(workspace, serving)
     started = time.monotonic()
     with output.console.status("synthesizing the finance system's warehouse…"):
-        data = generate(SynthConfig(months=months, scale=scale, profile=profile))
+        data = generate(config)
         write_warehouse(data, warehouse)
     all_months = sorted(data.transfers["booking_date"].dt.strftime("%Y-%m").unique())
     output.console.print(
         f"warehouse {warehouse}: {len(all_months)} months, {len(data.transfers)} transfers, "
         f"{len(data.invoices)} invoices, {len(data.matches)} labels"
-    )
-    settings = load_settings(
-        workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving
     )
     # Ray Serve narrates every start and update at INFO; the demo's table says what matters.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)

@@ -453,7 +453,10 @@ def serve_stop() -> None:
 
 @app.command()
 def demo(
-    workspace: Annotated[Path, typer.Option(help="fresh folder for the demo")] = Path(".demo"),
+    workspace: Annotated[
+        Path,
+        typer.Option(help="the demo's folder: made new, or an earlier demo's, which is replaced"),
+    ] = Path(".demo"),
     months: Annotated[int, typer.Option(min=3, max=36)] = 8,
     backfill: Annotated[int, typer.Option(min=1, help="months the first close collects")] = 3,
     scale: float = 1.0,

@@ -31,7 +31,6 @@ from shared.synth.names import (
 )
 from shared.synth.profiles import (
     PROFILE_PARAMETERS,
-    PROFILES,
     REF_STYLES,
     SHIFT_AMOUNT,
     SHIFT_NEW_FACTORING,
@@ -141,7 +140,6 @@ class World:
     """Everything drawn once: calendar, counterparties, payers, employees, our company."""
 
     def __init__(self, config: SynthConfig) -> None:
-        _validate(config)
         self.config = config
         self.profile = PROFILE_PARAMETERS[config.profile]
         self.cal = Calendar(config.start, config.months)
@@ -349,18 +347,3 @@ _FACTORS = (
     ("Capital Faktor Sp. z o.o.", "Capital Faktor", "Sp. z o.o."),
     ("Nordic Trade Finance Polska S.A.", "Nordic Trade Finance Polska", "S.A."),
 )
-
-
-def _validate(config: SynthConfig) -> None:
-    if config.months < 1:
-        raise ValueError(f"months must be at least 1, got {config.months}")
-    if not config.scale > 0:
-        raise ValueError(f"scale must be positive, got {config.scale}")
-    if config.profile not in PROFILE_PARAMETERS:
-        raise ValueError(f"profile must be one of {PROFILES}, got {config.profile!r}")
-    y, m = parse_month(config.start, "start")
-    if config.shift_from is not None:
-        sy, sm = parse_month(config.shift_from, "shift_from")
-        offset = (sy - y) * 12 + sm - m
-        if not 0 <= offset < config.months:
-            raise ValueError(f"shift_from {config.shift_from} is outside the simulated months")

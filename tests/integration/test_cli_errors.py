@@ -41,3 +41,29 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
     assert said in printed.err, printed.err
     assert "Traceback" not in printed.err + printed.out
     assert not (tmp_path / "x.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ([], "holds more than an earlier demo (notes.txt)"),
+        (["--profile", "bogus"], "profile must be one of"),
+        (["--serving", "bogus"], "CASHMATCH_SERVING"),
+    ],
+    ids=["someone's folder", "bad profile", "bad serving"],
+)
+def test_the_demo_checks_everything_before_it_deletes_or_writes(
+    options, said, tmp_path, monkeypatch, capsys
+):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    monkeypatch.setattr(
+        sys, "argv", ["cashmatch", "demo", "--workspace", str(precious), "--serving", "none"]
+    )
+    sys.argv += options
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    assert said in capsys.readouterr().err
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
