@@ -69,9 +69,16 @@ def serve_command(settings: Settings) -> None:
 def roll_back(registry: ModelRegistry, serving: Serving, version: str, *, by: str) -> str:
     """Serve `version` again and point champion and deployed at it; returns the endpoint.
 
-    The roll-out comes first: a version that cannot serve leaves both pointers where they were.
+    Only a version that was deployed before may come back: a rollback skips the quality gates,
+    so it must not promote a rejected or never-released one (KeyError saying so). The roll-out
+    comes first: a version that cannot serve leaves both pointers where they were.
     """
     record = registry.get(version)
+    served_before = {change.version for change in registry.deployed()[0].history}
+    if version not in served_before:
+        verdict = registry.verdict(version)
+        state = "rejected" if verdict and not verdict.passed else "never deployed"
+        raise KeyError(f"{version} was {state}; a rollback only returns to a version served before")
     endpoint = serving.roll_out(record)
     for _ in range(10):
         champion, generation = registry.champion()
@@ -105,7 +112,8 @@ def rollback_command(settings: Settings, version: str) -> None:
         try:
             endpoint = roll_back(registry, serving, version, by="cli:rollback")
         except (KeyError, RolloutFailed, PreconditionFailed) as exc:
-            output.fail(f"rollback to {version} failed: {exc}")
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            output.fail(f"rollback to {version} failed: {reason}")
             raise typer.Exit(1) from None
     output.table(
         "rolled back",

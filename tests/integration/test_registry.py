@@ -79,11 +79,10 @@ def test_two_concurrent_promotions_one_winner(registry):
     assert registry.champion()[0].version == winner
 
 
-def test_verdict_is_written_once(registry):
-    registry.register(record("m-1"))
-    verdict = Verdict(
-        version="m-1",
-        passed=True,
+def verdict_of(version: str, *, passed: bool) -> Verdict:
+    return Verdict(
+        version=version,
+        passed=passed,
         reasons=["first"],
         metrics={},
         baseline_metrics={},
@@ -93,6 +92,11 @@ def test_verdict_is_written_once(registry):
         event_id="e1",
         caused_by="c1",
     )
+
+
+def test_verdict_is_written_once(registry):
+    registry.register(record("m-1"))
+    verdict = verdict_of("m-1", passed=True)
     assert registry.record_verdict(verdict) == verdict
     second = verdict.model_copy(update={"passed": False, "event_id": "e2"})
     assert registry.record_verdict(second) == verdict
@@ -128,3 +132,18 @@ def test_rollback_moves_champion_and_deployed_back_with_history(registry):
     assert champion.history[-1].previous == "m-2"
     with pytest.raises(KeyError):
         roll_back(registry, NoServing(), "m-404", by="cli:rollback")
+
+
+def test_rollback_never_brings_in_a_version_that_was_not_served(registry):
+    from cashmatch_cli.serving import roll_back
+    from shared.serving import NoServing
+
+    for v in ("m-1", "m-2", "m-3"):
+        registry.register(record(v))
+    registry.promote("m-1", 0, by="evt-1", reason="first")
+    registry.mark_deployed("m-1", endpoint="e", by="evt-1", reason="passed")
+    registry.record_verdict(verdict_of("m-2", passed=False))
+    for version, said in (("m-2", "m-2 was rejected"), ("m-3", "m-3 was never deployed")):
+        with pytest.raises(KeyError, match=said):
+            roll_back(registry, NoServing(), version, by="cli:rollback")
+    assert registry.champion()[0].version == registry.deployed()[0].version == "m-1"
