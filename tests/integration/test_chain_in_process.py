@@ -270,9 +270,14 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, sm
     deployed = ports.registry.deployed()[0]
     assert deployed.version == champion
     assert deployed.history[-1].by == event_id
-    # a decision is final: a later rejection does not undo it
+    # a decision is final: a later rejection does not undo it, and approving again publishes
+    # nothing (no second roll-out, no second "deployed" alert)
     again, _ = decide(ports, champion, approved=False, reason="changed my mind")
     assert again.approved
+    published = len(ports.bus.log(limit=1000))
+    twice, republished = decide(ports, champion, approved=True, reason="once more")
+    assert twice == decision and republished is None
+    assert len(ports.bus.log(limit=1000)) == published
 
 
 def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
