@@ -137,14 +137,34 @@ def publish(
     output.console.print(f"published {event.type} for {payload.month}: id {event.id}")
 
 
+def _event_id(bus: Any, given: str) -> str:
+    """The full id of the event `given` names: its id, or the start of it that `events` shows."""
+    try:
+        bus.get_message(given)
+        return given
+    except KeyError:
+        pass
+    found = sorted(
+        {r.message_id for r in bus.log(limit=1_000_000) if r.message_id.startswith(given)}
+    )
+    if len(given) < 4 or not found:
+        raise typer.BadParameter(f"no event with id {given!r}", param_hint="EVENT_ID")
+    if len(found) > 1:
+        raise typer.BadParameter(
+            f"{given!r} starts {len(found)} event ids ({', '.join(found[:3])}, ...): give more",
+            param_hint="EVENT_ID",
+        )
+    return found[0]
+
+
 @app.command()
-def republish(event_id: str) -> None:
+def republish(
+    event_id: Annotated[str, typer.Argument(help="the id, or its start as `events` shows it")],
+) -> None:
     """Publish a copy of an earlier event with a new id, to redo the step it triggers."""
     bus = ports().bus
-    try:
-        topic, data, attributes = bus.get_message(event_id)
-    except KeyError:
-        raise typer.BadParameter(f"no event with id {event_id}") from None
+    event_id = _event_id(bus, event_id)
+    topic, data, attributes = bus.get_message(event_id)
     new_id = str(uuid.uuid4())
     try:
         original = parse_event(data)
@@ -212,9 +232,14 @@ def dead_letters(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 
 @app.command()
-def redrive(event_id: str, subscriber: Annotated[str | None, typer.Option()] = None) -> None:
+def redrive(
+    event_id: Annotated[str, typer.Argument(help="the id, or its start as `events` shows it")],
+    subscriber: Annotated[str | None, typer.Option()] = None,
+) -> None:
     """Deliver a dead-lettered event again (after fixing the cause)."""
-    count = ports().bus.redrive(event_id, subscriber)
+    bus = ports().bus
+    event_id = _event_id(bus, event_id)
+    count = bus.redrive(event_id, subscriber)
     if count == 0:
         output.fail(f"no dead delivery of {event_id}")
         raise typer.Exit(1)

@@ -22,6 +22,8 @@ CASES = [
     (["synth", "--profile", "bogus", "--out", "x.duckdb"], "profile must be one of"),
     (["run", "--service", "bogus"], "the services are collector"),
     (["events", "--limit", "-1"], "--limit"),
+    (["redrive", "0123abcd"], "no event with id '0123abcd'"),
+    (["republish", "01"], "no event with id '01'"),
     (["match", "--month", "2025-04", "--out", "/nonexistent/dir/p.csv"], "is not a folder"),
     (["match", "--month", "2025-04", "--out", "p.csv"], "does not exist"),
 ]
