@@ -10,6 +10,14 @@ from shared.bootstrap import Ports
 from shared.ports import BlobNotFound
 
 
+def _approval(ports: Ports, version: str) -> str | None:
+    """approved / rejected by a person, "waiting" while approval is required and not given."""
+    decision = ports.registry.approval(version)
+    if decision is not None:
+        return "approved" if decision.approved else "rejected"
+    return "waiting" if ports.settings.approval_required else None
+
+
 def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
     """Months, datasets, models with verdicts, champion lineage, deployment, recent events."""
     datasets = ports.datasets
@@ -58,6 +66,7 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
             "dataset_uri": record.dataset_uri,
             "training_months": record.training_months,
             "trained_because_of": record.caused_by,
+            "approval": _approval(ports, record.version),
         }
     test = datasets.test_manifest()
     return {
@@ -137,7 +146,17 @@ def show(status: dict[str, Any]) -> None:
             f"← months {', '.join(champion['training_months'])}"
         )
     deployed = status["deployed"]
-    output.console.print(f"deployed {deployed['version']} at {deployed['endpoint']}")
+    if deployed["version"] is not None:
+        output.console.print(f"deployed {deployed['version']} at {deployed['endpoint']}")
+    else:
+        output.console.print("nothing deployed yet")
+    if champion and champion["version"] != deployed["version"]:
+        version, approval = champion["version"], champion["approval"]
+        output.console.print(
+            f"champion {version} waits for approval: cashmatch approve {version}"
+            if approval == "waiting"
+            else f"champion {version} is not deployed ({approval or 'roll-out pending'})"
+        )
     output.table(
         "promotions and roll-outs",
         ["pointer", "at", "version", "previous", "by", "reason"],

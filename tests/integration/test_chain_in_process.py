@@ -251,7 +251,10 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
     assert parked and any("no transfers booked in 2019-01" in d for d in parked[0].details)
 
 
-def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, small_warehouse):
+def test_approval_gate_holds_the_roll_out_until_a_person_approves(
+    make_ports, small_warehouse, capsys
+):
+    from cashmatch_cli import status
     from cashmatch_cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
@@ -261,6 +264,9 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, sm
     assert ports.registry.deployed()[0].version is None
     waiting = [r for r in ports.bus.log(topic="evaluation.passed") if r.subscription == "deployer"]
     assert "waits for approval" in waiting[0].detail
+    status.show(status.gather(ports))
+    shown = capsys.readouterr().out
+    assert "nothing deployed yet" in shown and f"approve {champion}" in shown
 
     with pytest.raises(ValueError, match="no passing verdict"):
         decide(ports, "m-unknown", approved=True, reason="x")
@@ -270,6 +276,8 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(make_ports, sm
     deployed = ports.registry.deployed()[0]
     assert deployed.version == champion
     assert deployed.history[-1].by == event_id
+    status.show(status.gather(ports))
+    assert f"deployed {champion} at" in capsys.readouterr().out
     # a decision is final: a later rejection does not undo it, and approving again publishes
     # nothing (no second roll-out, no second "deployed" alert)
     again, _ = decide(ports, champion, approved=False, reason="changed my mind")
