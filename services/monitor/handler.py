@@ -104,20 +104,25 @@ def _performance(
     )
 
 
-def _stored_summary(ports: Ports, month: str, cause_id: str) -> dict | None:
+def _stored_summary(ports: Ports, payload: DatasetReady) -> dict | None:
+    """The month's stored result when it was computed from the same dataset against the same
+    champion: a redelivery or a republish then changes nothing, a new dataset or champion does."""
     try:
-        summary = json.loads(ports.blobs.get(summary_key(month)).data)
+        summary = json.loads(ports.blobs.get(summary_key(payload.month)).data)
     except BlobNotFound:
         return None
-    return summary if summary.get("caused_by") == cause_id else None
+    same_data = summary.get("dataset_version") == payload.dataset_version
+    same_champion = summary.get("champion_version") == champion_before(ports, payload.month)
+    return summary if same_data and same_champion else None
 
 
 def monitor(event: Envelope, ports: Ports) -> str:
-    """Handle dataset.ready; a redelivery re-announces the stored result instead of recomputing."""
+    """Handle dataset.ready; a redelivery or republish re-announces the stored result instead of
+    recomputing it (see `_stored_summary`)."""
     payload = event.payload()
     assert isinstance(payload, DatasetReady)
     month = payload.month
-    summary = _stored_summary(ports, month, event.id)
+    summary = _stored_summary(ports, payload)
     if summary is None:
         reference, current = _months(ports, payload)
         if current is None or current.transfers.empty:

@@ -64,6 +64,12 @@ def test_report_of_a_month_checked_against_the_previous_champion(make_ports, sma
     assert monitor(event, ports) == outcome
     assert ports.blobs.get(report_key("2025-03")).generation == before
     assert len(ports.bus.log(limit=1000)) == published
+    # A republish (a new event about the same dataset) rewrites nothing either.
+    summary_at = ports.blobs.get(summary_key("2025-03")).generation
+    again = event.model_copy(update={"id": "republished-by-hand"})
+    assert monitor(again, ports) == outcome
+    assert ports.blobs.get(report_key("2025-03")).generation == before
+    assert ports.blobs.get(summary_key("2025-03")).generation == summary_at
 
 
 def test_the_champion_checked_is_the_one_trained_before_the_month(make_ports):
