@@ -250,13 +250,17 @@ def _reject_unknown(env_file: str | None) -> None:
     """A misspelt variable would silently fall back to a default: name it instead."""
     given = {k for k in os.environ if k.upper().startswith("CASHMATCH_")}
     if env_file:
+        # The file is cashmatch's own: every name in it must be one (a name without the
+        # CASHMATCH_ prefix would be read by nothing).
         for line in Path(env_file).read_text().splitlines():
-            name = line.split("=", 1)[0].strip().removeprefix("export ").strip()
-            if name.upper().startswith("CASHMATCH_"):
-                given.add(name)
+            if "=" in line and not line.lstrip().startswith("#"):
+                given.add(line.split("=", 1)[0].strip().removeprefix("export ").strip())
     unknown = sorted(n for n in given if n.upper() not in _known_names())
     if unknown:
-        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        raise SettingsError(
+            f"unknown setting(s): {', '.join(unknown)} (names start with CASHMATCH_; "
+            "see shared/settings.py)"
+        )
 
 
 def _describe(exc: ValidationError, prefix: str) -> str:

@@ -60,3 +60,13 @@ def test_a_misspelt_variable_is_named(monkeypatch):
     monkeypatch.setenv("CASHMATCH_WORKSPCE", "/tmp/x")
     with pytest.raises(SettingsError, match="unknown setting.*CASHMATCH_WORKSPCE"):
         load_settings()
+
+
+def test_every_name_in_the_settings_file_must_be_a_setting(monkeypatch, tmp_path):
+    settings_file = tmp_path / "cashmatch.env"
+    settings_file.write_text("# the demo's choices\nCASHMATCH_TEST_FRACTION=0.3\nSERVING=ray\n")
+    monkeypatch.setenv("CASHMATCH_SETTINGS_FILE", str(settings_file))
+    with pytest.raises(SettingsError, match=r"unknown setting\(s\): SERVING \(names start with"):
+        load_settings()
+    settings_file.write_text("# the demo's choices\nexport CASHMATCH_TEST_FRACTION=0.3\n")
+    assert load_settings().test_fraction == 0.3
