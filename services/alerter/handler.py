@@ -7,10 +7,16 @@ from shared.bootstrap import Ports
 from shared.events import Envelope
 
 
+class AlertNotDelivered(RuntimeError):
+    """A notifier could not deliver the alert (a webhook down or refusing): the bus retries
+    with backoff, and parks the event, visibly, when it keeps failing."""
+
+
 def alert(event: Envelope, ports: Ports) -> str:
-    """Tell the notifier; a notifier failure is logged by the notifier and never raises."""
+    """Tell the notifier; an alert that did not get through is tried again by the bus."""
     message = alert_for_event(event)
     if message is None:
         return f"nothing to tell about {event.type}"
-    ports.notifier.notify(message)
+    if not ports.notifier.notify(message):
+        raise AlertNotDelivered(f"alert {message.title!r} not delivered (see the log for why)")
     return f"alerted: {message.title}"

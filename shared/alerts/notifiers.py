@@ -1,8 +1,9 @@
 """Where alerts go: the log, a Slack incoming webhook, or both.
 
-Alerting is best effort: a notifier never raises, because a broken webhook must not fail (and
-so retry) the handler that had something to report. The webhook URL is a secret: it is read from
-the environment only, and only its scheme and host ever reach a log line.
+A notifier never raises, because a broken webhook must not fail (and so retry) the handler
+that had something to report; it answers whether the alert got through instead, so the alerter
+service, whose one job is the alert, can have the bus try again. The webhook URL is a secret: it
+is read from the environment only, and only its scheme and host ever reach a log line.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ _HEADER_MAX, _TEXT_MAX, _FIELDS_MAX = 150, 3000, 10
 class Notifier(Protocol):
     """Sends alerts somewhere; never raises."""
 
-    def notify(self, alert: Alert) -> None:
-        """Deliver `alert`, or log why it could not be delivered."""
+    def notify(self, alert: Alert) -> bool:
+        """Deliver `alert` and say True, or log why it could not be delivered and say False."""
         ...
 
 
@@ -62,7 +63,7 @@ class ConsoleNotifier:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or log
 
-    def notify(self, alert: Alert) -> None:
+    def notify(self, alert: Alert) -> bool:
         """Log the alert on one line."""
         try:
             parts = [f"ALERT {alert.kind}: {alert.title}"]
@@ -73,8 +74,10 @@ class ConsoleNotifier:
                 parts.append(f"link={alert.link}")
             parts += alert.details
             self.logger.log(_LEVEL[alert.kind], " | ".join(parts))
+            return True
         except Exception:  # a formatting bug must not break the caller either
             log.exception("could not log an alert")
+            return False
 
 
 def _mrkdwn(text: str) -> str:
@@ -134,7 +137,7 @@ class SlackNotifier:
     def __repr__(self) -> str:
         return f"SlackNotifier({self._target})"
 
-    def notify(self, alert: Alert) -> None:
+    def notify(self, alert: Alert) -> bool:
         """Post the alert; log a warning (never raise) when the webhook refuses or is down."""
         try:
             response = self._client.send(
@@ -145,7 +148,7 @@ class SlackNotifier:
             log.warning(
                 "slack alert %r not sent to %s: %s", alert.title, self._target, type(exc).__name__
             )
-            return
+            return False
         if response.status_code >= 300:
             log.warning(
                 "slack alert %r refused by %s: HTTP %s %s",
@@ -154,6 +157,8 @@ class SlackNotifier:
                 response.status_code,
                 _cut(str(response.body), 200),
             )
+            return False
+        return True
 
 
 class FanOutNotifier:
@@ -162,13 +167,17 @@ class FanOutNotifier:
     def __init__(self, notifiers: Sequence[Notifier]) -> None:
         self.notifiers = list(notifiers)
 
-    def notify(self, alert: Alert) -> None:
-        """Hand the alert to every notifier; one failing does not stop the others."""
+    def notify(self, alert: Alert) -> bool:
+        """Hand the alert to every notifier; one failing does not stop the others. True when
+        every one delivered it."""
+        delivered = True
         for notifier in self.notifiers:
             try:
-                notifier.notify(alert)
+                delivered &= notifier.notify(alert) is True
             except Exception:
                 log.exception("notifier %r failed", notifier)
+                delivered = False
+        return delivered
 
 
 def notifier_from_env(environ: Mapping[str, str] | None = None) -> Notifier:

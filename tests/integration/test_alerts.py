@@ -43,6 +43,7 @@ class Webhook:
         self.posts: list[dict] = []
         self.paths: list[str] = []
         self.status = 200
+        self.fail_first = 0  # answer the first posts with 500 whatever `status` says
         webhook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,8 +51,9 @@ class Webhook:
                 length = int(self.headers.get("Content-Length", 0))
                 webhook.posts.append(json.loads(self.rfile.read(length)))
                 webhook.paths.append(self.path)
-                body = b"ok" if webhook.status == 200 else b"internal_error"
-                self.send_response(webhook.status)
+                status = 500 if len(webhook.posts) <= webhook.fail_first else webhook.status
+                body = b"ok" if status == 200 else b"internal_error"
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -92,7 +94,7 @@ REJECTION = Alert(
 
 
 def test_slack_notifier_posts_blocks(webhook):
-    SlackNotifier(webhook.url).notify(REJECTION)
+    assert SlackNotifier(webhook.url).notify(REJECTION) is True
     assert webhook.paths == [f"/services/{SECRET}"]
     (post,) = webhook.posts
     assert post["text"] == "rejection: Model m-2 rejected for 2025-04"
@@ -111,7 +113,7 @@ def test_a_failing_webhook_never_raises_nor_leaks_the_url(webhook, caplog):
     webhook.status = 500
     notifier = SlackNotifier(webhook.url)
     with caplog.at_level(logging.DEBUG):
-        notifier.notify(REJECTION)
+        assert notifier.notify(REJECTION) is False
     assert len(webhook.posts) == 1
     assert "HTTP 500" in caplog.text
     assert SECRET not in caplog.text and SECRET not in repr(notifier)
@@ -123,7 +125,7 @@ def test_an_unreachable_webhook_never_raises(caplog):
         url = hook.url
     # The server is gone: the connection is refused.
     with caplog.at_level(logging.DEBUG):
-        SlackNotifier(url, timeout=2).notify(REJECTION)
+        assert SlackNotifier(url, timeout=2).notify(REJECTION) is False
     assert "not sent" in caplog.text
     assert SECRET not in caplog.text
 
@@ -241,3 +243,27 @@ def test_dead_letters_and_failures_map_to_alerts(make_ports):
 
     failure = alert_for_failure("trainer", "msg-1", "OSError: disk full", attempt=2)
     assert failure.kind == "failure" and "attempt 2" in failure.details[1]
+
+
+def test_the_alerter_has_the_bus_retry_an_alert_the_webhook_refused(make_ports, webhook):
+    from services.runner import run_until_idle
+
+    ports = make_ports(max_attempts=3)
+    ports.notifier = notifier_from_env({WEBHOOK_ENV: webhook.url})
+    deployed = ModelDeployed(
+        month="2025-04", model_version="m-2", dataset_version="ds", endpoint="e", caused_by="x"
+    )
+    webhook.fail_first = 1  # Slack has a bad moment, then answers again
+    publish_event(ports.bus, make_event(deployed, source="/t"))
+    run_until_idle(ports, ["alert-deployed"], timeout_s=60)
+    texts = [post["text"] for post in webhook.posts]
+    # the refused alert, the runner's word that the alerter failed once, the alert again
+    assert texts[0] == texts[-1] == "deployment: Model m-2 deployed", texts
+    assert len(texts) == 3 and texts[1].startswith("failure: alert-deployed failed")
+    assert ports.bus.dead_letters() == []
+
+    webhook.fail_first, webhook.status = 0, 500  # ...and now Slack is down for good
+    publish_event(ports.bus, make_event(deployed, source="/t"))
+    run_until_idle(ports, ["alert-deployed"], timeout_s=60)
+    (parked,) = ports.bus.dead_letters()
+    assert parked.attempts == 3 and "AlertNotDelivered" in parked.detail

@@ -241,6 +241,7 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
     class Recorder:
         def notify(self, alert):
             sent.append(alert)
+            return True
 
     ports.notifier = Recorder()
     close(ports, "2025-03")
