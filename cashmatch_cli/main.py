@@ -381,7 +381,9 @@ def run(
     service: Annotated[
         list[str] | None, typer.Option(help="only these services", callback=_services)
     ] = None,
-    timeout: Annotated[float, typer.Option(help="seconds")] = 3600.0,
+    timeout: Annotated[
+        float, typer.Option(help="seconds; checked between passes, a delivery runs to its end")
+    ] = 3600.0,
 ) -> None:
     """Process the bus until nothing is pending."""
     from services.runner import run_until_idle
