@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from shared.alerts import alert_for_event
 from shared.bootstrap import Ports
 from shared.events import Envelope
+from shared.ports import PreconditionFailed
 
 
 class AlertNotDelivered(RuntimeError):
@@ -12,11 +15,22 @@ class AlertNotDelivered(RuntimeError):
     with backoff, and parks the event, visibly, when it keeps failing."""
 
 
+def sent_key(event_id: str) -> str:
+    """Blob key marking that the alert of an event got through."""
+    return f"alerts/sent/{event_id}"
+
+
 def alert(event: Envelope, ports: Ports) -> str:
-    """Tell the notifier; an alert that did not get through is tried again by the bus."""
+    """Tell the notifier once per event; an alert that did not get through is tried again by the
+    bus, one that did is not sent again when the event is delivered again."""
     message = alert_for_event(event)
     if message is None:
         return f"nothing to tell about {event.type}"
+    if ports.blobs.exists(sent_key(event.id)):
+        return f"already alerted: {message.title}"
     if not ports.notifier.notify(message):
         raise AlertNotDelivered(f"alert {message.title!r} not delivered (see the log for why)")
+    # A concurrent delivery of the same event may have marked it first: either mark will do.
+    with contextlib.suppress(PreconditionFailed):
+        ports.blobs.put(sent_key(event.id), message.title.encode(), if_generation_match=0)
     return f"alerted: {message.title}"

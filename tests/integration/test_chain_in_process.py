@@ -44,15 +44,26 @@ def snapshot(ports) -> dict[str, bytes]:
 
 
 def test_every_event_delivered_five_times_changes_nothing(ports):
+    sent = []
+
+    class Recorder:
+        def notify(self, alert):
+            sent.append(alert.title)
+            return True
+
+    ports.notifier = Recorder()
     close(ports, "2025-03")
+    assert sent == [f"Model {ports.registry.deployed()[0].version} deployed"]
     before = snapshot(ports)
     published_before = len(ports.bus.log(limit=1000))
     # Redeliver each event of the chain to its service five more times.
     for service, topic in (
         ("collector", "month.closed"),
         ("trainer", "dataset.ready"),
+        ("monitor", "dataset.ready"),
         ("evaluator", "model.trained"),
         ("deployer", "evaluation.passed"),
+        ("alert-deployed", "model.deployed"),
     ):
         (event,) = events_on(ports, topic)
         for _ in range(5):
@@ -63,6 +74,7 @@ def test_every_event_delivered_five_times_changes_nothing(ports):
     assert changed == set(), f"files rewritten with other content: {changed}"
     assert len(ports.bus.log(limit=1000)) == published_before, "no new events"
     assert len(ports.registry.versions()) == 1
+    assert len(sent) == 1, "no second alert"
 
 
 def test_test_transfers_never_reach_training_even_when_a_backfill_month_is_redone(ports):
