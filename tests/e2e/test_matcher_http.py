@@ -241,7 +241,7 @@ def test_malformed_and_oversize_requests_do_not_hurt_the_replica(stack):
 def test_a_new_version_swaps_in_place_under_load_without_errors(stack):
     before = stack.serving.replica_ids()
     errors: list[str] = []
-    seen: list[tuple[float, str]] = []
+    seen: list[tuple[float, str]] = []  # (when the request was sent, the version that answered)
     stop = threading.Event()
 
     def load(k: int) -> None:
@@ -249,29 +249,38 @@ def test_a_new_version_swaps_in_place_under_load_without_errors(stack):
             for _ in range(2000):  # bounded; stopped once the swap is confirmed
                 if stop.is_set():
                     return
+                sent = time.monotonic()
                 answer = client.post("/v1/match", json=_single(stack, k % 20))
                 if answer.status_code != 200:
                     errors.append(f"{answer.status_code}: {answer.text[:200]}")
                 else:
-                    seen.append((time.monotonic(), answer.json()["model_version"]))
+                    seen.append((sent, answer.json()["model_version"]))
+
+    def answered(count: int, sent_after: float) -> None:
+        """Wait (bounded) until `count` requests sent after `sent_after` have their answer."""
+        deadline = time.monotonic() + 120
+        while sum(at > sent_after for at, _ in list(seen)) < count and not errors:
+            assert time.monotonic() < deadline, "the load stopped getting answers"
+            time.sleep(0.05)
 
     threads = [threading.Thread(target=load, args=(k,)) for k in range(6)]
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        answered(12, 0.0)
         stack.serving.roll_out(stack.registry.get("v2"))
         swapped = time.monotonic()
-        time.sleep(1.0)
+        answered(12, swapped)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=120)
 
     assert errors == []
-    versions = [v for _, v in sorted(seen)]
-    assert versions[0] == "v1" and versions[-1] == "v2"
-    assert all(v == "v2" for at, v in seen if at > swapped + 0.2)
+    assert {v for at, v in seen if at < swapped} >= {"v1"}
+    # Once the roll-out has returned, every request is answered by the new version.
+    after = [v for at, v in seen if at > swapped]
+    assert len(after) >= 12 and set(after) == {"v2"}
     assert stack.serving.replica_ids() == before, "the swap replaced replicas"
 
 
@@ -301,14 +310,18 @@ def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
     from cashmatch_cli.serving import rollback_command
 
     registry = stack.registry
+    # v1 was the first version served (the first test rolled it out, as the deployer would)
+    registry.mark_deployed("v1", endpoint=stack.url, by="test", reason="evaluation passed")
     for version in ("v2", "v3"):
         registry.promote(version, registry.champion()[1], by="test", reason="evaluation passed")
     stack.serving.roll_out(registry.get("v3"))
     registry.mark_deployed("v3", endpoint=stack.url, by="test", reason="evaluation passed")
 
-    with pytest.raises(typer.Exit):
-        rollback_command(stack.settings, "v404")
+    for never_served in ("v404", "v2"):
+        with pytest.raises(typer.Exit):
+            rollback_command(stack.settings, never_served)
     assert registry.champion()[0].version == "v3"
+    assert httpx.get(f"{stack.url}/v1/model", timeout=30).json()["version"] == "v3"
 
     rollback_command(stack.settings, "v1")
 

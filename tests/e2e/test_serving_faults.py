@@ -86,7 +86,6 @@ def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(
     assert before_kill and all(ok for _, ok, _ in before_kill)
     # Each client has one request in flight: at most that many can have been on the replica.
     assert len(failures) <= CLIENTS, failures
-    assert all(at - killed_at < 5.0 for at, _, _ in failures), failures
     assert timeline.successes_after(killed_at) > 0
     answered_when_whole = [ok for at, ok, _ in timeline.outcomes if at > whole_at]
     assert answered_when_whole and all(answered_when_whole)
