@@ -237,3 +237,23 @@ def test_match_without_a_model_says_so(cashmatch, tmp_path):
     done = cashmatch("match", "--month", "2025-05", "--out", str(tmp_path / "p.csv"), ok=False)
     assert done.returncode == 1
     assert "no deployed model yet" in done.stderr
+
+
+def test_the_demo_runs_the_chain_and_replaces_its_own_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
+    env["COLUMNS"] = "250"
+    folder = tmp_path / "demo"
+    demo = [CASHMATCH, "demo", "--workspace", str(folder), "--months", "4", "--scale", "0.3"]
+    for _ in range(2):  # the second run replaces the first one's folder
+        done = subprocess.run(
+            [*demo, "--serving", "none"], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("│ 2025-")]
+    assert [r.split("│")[1].strip() for r in rows] == ["2025-03", "2025-04"]
+    assert all("passed" in r or "rejected" in r for r in rows)
+    assert "republished month.closed 2025-04: 0 new model versions" in done.stdout
+    assert "dead letters: 0" in done.stdout
+    reports = folder / "workspace" / "blobs" / "reports"
+    assert len(list((reports / "evaluations").glob("*.html"))) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["warehouse.duckdb", "workspace"]
