@@ -112,6 +112,11 @@ def publish(
 ) -> None:
     """Publish an event, as the finance system or a person does (e.g. month.closed)."""
     bus = ports().bus
+    topics = sorted(set(SUBSCRIPTIONS.values()))
+    if topic not in topics:
+        raise typer.BadParameter(
+            f"no service takes {topic!r}; the topics are {', '.join(topics)}", param_hint="TOPIC"
+        )
     if raw is not None:
         message_id = str(uuid.uuid4())
         bus.publish(topic, raw.read_bytes(), {"source": source}, message_id=message_id)
@@ -237,6 +242,11 @@ def redrive(
     subscriber: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Deliver a dead-lettered event again (after fixing the cause)."""
+    if subscriber is not None and subscriber not in SUBSCRIPTIONS:
+        raise typer.BadParameter(
+            f"unknown {subscriber!r}; the subscribers are {', '.join(SUBSCRIPTIONS)}",
+            param_hint="--subscriber",
+        )
     bus = ports().bus
     event_id = _event_id(bus, event_id)
     count = bus.redrive(event_id, subscriber)

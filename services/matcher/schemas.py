@@ -10,9 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+# An id has something to see in it and no control characters (a NUL or a newline in an id
+# ends up in logs and CSVs).
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+    ),
+]
 Name = Annotated[str, Field(max_length=300)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 # Money as the model takes it (a float); bounded so no value overflows a feature.
@@ -57,6 +66,26 @@ class OpenInvoice(_Strict):
     open_amount: Money | None = Field(
         None, description="what is still unpaid; the full amount when left out"
     )
+
+    @field_validator("due_date")
+    @classmethod
+    def _due_after_issue(cls, due: dt.date, info: ValidationInfo) -> dt.date:
+        issued = info.data.get("issue_date")
+        if issued is not None and due < issued:
+            raise ValueError(f"due_date {due} is before issue_date {issued}")
+        return due
+
+    @field_validator("open_amount")
+    @classmethod
+    def _within_amount(cls, open_amount: float | None, info: ValidationInfo) -> float | None:
+        amount = info.data.get("amount")
+        if open_amount is None or amount is None:
+            return open_amount
+        if open_amount * amount < 0 or abs(open_amount) > abs(amount) + 0.005:
+            raise ValueError(
+                f"open_amount {open_amount} must lie between 0 and the amount {amount}"
+            )
+        return open_amount
 
 
 def _duplicates(ids: list[str]) -> list[str]:

@@ -68,11 +68,13 @@ def _check_invoices(frame: pd.DataFrame) -> pd.Series:
     return reasons
 
 
+MISSING_KEY = "<missing>"  # what a report says for a row whose key itself is null
+
+
 def _report(table: str, keys: pd.Series, reasons: pd.Series) -> pd.DataFrame:
     bad = reasons != ""
-    return pd.DataFrame(
-        {"table": table, "key": keys[bad].astype(str), "reason": reasons[bad].str.rstrip("; ")}
-    )
+    named = keys[bad].astype(object).where(keys[bad].notna(), MISSING_KEY).astype(str)
+    return pd.DataFrame({"table": table, "key": named, "reason": reasons[bad].str.rstrip("; ")})
 
 
 def validate_month(

@@ -171,6 +171,12 @@ BAD_ROWS = {
         "BAD-T9/BAD-I5",
         "matched_at is null",
     ),
+    "transfer without an id": (
+        "INSERT INTO transfers VALUES (NULL,'2025-03-10','incoming',5,'PLN','X',NULL,'t')",
+        "transfers",
+        "<missing>",
+        "transfer_id is null",
+    ),
     "transfer without a booking date": (
         "INSERT INTO transfers VALUES ('BAD-T10',NULL,'incoming',5,'PLN','X',NULL,'t');"
         "INSERT INTO matches VALUES ('BAD-T10','BAD-I5',5,'2025-03-12 00:00:00')",

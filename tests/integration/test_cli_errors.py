@@ -23,6 +23,8 @@ CASES = [
     (["run", "--service", "bogus"], "the services are collector"),
     (["events", "--limit", "-1"], "--limit"),
     (["redrive", "0123abcd"], "no event with id '0123abcd'"),
+    (["redrive", "0123abcd", "--subscriber", "nosuch"], "the subscribers are collector"),
+    (["publish", "bogus.topic", "--raw", "/etc/hostname"], "no service takes 'bogus.topic'"),
     (["republish", "01"], "no event with id '01'"),
     (["match", "--month", "2025-04", "--out", "/nonexistent/dir/p.csv"], "is not a folder"),
     (["match", "--month", "2025-04", "--out", "p.csv"], "does not exist"),

@@ -69,12 +69,34 @@ def test_a_contract_shaped_request_validates():
         ({"booking_date": "yesterday"}, "booking_date"),
         ({"title": "x" * 1001}, "title"),
         ({"extra": 1}, "extra"),
+        ({"transfer_id": "   "}, "transfer_id"),
+        ({"transfer_id": "t\x00"}, "transfer_id"),
+        ({"transfer_id": "t\n1"}, "transfer_id"),
     ],
 )
 def test_bad_fields_are_named(changes, field):
     with pytest.raises(ValidationError) as caught:
         MatchRequest.model_validate(_request(**changes))
     assert any(field in map(str, e["loc"]) for e in caught.value.errors())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "said"),
+    [
+        ({"due_date": "2000-01-01"}, "due_date", "is before issue_date"),
+        ({"open_amount": -5}, "open_amount", "must lie between 0 and the amount"),
+        ({"open_amount": 1e9}, "open_amount", "must lie between 0 and the amount"),
+        ({"amount": -100, "open_amount": 5}, "open_amount", "must lie between 0 and the amount"),
+    ],
+)
+def test_an_invoice_that_contradicts_itself_is_named(changes, field, said):
+    request = {
+        "transfer": TRANSFER,
+        "open_invoices": [INVOICE, {**INVOICE, "invoice_id": "i2", **changes}],
+    }
+    with pytest.raises(ValidationError, match=said) as caught:
+        MatchRequest.model_validate(request)
+    assert [e["loc"] for e in caught.value.errors()] == [("open_invoices", 1, field)]
 
 
 def test_ids_must_be_unique():
