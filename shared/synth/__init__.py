@@ -4,14 +4,11 @@
 `write_warehouse()` writes them as a DuckDB file the `local` stack reads as its warehouse.
 """
 
-from shared.synth.generator import (
-    PATTERNS,
-    PROFILES,
-    SynthConfig,
-    SyntheticData,
-    generate,
-    pattern_rates,
-)
+from shared.synth.config import SynthConfig
+from shared.synth.frames import SyntheticData
+from shared.synth.generator import generate, pattern_rates
+from shared.synth.patterns import PATTERNS
+from shared.synth.profiles import PROFILES
 from shared.synth.warehouse_file import write_warehouse
 
 __all__ = [

@@ -44,16 +44,6 @@ from shared.synth.invoices import issue_invoices
 from shared.synth.other_flows import other_flows
 from shared.synth.patterns import PATTERNS
 from shared.synth.payments import plan_regular_customer, plan_subscription, plan_supplier
-from shared.synth.profiles import PROFILES
-
-__all__ = [
-    "PATTERNS",
-    "PROFILES",
-    "SynthConfig",
-    "SyntheticData",
-    "generate",
-    "pattern_rates",
-]
 
 
 def generate(config: SynthConfig) -> SyntheticData:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from shared import contract
-from shared.synth.generator import SyntheticData
+from shared.synth.frames import SyntheticData
 
 _CASTS = {
     "string": "CAST({c} AS VARCHAR)",
