@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from shared.contract import MAX_AMOUNT
+
 # An id has something to see in it and no control characters (a NUL or a newline in an id
 # ends up in logs and CSVs).
 Id = Annotated[
@@ -25,7 +27,7 @@ Id = Annotated[
 Name = Annotated[str, Field(max_length=300)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 # Money as the model takes it (a float); bounded so no value overflows a feature.
-Money = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):

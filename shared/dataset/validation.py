@@ -6,13 +6,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from shared.contract import INVOICE_DIRECTION_FOR, INVOICES, MATCHES, TRANSFERS, Table
+from shared.contract import INVOICE_DIRECTION_FOR, INVOICES, MATCHES, MAX_AMOUNT, TRANSFERS, Table
 
 QUARANTINE_COLUMNS = ["table", "key", "reason"]
 _CURRENCY = r"^[A-Z]{3}$"
-# The largest amount taken, as in the matcher's API: beyond it features overflow. A warehouse
-# that stores amounts as floats can also hold an infinity, which DECIMAL cannot.
-MAX_AMOUNT = 1e12
 
 
 @dataclass

@@ -124,6 +124,7 @@ class DuckDBWarehouse:
 
     def unplaced(self) -> pd.DataFrame:
         """Rows no month can hold (table, key, reason)."""
+        # DuckDB quotes a name with double quotes where BigQuery takes backticks.
         sql = unplaced_rows_sql("transfers", "invoices", "matches").replace("`", '"')
         return self._query(sql, [])
 
