@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from google.auth.exceptions import DefaultCredentialsError
 from pydantic import ValidationError
 
 from cashmatch_cli import output
@@ -517,7 +518,15 @@ def demo(
 # What a person typed or pointed the command at was wrong: a missing file, bad JSON, a value
 # out of range, a warehouse without the contract's tables. One clear line and exit 2; --verbose
 # shows the traceback.
-_USER_ERRORS = (SettingsError, WarehouseSchemaError, OSError, ValueError, KeyError)
+_USER_ERRORS: tuple[type[Exception], ...] = (
+    SettingsError,
+    WarehouseSchemaError,
+    OSError,
+    ValueError,
+    KeyError,
+    # The gcp stack without credentials: google-auth's message says how to set them up.
+    DefaultCredentialsError,
+)
 
 
 def _in_words(exc: Exception) -> str:

@@ -71,3 +71,23 @@ def test_the_demo_checks_everything_before_it_deletes_or_writes(
     assert ended.value.code == 2
     assert said in capsys.readouterr().err
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+
+
+def test_the_gcp_stack_without_credentials_is_one_line(tmp_path, monkeypatch, capsys):
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from cashmatch_cli import main as cli
+
+    def no_credentials():
+        # What bootstrap meets on a machine without Application Default Credentials (raised
+        # here: the real lookup would ask the metadata server, off this machine).
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(cli, "ports", no_credentials)
+    monkeypatch.setattr(sys, "argv", ["cashmatch", "status"])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    printed = capsys.readouterr()
+    assert ended.value.code == 2
+    assert "default credentials were not found" in printed.err
+    assert "Traceback" not in printed.err + printed.out
