@@ -267,6 +267,8 @@ def _describe(exc: ValidationError, prefix: str) -> str:
     lines = []
     for err in exc.errors():
         loc = "_".join(str(p) for p in err["loc"]).upper()
-        name = f"{prefix}{loc}" if loc else "settings"
-        lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        if loc:  # one variable: show what it was set to
+            lines.append(f"{prefix}{loc}: {err['msg']} (got {err.get('input')!r})")
+        else:  # the settings as a whole (the input is all of them): the message says which
+            lines.append(f"settings: {err['msg']}")
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -70,3 +70,12 @@ def test_every_name_in_the_settings_file_must_be_a_setting(monkeypatch, tmp_path
         load_settings()
     settings_file.write_text("# the demo's choices\nexport CASHMATCH_TEST_FRACTION=0.3\n")
     assert load_settings().test_fraction == 0.3
+
+
+def test_a_settings_wide_error_names_what_is_missing_without_dumping_every_setting(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_STACK", "gcp")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    said = str(caught.value)
+    assert "the gcp stack needs CASHMATCH_BUCKET, CASHMATCH_PROJECT" in said
+    assert "QualityGates" not in said and "got {" not in said
