@@ -602,8 +602,8 @@ def main() -> None:
     from shared.adapters.local.ray_serving import (
         LocalRayServing,
         head_processes,
-        ray_environment,
         read_head,
+        serve_environment,
         stop_local_serving,
     )
     from shared.settings import Settings
@@ -765,7 +765,7 @@ def main() -> None:
             " batch_wait_timeout_s 0: no waiting, batches form under load); max_ongoing_requests"
             " high enough that the proxy never queues; RAY_SERVE_PROXY_USE_GRPC=1 (proxy to"
             " replica over gRPC; on by default, RAY_SERVE_PROXY_USE_GRPC=0 measures without);"
-            f" now {ray_environment()['RAY_SERVE_PROXY_USE_GRPC']};"
+            f" now {serve_environment()['RAY_SERVE_PROXY_USE_GRPC']};"
             " RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (also turns on direct ingress);"
             " RAY_SERVE_ENABLE_HA_PROXY=1 or RAY_SERVE_ENABLE_DIRECT_INGRESS=1 (experimental)."
         )

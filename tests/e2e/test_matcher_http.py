@@ -12,6 +12,8 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -333,10 +335,15 @@ def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
 
 
 def test_serve_listens_on_loopback_only_and_its_processes_use_the_configured_transport(stack):
-    from shared.adapters.local.ray_serving import head_processes, ray_environment, read_head
+    from shared.adapters.local.ray_serving import (
+        auth_token_path,
+        head_processes,
+        read_head,
+        serve_environment,
+    )
 
     # gRPC unless the environment turns it off (tests/unit/test_local_serving_env.py).
-    transport = f"RAY_SERVE_PROXY_USE_GRPC={ray_environment()['RAY_SERVE_PROXY_USE_GRPC']}"
+    transport = f"RAY_SERVE_PROXY_USE_GRPC={serve_environment()['RAY_SERVE_PROXY_USE_GRPC']}"
     head = read_head(stack.settings.workspace)
     assert head is not None
     pids = head_processes(head)
@@ -344,13 +351,44 @@ def test_serve_listens_on_loopback_only_and_its_processes_use_the_configured_tra
     proxies = [pid for pid, title in titles.items() if b"ProxyActor" in title]
     replicas = [pid for pid, title in titles.items() if b"ServeReplica:matcher" in title]
     assert proxies and replicas, titles
+    token = f"RAY_AUTH_TOKEN_PATH={auth_token_path(stack.settings.workspace)}".encode()
     for pid in proxies + replicas:
-        assert transport.encode() in _read(f"/proc/{pid}/environ").split(b"\0")
+        environ = _read(f"/proc/{pid}/environ").split(b"\0")
+        assert transport.encode() in environ
+        assert b"RAY_AUTH_MODE=token" in environ and token in environ
 
     listening = _listening_addresses(pids)
     assert any(port == stack.settings.serve_port for _, port in listening), listening
     outside = [(ip, port) for ip, port in listening if not ipaddress.ip_address(ip).is_loopback]
     assert not outside, f"Ray listens beyond loopback: {outside}"
+
+
+def test_a_client_without_the_workspace_token_cannot_use_the_head(stack, tmp_path):
+    from shared.adapters.local.ray_serving import read_head
+
+    head = read_head(stack.settings.workspace)
+    assert head is not None
+    attempt = (
+        "import ray\n"
+        "from ray._private import ray_constants\n"
+        "ray_constants.ENABLE_RAY_CLUSTER = False\n"
+        f"ray.init(address={head.address!r}, log_to_driver=False)\n"
+        "print('connected')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0", HOME=str(tmp_path)
+    )
+    # Another local user, with no token (Ray gives up after ~20 s of InvalidAuthToken answers).
+    done = subprocess.run(
+        [sys.executable, "-c", attempt],
+        env={**env, "RAY_AUTH_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "connected" not in done.stdout
+    assert "InvalidAuthToken" in done.stderr + done.stdout, done.stderr[-2000:]
 
 
 def _read(path: str) -> bytes:

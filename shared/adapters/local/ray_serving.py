@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -50,11 +51,12 @@ LOOPBACK = "127.0.0.1"
 STATE_FILE = "serving/ray.json"
 # Ray computes its node IP at import from this; "0" keeps every Ray server on loopback.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-# The head and every driver must agree on Ray's token auth. Left unset, each decides by whether
-# ~/.ray/auth_token exists when it starts (a developer's own `ray.init()` writes one), and a
-# head started before the file appeared refuses drivers started after it ("InvalidAuthToken").
-# The head listens on loopback only, as before; forced for the head and for our drivers.
-_AUTH_ENV = {"RAY_AUTH_MODE": "disabled"}
+# Every head runs with Ray's token auth, its token a secret of the workspace (a 0600 file): on
+# a shared machine another user can reach 127.0.0.1 too, and a Ray head runs whatever code a
+# client sends it. Set explicitly for the head and our drivers, never left to Ray, which decides
+# by whether ~/.ray/auth_token exists (a developer's own `ray.init()` writes one).
+# (A path, not the token itself: hence the two linters' markers.)
+TOKEN_FILE = "serving/ray-auth-token"  # noqa: S105 # nosec B105
 # Serve's proxy reaches replicas over gRPC instead of Ray actor calls: ~35% more single matches
 # per second at 16 clients here, the same fault behaviour (services/matcher/README.md).
 # A value already in the environment wins, so RAY_SERVE_PROXY_USE_GRPC=0 turns it off.
@@ -133,7 +135,7 @@ class LocalRayServing:
                 f"local serving already runs on port {head.serve_port}; stop it "
                 f"(cashmatch serve-stop) before changing CASHMATCH_SERVE_PORT to {self.port}"
             )
-        _connect(head)
+        _connect(head, self.workspace)
         from ray import serve
 
         serve.start(
@@ -355,13 +357,44 @@ def _workspace_lock(workspace: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ray_environment() -> dict[str, str]:
-    """Environment for the Ray head and its workers.
+def auth_token_path(workspace: Path) -> Path:
+    """The workspace's Ray token, made (readable by its owner only) the first time it is asked."""
+    path = workspace / TOKEN_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        # O_EXCL with mode 0600: the secret is never readable by others, not even for a moment.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(16))
+        try:
+            os.link(partial, path)  # the first writer's token stands; a racing one is dropped
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return path
 
-    Loopback node IP, no usage stats, token auth off as in our drivers (`_connect`), Serve's
-    proxy-to-replica transport, the project importable.
+
+def auth_environment(workspace: Path) -> dict[str, str]:
+    """Token auth with the workspace's token, for its head and every driver that connects."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(auth_token_path(workspace))}
+
+
+def serve_environment() -> dict[str, str]:
+    """The Serve settings heads start with: SERVE_ENV_DEFAULTS, each overridable by the
+    environment."""
+    return {name: os.environ.get(name, value) for name, value in SERVE_ENV_DEFAULTS.items()}
+
+
+def ray_environment(workspace: Path) -> dict[str, str]:
+    """Environment for the workspace's Ray head and its workers.
+
+    Loopback node IP, no usage stats, token auth with the workspace's token (as our drivers,
+    `_connect`), Serve's proxy-to-replica transport, the project importable.
     """
-    env = {**SERVE_ENV_DEFAULTS, **os.environ, **_LOOPBACK_ENV, **_AUTH_ENV}
+    env = {**os.environ, **serve_environment(), **_LOOPBACK_ENV, **auth_environment(workspace)}
+    env.pop("RAY_AUTH_TOKEN", None)  # it would win over the workspace's token file
     paths = [str(_PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
@@ -404,7 +437,7 @@ def _start_head(workspace: Path, serve_port: int) -> HeadState:
     done = subprocess.run(  # noqa: S603 (fixed argv, no shell) # nosec B603
         command,
         cwd=workspace,
-        env=ray_environment(),
+        env=ray_environment(workspace),
         capture_output=True,
         text=True,
         timeout=120,
@@ -426,12 +459,19 @@ def _start_head(workspace: Path, serve_port: int) -> HeadState:
     return head
 
 
-def _connect(head: HeadState) -> None:
+def _connect(head: HeadState, workspace: Path) -> None:
     for name, value in _LOOPBACK_ENV.items():
         os.environ.setdefault(name, value)
-    os.environ.update(_AUTH_ENV)
+    os.environ.update(auth_environment(workspace))
+    os.environ.pop("RAY_AUTH_TOKEN", None)
     import ray
     from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    # Ray reads the auth mode and the token once per process and keeps them: this process may
+    # have imported Ray, or used another workspace's head, before.
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
     # The constant is read once at import; if Ray was imported before the variable was set,
     # this process would still resolve 127.0.0.1 to the external address and never connect.
@@ -458,7 +498,7 @@ def stop_local_serving(workspace: Path) -> str:
             return "no local serving was running"
         if _listening(head.gcs_port):
             with contextlib.suppress(Exception):  # a half-dead head is killed below anyway
-                _connect(head)
+                _connect(head, workspace)
                 from ray import serve
 
                 serve.shutdown()
