@@ -236,3 +236,23 @@ def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_pa
     kept = set(ports.datasets.read_slice("2025-03").transfers["transfer_id"])
     assert not {k for k in kept if k.startswith("BAD-")}
     bad_inputs["bad warehouse rows quarantined"] = len(BAD_ROWS)
+
+
+def test_a_warehouse_value_no_type_can_carry_parks_the_month_at_once(
+    make_ports, small_warehouse, tmp_path
+):
+    import shutil
+
+    warehouse = tmp_path / "infinite.duckdb"
+    shutil.copy(small_warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "UPDATE invoices SET due_date = 'infinity'::DATE WHERE invoice_id = "
+            "(SELECT min(invoice_id) FROM invoices WHERE issue_date < '2025-03-01')"
+        )
+    ports = make_ports(warehouse=str(warehouse))
+    ports.bus.publish("month.closed", envelope(data={"month": "2025-03"}), {}, message_id="inf")
+    run_until_idle(ports, timeout_s=120)
+    (parked,) = ports.bus.dead_letters()
+    assert parked.attempts == 1
+    assert "cannot be read" in parked.detail and "infinity" in parked.detail

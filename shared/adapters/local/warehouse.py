@@ -40,7 +40,14 @@ class DuckDBWarehouse:
 
     def _query(self, sql: str, params: list[object]) -> pd.DataFrame:
         with self._connect() as con:
-            return con.execute(sql, params).df()
+            try:
+                return con.execute(sql, params).df()
+            except duckdb.ConversionException as exc:
+                # A value the contract's types cannot carry (a date of 'infinity'): reading
+                # again gives the same error, so say it once and let the event be parked.
+                raise WarehouseSchemaError(
+                    f"warehouse {self.path} holds a value that cannot be read: {exc}"
+                ) from None
 
     def check_schema(self) -> None:
         """Raise WarehouseSchemaError naming every missing table or column and every column of
