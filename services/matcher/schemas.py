@@ -26,8 +26,10 @@ Id = Annotated[
 ]
 Name = Annotated[str, Field(max_length=300)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
-# Money as the model takes it (a float); bounded so no value overflows a feature.
-Money = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
+# Money as the model takes it (a float); bounded so no value overflows a feature. Strict: a JSON
+# number only, as the OpenAPI document says; `true` or "811.80" would otherwise be taken as 1.0
+# and 811.8 without a word.
+Money = Annotated[float, Field(strict=True, ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):

@@ -69,6 +69,8 @@ def test_a_contract_shaped_request_validates():
         ({"booking_date": "yesterday"}, "booking_date"),
         ({"title": "x" * 1001}, "title"),
         ({"extra": 1}, "extra"),
+        ({"amount": True}, "amount"),
+        ({"amount": "811.80"}, "amount"),
         ({"transfer_id": "   "}, "transfer_id"),
         ({"transfer_id": "t\x00"}, "transfer_id"),
         ({"transfer_id": "t\n1"}, "transfer_id"),
