@@ -322,7 +322,9 @@ def match(
         raise typer.Exit(1) from None
     with output.console.status(f"matching {month} with {chosen}…"):
         try:
-            predictions = match_month(model, built.warehouse, month, history_months=history_months)
+            predictions, set_aside = match_month(
+                model, built.warehouse, month, history_months=history_months
+            )
         except ValueError as exc:
             output.fail(str(exc))
             raise typer.Exit(1) from None
@@ -340,6 +342,12 @@ def match(
             ]
         ],
     )
+    if not set_aside.empty:
+        output.table(
+            f"{len(set_aside)} rows of {month} set aside as invalid (not matched)",
+            ["table", "key", "reason"],
+            set_aside[["table", "key", "reason"]].values.tolist(),
+        )
 
 
 @app.command()

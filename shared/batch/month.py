@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from shared.dataset.split import months_between
+from shared.dataset.validation import validate_month
 from shared.matching import MonthBatch, TrainedMatcher
 from shared.ports import Warehouse
 
@@ -29,29 +30,32 @@ def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthB
     batches = []
     for m in months_between(first, last):
         start, end = (t.date() for t in _bounds(m))
-        batches.append(
-            MonthBatch(
-                month=m,
-                transfers=warehouse.transfers(start, end),
-                invoices=warehouse.open_invoices(start, end),
-                matches=warehouse.matches(start, end),
-            )
+        # The collector's row checks: a bad row of an earlier month teaches nothing.
+        checked = validate_month(
+            warehouse.transfers(start, end),
+            warehouse.open_invoices(start, end),
+            warehouse.matches(start, end),
         )
+        batches.append(MonthBatch(m, checked.transfers, checked.invoices, checked.matches))
     return batches
 
 
 def match_month(
     model: TrainedMatcher, warehouse: Warehouse, month: str, *, history_months: int = 12
-) -> pd.DataFrame:
-    """Predictions for every transfer booked in `month`: one row per predicted pair."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions for every valid transfer booked in `month` (one row per predicted pair), and
+    the month's rows set aside as invalid, by key with the reason (the collector's checks)."""
     start, end = (t.date() for t in _bounds(month))
     transfers = warehouse.transfers(start, end)
     if transfers.empty:
         raise ValueError(f"no transfers booked in {month}")
-    invoices = warehouse.open_invoices(start, end, with_period_labels=False)
+    no_labels = pd.DataFrame(columns=["transfer_id", "invoice_id", "amount", "matched_at"])
+    checked = validate_month(
+        transfers, warehouse.open_invoices(start, end, with_period_labels=False), no_labels
+    )
     history = history_before(warehouse, month, history_months)
-    predictions = model.predict(transfers, invoices, history=history)
-    return predictions[OUTPUT_COLUMNS]
+    predictions = model.predict(checked.transfers, checked.invoices, history=history)
+    return predictions[OUTPUT_COLUMNS], checked.quarantine
 
 
 def write_csv_atomically(frame: pd.DataFrame, path: Path) -> None:

@@ -235,6 +235,15 @@ def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_pa
         assert reason in rows["reason"].iloc[0], (name, rows["reason"].iloc[0])
     kept = set(ports.datasets.read_slice("2025-03").transfers["transfer_id"])
     assert not {k for k in kept if k.startswith("BAD-")}
+
+    # Batch matching a later month (`cashmatch match`) sets the same rows aside, by key.
+    from shared.batch.month import match_month
+    from shared.model_store import load_verified
+
+    model = load_verified(ports.blobs, ports.registry.get(ports.registry.champion()[0].version))
+    predictions, set_aside = match_month(model, ports.warehouse, "2025-04")
+    assert not predictions.empty and not predictions["transfer_id"].str.startswith("BAD-").any()
+    assert {"BAD-I4", "BAD-I6"} <= set(set_aside.loc[set_aside["table"] == "invoices", "key"])
     bad_inputs["bad warehouse rows quarantined"] = len(BAD_ROWS)
 
 

@@ -170,6 +170,9 @@ class BigQueryWarehouse:
             WHERE i.issue_date < @end
               AND (ABS(CAST(i.amount AS FLOAT64) - COALESCE(p.paid, 0))
                    > @settled_fraction * ABS(CAST(i.amount AS FLOAT64)) + 0.005
+                   -- a missing, infinite or NaN amount goes on to be quarantined
+                   OR i.amount IS NULL OR IS_INF(CAST(i.amount AS FLOAT64))
+                   OR IS_NAN(CAST(i.amount AS FLOAT64))
                    -- a remainder written off as settled may still be paid later
                    OR i.invoice_id IN (
                        SELECT m.invoice_id FROM {matches} m
