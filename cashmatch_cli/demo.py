@@ -19,18 +19,18 @@ from shared.publishing import publish_event
 from shared.settings import load_settings
 from shared.synth import SyntheticData
 
-# What a demo folder holds: a new demo deletes a folder only if it holds nothing else.
-_DEMO_ENTRIES = {"warehouse.duckdb", "warehouse.duckdb.wal", "workspace"}
+# Written into every demo folder: a new demo replaces only a folder that carries it (or an
+# empty one). Names alone would not do: `warehouse.duckdb` is what the README has people use.
+DEMO_MARK = ".cashmatch-demo"
 
 
 def _start_afresh(folder: Path, serving: str) -> None:
-    """An empty `folder`; an earlier demo's is removed (its Ray head stopped first), a folder
-    holding anything else is refused."""
+    """An empty `folder` with the demo's mark; an earlier demo's is removed (its Ray head
+    stopped first), any other folder with something in it is refused."""
     if folder.exists():
-        others = sorted(p.name for p in folder.iterdir() if p.name not in _DEMO_ENTRIES)
-        if others:
-            raise ValueError(
-                f"{folder} holds more than an earlier demo ({', '.join(others[:3])}); the demo "
+        if any(folder.iterdir()) and not (folder / DEMO_MARK).is_file():
+            raise output.UserError(
+                f"{folder} is not empty and no demo made it (it has no {DEMO_MARK}); the demo "
                 "replaces its folder, so name a new or empty one with --workspace"
             )
         if serving == "ray":
@@ -40,6 +40,9 @@ def _start_afresh(folder: Path, serving: str) -> None:
             stop_local_serving((folder / "workspace").resolve())
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    (folder / DEMO_MARK).write_text(
+        "made by `cashmatch demo`; the next demo replaces this folder\n"
+    )
 
 
 def run_demo(
@@ -55,7 +58,10 @@ def run_demo(
     from shared.synth import SynthConfig, generate, write_warehouse
 
     # Everything is checked before anything is deleted or written.
-    config = SynthConfig(months=months, scale=scale, profile=profile)
+    try:
+        config = SynthConfig(months=months, scale=scale, profile=profile)
+    except ValueError as exc:
+        raise output.UserError(str(exc)) from None
     warehouse = workspace / "warehouse.duckdb"
     settings = load_settings(
         workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving

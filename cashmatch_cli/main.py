@@ -85,7 +85,10 @@ def synth(
     """Write a finance-system warehouse with realistic, messy, labelled months."""
     from shared.synth import SynthConfig, generate, write_warehouse
 
-    config = SynthConfig(months=months, start=start, seed=seed, scale=scale, profile=profile)
+    try:
+        config = SynthConfig(months=months, start=start, seed=seed, scale=scale, profile=profile)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with output.console.status(f"synthesizing {months} months ({profile}, scale {scale})…"):
         data = generate(config)
         write_warehouse(data, out)
@@ -107,7 +110,10 @@ def publish(
     month: Annotated[str | None, typer.Option(help="YYYY-MM", callback=_month)] = None,
     data: Annotated[str | None, typer.Option(help="the event's data as JSON")] = None,
     raw: Annotated[
-        Path | None, typer.Option(help="publish this file's bytes as they are (no checks)")
+        Path | None,
+        typer.Option(
+            help="publish this file's bytes as they are (no checks)", exists=True, dir_okay=False
+        ),
     ] = None,
     source: str = "/cli",
 ) -> None:
@@ -138,7 +144,10 @@ def publish(
         payload = model.model_validate(body)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    event = make_event(payload, source=source)
+    try:
+        event = make_event(payload, source=source)
+    except ValidationError as exc:
+        raise typer.BadParameter(_in_words(exc)) from None
     publish_event(bus, event)
     output.console.print(f"published {event.type} for {payload.month}: id {event.id}")
 
@@ -523,29 +532,28 @@ def demo(
     )
 
 
-# What a person typed or pointed the command at was wrong: a missing file, bad JSON, a value
-# out of range, a warehouse without the contract's tables. One clear line and exit 2; --verbose
-# shows the traceback.
+# What a person asked for or pointed the command at is wrong: settings, a warehouse without the
+# contract's tables, a path that is missing or of the wrong kind, no gcp credentials. One clear
+# line and exit 2 (--verbose shows the traceback). Anything else is a bug or an outage and keeps
+# its traceback and exit 1: a broad ValueError or KeyError here would hide those as "usage".
 _USER_ERRORS: tuple[type[Exception], ...] = (
+    output.UserError,
     SettingsError,
     WarehouseSchemaError,
-    OSError,
-    ValueError,
-    KeyError,
-    # The gcp stack without credentials: google-auth's message says how to set them up.
-    DefaultCredentialsError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    DefaultCredentialsError,  # google-auth's message says how to set credentials up
 )
 
 
-def _in_words(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{exc.title} {'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-    if isinstance(exc, KeyError) and exc.args:  # str() would quote the message
-        return str(exc.args[0])
-    return str(exc)
+def _in_words(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{exc.title} {'.'.join(map(str, e['loc']))}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
 
 
 def main() -> None:
@@ -555,5 +563,5 @@ def main() -> None:
     except _USER_ERRORS as exc:
         if _show_tracebacks:
             raise
-        output.fail(f"{_in_words(exc)} ({type(exc).__name__}; --verbose shows where)")
+        output.fail(f"{exc} ({type(exc).__name__}; --verbose shows where)")
         sys.exit(2)

@@ -36,6 +36,10 @@ def as_json(value: Any) -> None:
     console.print_json(json.dumps(value, default=str))
 
 
+class UserError(Exception):
+    """What a person asked for cannot be done as asked; the message says why (exit 2)."""
+
+
 def fail(message: str) -> None:
     """An error for a person: what is wrong, in red, on stderr."""
     errors.print(f"[red]error:[/red] {message}")

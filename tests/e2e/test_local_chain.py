@@ -256,4 +256,8 @@ def test_the_demo_runs_the_chain_and_replaces_its_own_folder(tmp_path):
     assert "dead letters: 0" in done.stdout
     reports = folder / "workspace" / "blobs" / "reports"
     assert len(list((reports / "evaluations").glob("*.html"))) == 2
-    assert sorted(p.name for p in folder.iterdir()) == ["warehouse.duckdb", "workspace"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".cashmatch-demo",
+        "warehouse.duckdb",
+        "workspace",
+    ]

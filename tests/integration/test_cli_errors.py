@@ -15,7 +15,7 @@ CASES = [
     (["publish", "month.closed", "--month", "２０２５-03"], "month must look like YYYY-MM"),
     (["publish", "month.closed", "--data", "{bad"], "--data: not JSON"),
     (["publish", "month.closed", "--data", "[1]"], "--data: must be a JSON object"),
-    (["publish", "month.closed", "--raw", "/nonexistent/event.json"], "No such file"),
+    (["publish", "month.closed", "--raw", "/nonexistent/event.json"], "does not exist"),
     (["publish", "month.closed", "--month", "2025-03", "--source", ""], "Envelope source"),
     (["quarantine", "--month", "../../../etc"], "month must look like YYYY-MM"),
     (["synth", "--start", "2025-13", "--out", "x.duckdb"], "month must look like YYYY-MM"),
@@ -50,7 +50,7 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
 @pytest.mark.parametrize(
     ("options", "said"),
     [
-        ([], "holds more than an earlier demo (notes.txt)"),
+        ([], "is not empty and no demo made it"),
         (["--profile", "bogus"], "profile must be one of"),
         (["--serving", "bogus"], "CASHMATCH_SERVING"),
     ],
@@ -91,3 +91,30 @@ def test_the_gcp_stack_without_credentials_is_one_line(tmp_path, monkeypatch, ca
     assert ended.value.code == 2
     assert "default credentials were not found" in printed.err
     assert "Traceback" not in printed.err + printed.out
+
+
+def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch, capsys):
+    mine = tmp_path / "mine"
+    (mine / "workspace" / "registry").mkdir(parents=True)
+    (mine / "warehouse.duckdb").write_text("the real warehouse")  # the README's file name
+    monkeypatch.setattr(
+        sys, "argv", ["cashmatch", "demo", "--workspace", str(mine), "--serving", "none"]
+    )
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    assert "no demo made it" in capsys.readouterr().err
+    assert (mine / "warehouse.duckdb").read_text() == "the real warehouse"
+
+
+def test_a_bug_is_not_passed_off_as_a_usage_error(tmp_path, monkeypatch, capsys):
+    from cashmatch_cli import main as cli
+
+    def broken():
+        return {}["amount"]  # a programming error somewhere below a command
+
+    monkeypatch.setenv("CASHMATCH_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setattr(cli, "ports", broken)
+    monkeypatch.setattr(sys, "argv", ["cashmatch", "status"])
+    with pytest.raises(KeyError):  # keeps its traceback (and exit 1), not "error: ..." exit 2
+        main()
