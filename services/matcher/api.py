@@ -128,8 +128,10 @@ _ECHO_MAX_CHARS = 200
 def _error(error: Any) -> dict[str, Any]:
     entry = {"type": error["type"], "loc": ("body", *error["loc"]), "msg": error["msg"]}
     value = error.get("input")
-    if (isinstance(value, float) and math.isfinite(value)) or isinstance(value, bool | int):
+    if isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value)):
         entry["input"] = value
+    elif isinstance(value, int):  # a JSON integer can have thousands of digits
+        entry["input"] = value if len(str(value)) <= _ECHO_MAX_CHARS else str(value)[:20] + "…"
     elif isinstance(value, str):
         entry["input"] = value[:_ECHO_MAX_CHARS]
     if error.get("ctx"):

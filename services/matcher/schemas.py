@@ -68,7 +68,8 @@ class OpenInvoice(_Strict):
     issue_date: dt.date
     due_date: dt.date
     open_amount: Money | None = Field(
-        None, description="what is still unpaid; the full amount when left out"
+        None,
+        description="what is still unpaid, the full amount when left out; below 0 when overpaid",
     )
 
     @field_validator("due_date")
@@ -78,18 +79,6 @@ class OpenInvoice(_Strict):
         if issued is not None and due < issued:
             raise ValueError(f"due_date {due} is before issue_date {issued}")
         return due
-
-    @field_validator("open_amount")
-    @classmethod
-    def _within_amount(cls, open_amount: float | None, info: ValidationInfo) -> float | None:
-        amount = info.data.get("amount")
-        if open_amount is None or amount is None:
-            return open_amount
-        if open_amount * amount < 0 or abs(open_amount) > abs(amount) + 0.005:
-            raise ValueError(
-                f"open_amount {open_amount} must lie between 0 and the amount {amount}"
-            )
-        return open_amount
 
 
 def _duplicates(ids: list[str]) -> list[str]:
