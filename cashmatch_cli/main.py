@@ -475,10 +475,6 @@ def _decide(version: str, *, approved: bool, reason: str) -> None:
     if decision.approved != approved:
         output.fail(f"{version} was already {word} by {decision.by}; a decision is final")
         raise typer.Exit(1)
-    if event_id is None and decision.approved:
-        at = decision.at.isoformat(timespec="seconds")
-        output.console.print(f"{version} was already approved by {decision.by} at {at}")
-        return
     output.console.print(f"{version} {word} by {decision.by}: {decision.reason}")
     if event_id:
         output.console.print(f"republished its evaluation.passed as {event_id}: run the deployer")

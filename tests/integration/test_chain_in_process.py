@@ -297,8 +297,31 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(
     assert again.approved
     published = len(ports.bus.log(limit=1000))
     twice, republished = decide(ports, champion, approved=True, reason="once more")
-    assert twice == decision and republished is None
+    assert twice == decision and republished == event_id  # the same event: the bus has it
     assert len(ports.bus.log(limit=1000)) == published
+
+
+def test_an_approval_whose_republish_was_lost_is_finished_by_approving_again(
+    make_ports, small_warehouse
+):
+    import datetime as dt
+
+    from cashmatch_cli.approval import decide
+    from shared.registry import Approval
+
+    ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
+    close(ports, "2025-03")
+    champion = ports.registry.champion()[0].version
+    # The approval was recorded, then the command died before it republished the verdict.
+    ports.registry.record_approval(
+        Approval(
+            version=champion, approved=True, by="cli:x", reason="ok", at=dt.datetime.now(dt.UTC)
+        )
+    )
+    decision, event_id = decide(ports, champion, approved=True, reason="again")
+    assert decision.by == "cli:x" and event_id is not None
+    run_until_idle(ports, timeout_s=120)
+    assert ports.registry.deployed()[0].version == champion
 
 
 def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
