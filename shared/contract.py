@@ -88,14 +88,14 @@ MAX_AMOUNT = 1e12
 # The column types a warehouse may use for each kind, as DuckDB and BigQuery name them (without
 # parameters). Amounts may be any number; a date must be a DATE, since months are cut by it.
 ACCEPTED_TYPES: dict[str, frozenset[str]] = {
-    "string": frozenset({"VARCHAR", "STRING", "TEXT"}),
+    "string": frozenset({"VARCHAR", "STRING", "TEXT", "ENUM"}),
     "decimal": frozenset(
         {"DECIMAL", "NUMERIC", "BIGNUMERIC", "DOUBLE", "FLOAT", "FLOAT64", "REAL"}
         | {"INTEGER", "INT64", "BIGINT", "HUGEINT"}
     ),
     "date": frozenset({"DATE"}),
     "timestamp": frozenset(
-        {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATETIME"}
+        {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATETIME", "DATE"}
         | {"TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
     ),
 }

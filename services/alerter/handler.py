@@ -21,8 +21,9 @@ def sent_key(event_id: str) -> str:
 
 
 def alert(event: Envelope, ports: Ports) -> str:
-    """Tell the notifier once per event; an alert that did not get through is tried again by the
-    bus, one that did is not sent again when the event is delivered again."""
+    """Tell the notifier; an alert that did not get through is tried again by the bus, one that
+    did is not sent again when the event is delivered again later. At least once, not exactly:
+    two deliveries at the same moment, or a crash between sending and marking, send it twice."""
     message = alert_for_event(event)
     if message is None:
         return f"nothing to tell about {event.type}"

@@ -112,7 +112,7 @@ def _stored_summary(ports: Ports, payload: DatasetReady) -> dict | None:
     except BlobNotFound:
         return None
     same_data = summary.get("dataset_version") == payload.dataset_version
-    same_champion = summary.get("champion_version") == champion_before(ports, payload.month)
+    same_champion = summary.get("checked_against") == champion_before(ports, payload.month)
     return summary if same_data and same_champion else None
 
 
@@ -158,6 +158,8 @@ def _store(ports: Ports, report: DriftReport, payload: DatasetReady, cause_id: s
         "report_uri": ports.blobs.uri(key),
         "dataset_version": payload.dataset_version,
         "champion_version": report.performance.champion_version if report.performance else None,
+        # the champion trained before the month, scored or not (no verdict, an unloadable file)
+        "checked_against": champion_before(ports, report.month),
         "caused_by": cause_id,
     }
     ports.blobs.put(summary_key(report.month), json.dumps(summary, indent=2).encode())

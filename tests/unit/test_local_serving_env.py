@@ -55,3 +55,12 @@ def test_each_workspace_has_its_own_token_readable_by_its_owner_only(tmp_path):
     assert auth_token_path(tmp_path / "a").read_text() == token  # made once, then kept
     assert auth_token_path(tmp_path / "b").read_text() != token
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no partial left
+
+
+def test_a_head_recorded_before_token_auth_is_known_as_such():
+    from shared.adapters.local.ray_serving import HeadState
+
+    old = '{"address": "127.0.0.1:1", "gcs_port": 1, "temp_dir": "/t", "serve_port": 8000,'
+    old += ' "started_at": "2026-11-01T00:00:00Z"}'
+    # ensure_head replaces such a head rather than reuse it: our drivers now send a token
+    assert HeadState.model_validate_json(old).auth == "none"

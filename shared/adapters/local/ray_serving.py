@@ -29,12 +29,13 @@ import signal
 import socket
 import subprocess  # nosec B404 # used for one fixed `ray start` argv
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel
@@ -81,6 +82,8 @@ class HeadState(BaseModel):
     temp_dir: str
     serve_port: int
     started_at: dt.datetime
+    # How drivers authenticate to it; a head recorded before token auth has "none".
+    auth: Literal["none", "token"] = "none"
 
 
 class LocalRayServing:
@@ -362,17 +365,16 @@ def auth_token_path(workspace: Path) -> Path:
     path = workspace / TOKEN_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        # O_EXCL with mode 0600: the secret is never readable by others, not even for a moment.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(16))
+        # mkstemp makes a new file readable by its owner only: the secret is never readable by
+        # others, not even for a moment; linked in whole, so nobody reads half a token.
+        fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            os.link(partial, path)  # the first writer's token stands; a racing one is dropped
-        except FileExistsError:
-            pass
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(16))
+            with contextlib.suppress(FileExistsError):  # a racing writer's token stands
+                os.link(partial, path)
         finally:
-            partial.unlink()
+            os.unlink(partial)
     return path
 
 
@@ -405,9 +407,9 @@ def ensure_head(workspace: Path, serve_port: int) -> HeadState:
     workspace.mkdir(parents=True, exist_ok=True)
     with _workspace_lock(workspace):
         head = read_head(workspace)
-        if head is not None and _listening(head.gcs_port):
+        if head is not None and head.auth == "token" and _listening(head.gcs_port):
             return head
-        if head is not None:  # recorded but dead: clear what is left of it
+        if head is not None:  # dead, or started without token auth: clear what is left of it
             _kill_head_processes(head)
         return _start_head(workspace, serve_port)
 
@@ -452,6 +454,7 @@ def _start_head(workspace: Path, serve_port: int) -> HeadState:
         temp_dir=temp_dir,
         serve_port=serve_port,
         started_at=dt.datetime.now(dt.UTC),
+        auth="token",
     )
     path = _state_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -468,11 +471,6 @@ def _connect(head: HeadState, workspace: Path) -> None:
     from ray._private import ray_constants
     from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
-    # Ray reads the auth mode and the token once per process and keeps them: this process may
-    # have imported Ray, or used another workspace's head, before.
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
-
     # The constant is read once at import; if Ray was imported before the variable was set,
     # this process would still resolve 127.0.0.1 to the external address and never connect.
     ray_constants.ENABLE_RAY_CLUSTER = False
@@ -481,6 +479,10 @@ def _connect(head: HeadState, workspace: Path) -> None:
         if connected == head.address:
             return
         raise RuntimeError(f"this process is already connected to Ray at {connected}")
+    # Ray reads the auth mode and the token once per process and keeps them: this process may
+    # have imported Ray, or used another workspace's head, before.
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
     ray.init(
         address=head.address,
         namespace="cashmatch",
@@ -496,7 +498,8 @@ def stop_local_serving(workspace: Path) -> str:
         head = read_head(workspace)
         if head is None:
             return "no local serving was running"
-        if _listening(head.gcs_port):
+        # A head from before token auth would refuse this process; it is killed below anyway.
+        if head.auth == "token" and _listening(head.gcs_port):
             with contextlib.suppress(Exception):  # a half-dead head is killed below anyway
                 _connect(head, workspace)
                 from ray import serve
