@@ -30,8 +30,9 @@ def _start_afresh(folder: Path, serving: str) -> None:
     if folder.exists():
         if any(folder.iterdir()) and not (folder / DEMO_MARK).is_file():
             raise output.UserError(
-                f"{folder} is not empty and no demo made it (it has no {DEMO_MARK}); the demo "
-                "replaces its folder, so name a new or empty one with --workspace"
+                f"{folder} is not empty and has no {DEMO_MARK}, the mark of a folder the demo "
+                "made (demos before this mark left none: remove such a folder by hand once); "
+                "the demo replaces its folder, so name a new or empty one with --workspace"
             )
         if serving == "ray":
             from shared.adapters.local.ray_serving import stop_local_serving

@@ -50,7 +50,7 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
 @pytest.mark.parametrize(
     ("options", "said"),
     [
-        ([], "is not empty and no demo made it"),
+        ([], "is not empty and has no .cashmatch-demo"),
         (["--profile", "bogus"], "profile must be one of"),
         (["--serving", "bogus"], "CASHMATCH_SERVING"),
     ],
@@ -103,7 +103,7 @@ def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch, 
     with pytest.raises(SystemExit) as ended:
         main()
     assert ended.value.code == 2
-    assert "no demo made it" in capsys.readouterr().err
+    assert "has no .cashmatch-demo" in capsys.readouterr().err
     assert (mine / "warehouse.duckdb").read_text() == "the real warehouse"
 
 
