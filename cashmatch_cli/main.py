@@ -38,6 +38,27 @@ def _month(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _check_services(names: list[str], noun: str = "services") -> None:
+    unknown = [n for n in names if n not in SUBSCRIPTIONS]
+    if unknown:
+        raise typer.BadParameter(f"unknown {unknown}; the {noun} are {', '.join(SUBSCRIPTIONS)}")
+
+
+def _services(values: list[str] | None) -> list[str] | None:
+    _check_services(values or [])
+    return values
+
+
+def _service(value: str) -> str:
+    _check_services([value])
+    return value
+
+
+def _subscriber(value: str | None) -> str | None:
+    _check_services([value] if value is not None else [], noun="subscribers")
+    return value
+
+
 @app.callback()
 def _options(
     workspace: Annotated[
@@ -129,9 +150,7 @@ def publish(
         bus.publish(topic, raw.read_bytes(), {"source": source}, message_id=message_id)
         output.console.print(f"published {raw} as-is on {topic}: id {message_id}")
         return
-    model = PAYLOADS.get(topic)
-    if model is None:
-        raise typer.BadParameter(f"unknown topic {topic!r}; use one of {', '.join(PAYLOADS)}")
+    model = PAYLOADS[topic]  # every topic a service takes has its payload model
     try:
         body = json.loads(data) if data else {}
     except json.JSONDecodeError as exc:
@@ -249,14 +268,9 @@ def dead_letters(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 @app.command()
 def redrive(
     event_id: Annotated[str, typer.Argument(help="the id, or its start as `events` shows it")],
-    subscriber: Annotated[str | None, typer.Option()] = None,
+    subscriber: Annotated[str | None, typer.Option(callback=_subscriber)] = None,
 ) -> None:
     """Deliver a dead-lettered event again (after fixing the cause)."""
-    if subscriber is not None and subscriber not in SUBSCRIPTIONS:
-        raise typer.BadParameter(
-            f"unknown {subscriber!r}; the subscribers are {', '.join(SUBSCRIPTIONS)}",
-            param_hint="--subscriber",
-        )
     bus = ports().bus
     event_id = _event_id(bus, event_id)
     count = bus.redrive(event_id, subscriber)
@@ -397,13 +411,6 @@ def status(
         show(current)
 
 
-def _services(values: list[str] | None) -> list[str] | None:
-    unknown = [v for v in values or [] if v not in SUBSCRIPTIONS]
-    if unknown:
-        raise typer.BadParameter(f"unknown {unknown}; the services are {', '.join(SUBSCRIPTIONS)}")
-    return values
-
-
 @app.command()
 def run(
     service: Annotated[
@@ -425,7 +432,7 @@ def run(
 
 @app.command()
 def worker(
-    service: Annotated[str, typer.Argument(help=", ".join(SUBSCRIPTIONS))],
+    service: Annotated[str, typer.Argument(help=", ".join(SUBSCRIPTIONS), callback=_service)],
     poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.5,
 ) -> None:
     """Run one service as its own long-running process (stop with Ctrl-C or SIGTERM)."""
@@ -433,10 +440,6 @@ def worker(
 
     from services.runner import work_forever
 
-    if service not in SUBSCRIPTIONS:
-        raise typer.BadParameter(
-            f"unknown service {service!r}; use one of {', '.join(SUBSCRIPTIONS)}"
-        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -78,9 +78,8 @@ def champion_before(ports: Ports, month: str) -> str | None:
 
 
 def _performance(
-    ports: Ports, month: str, current: MonthBatch, config: DriftConfig
+    ports: Ports, month: str, version: str | None, current: MonthBatch, config: DriftConfig
 ) -> PerformanceDrift | None:
-    version = champion_before(ports, month)
     if version is None:
         return None
     verdict = ports.registry.verdict(version)
@@ -104,7 +103,7 @@ def _performance(
     )
 
 
-def _stored_summary(ports: Ports, payload: DatasetReady) -> dict | None:
+def _stored_summary(ports: Ports, payload: DatasetReady, champion: str | None) -> dict | None:
     """The month's stored result when it was computed from the same dataset against the same
     champion: a redelivery or a republish then changes nothing, a new dataset or champion does."""
     try:
@@ -112,7 +111,7 @@ def _stored_summary(ports: Ports, payload: DatasetReady) -> dict | None:
     except BlobNotFound:
         return None
     same_data = summary.get("dataset_version") == payload.dataset_version
-    same_champion = summary.get("checked_against") == champion_before(ports, payload.month)
+    same_champion = summary.get("checked_against") == champion
     return summary if same_data and same_champion else None
 
 
@@ -122,7 +121,8 @@ def monitor(event: Envelope, ports: Ports) -> str:
     payload = event.payload()
     assert isinstance(payload, DatasetReady)
     month = payload.month
-    summary = _stored_summary(ports, payload)
+    champion = champion_before(ports, month)  # the one the month is checked against
+    summary = _stored_summary(ports, payload, champion)
     if summary is None:
         reference, current = _months(ports, payload)
         if current is None or current.transfers.empty:
@@ -131,9 +131,12 @@ def monitor(event: Envelope, ports: Ports) -> str:
             return f"no month before {month} in the dataset: nothing to compare with"
         config = _config(ports)
         report = compute_drift(
-            reference, current, config, performance=_performance(ports, month, current, config)
+            reference,
+            current,
+            config,
+            performance=_performance(ports, month, champion, current, config),
         )
-        summary = _store(ports, report, payload, event.id)
+        summary = _store(ports, report, payload, champion, event.id)
     drifted: list[str] = summary["drifted_columns"]
     if drifted:
         answer = DriftDetected(
@@ -149,7 +152,9 @@ def monitor(event: Envelope, ports: Ports) -> str:
     return f"no drift in {month}"
 
 
-def _store(ports: Ports, report: DriftReport, payload: DatasetReady, cause_id: str) -> dict:
+def _store(
+    ports: Ports, report: DriftReport, payload: DatasetReady, champion: str | None, cause_id: str
+) -> dict:
     """The report first, then its summary: a summary never names a missing report."""
     key = report_key(report.month)
     ports.blobs.put(key, render_drift_report(report))
@@ -159,7 +164,7 @@ def _store(ports: Ports, report: DriftReport, payload: DatasetReady, cause_id: s
         "dataset_version": payload.dataset_version,
         "champion_version": report.performance.champion_version if report.performance else None,
         # the champion trained before the month, scored or not (no verdict, an unloadable file)
-        "checked_against": champion_before(ports, report.month),
+        "checked_against": champion,
         "caused_by": cause_id,
     }
     ports.blobs.put(summary_key(report.month), json.dumps(summary, indent=2).encode())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shared.contract import MATCHES
 from shared.dataset.split import months_between
 from shared.dataset.validation import validate_month
 from shared.matching import MonthBatch, TrainedMatcher
@@ -49,7 +50,7 @@ def match_month(
     transfers = warehouse.transfers(start, end)
     if transfers.empty:
         raise ValueError(f"no transfers booked in {month}")
-    no_labels = pd.DataFrame(columns=["transfer_id", "invoice_id", "amount", "matched_at"])
+    no_labels = pd.DataFrame(columns=MATCHES.column_names)
     checked = validate_month(
         transfers, warehouse.open_invoices(start, end, with_period_labels=False), no_labels
     )
