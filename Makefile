@@ -50,7 +50,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Terraform, k8s manifests and Dockerfiles against shared.bootstrap and their schemas, hadolint,
+# Terraform, k8s manifests and Dockerfiles against cashmatch.bootstrap and their schemas, hadolint,
 # and checkov (pinned, in its own uv tool env; the first run installs it). No cloud needed.
 check-infra: setup
 	$(PY) infra/check_infra.py

@@ -158,10 +158,11 @@ def main() -> None:
     options = parser.parse_args()
 
     from benchmarks.serve import free_port, single_bodies, table, train_and_register
-    from shared.adapters.local.blobstore import DirectoryBlobStore
-    from shared.adapters.local.ray_serving import LocalRayServing, stop_local_serving
-    from shared.registry import ModelRegistry
-    from shared.settings import Settings
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.adapters.local.ray_head import stop_local_serving
+    from cashmatch.adapters.local.ray_serving import LocalRayServing
+    from cashmatch.service_layer.registry import ModelRegistry
+    from cashmatch.settings import Settings
 
     workdir = Path(tempfile.mkdtemp(prefix="cashmatch-faults-"))
     workspace = workdir / "ws"

@@ -35,7 +35,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from shared.matching import (
+from cashmatch.domain.matching import (
     MatcherConfig,
     MonthBatch,
     TrainedMatcher,
@@ -44,9 +44,9 @@ from shared.matching import (
     rules_baseline,
     train_matcher,
 )
-from shared.matching.candidates import candidate_pairs, prepare
-from shared.matching.knowledge import combine, observations, payer_map
-from shared.matching.metrics import per_transfer
+from cashmatch.domain.matching.candidates import candidate_pairs, prepare
+from cashmatch.domain.matching.knowledge import combine, observations, payer_map
+from cashmatch.domain.matching.metrics import per_transfer
 
 
 def _config_kwargs(cls, wanted: dict) -> dict:
@@ -61,13 +61,13 @@ def synthesize(
 ):
     """(invoices, transfers, matches, notes) from the project simulator or the toy generator."""
     if source == "toy":
-        from shared.matching.toydata import toy_data
+        from cashmatch.domain.matching.toydata import toy_data
 
         d = toy_data(
             n_months=months, per_month=int(150 * scale), n_counterparties=int(60 * scale), seed=seed
         )
         return d.invoices, d.transfers, d.matches, d.patterns
-    from shared.synth import SynthConfig, generate
+    from cashmatch.synth import SynthConfig, generate
 
     kwargs = _config_kwargs(
         SynthConfig,
@@ -169,7 +169,8 @@ WARMUP_MONTHS = 2  # the simulator's first months ramp up (about 37% and 74% of 
 TARGETS = {"predict_s": 120.0, "predict_mb": 4096.0, "train_s": 900.0}  # at 100k a month
 TRAIN_STAGES = ["knowledge", "scoring", "pair_fits", "set_fits", "calibration"]
 PREDICT_STAGES = ["prepare", "blocking", "features", "pair model", "set assembly"]
-# Functions of shared.matching.model the predict stages are timed through (see stage_clock).
+# Functions of cashmatch.domain.matching.model the predict stages are timed through
+# (see stage_clock).
 PREDICT_HOOKS: dict[str, str] = {
     "prepare": "prepare",
     "candidate_pairs": "blocking",
@@ -221,7 +222,7 @@ def stage_clock(module, hooks: dict[str, str]) -> Iterator[dict[str, float]]:
 
 
 def _proba_stage(args: tuple) -> str:
-    from shared.matching.features import FEATURES
+    from cashmatch.domain.matching.features import FEATURES
 
     model = args[0] if args else None
     return (
@@ -246,7 +247,7 @@ def _read_month(folder: Path, name: str, month: str) -> MonthBatch:
 
 def step_synth(folder: Path, job: dict) -> dict:
     """Child: simulate warm-up, training and predict months; write them as parquet."""
-    from shared.synth import SynthConfig, generate
+    from cashmatch.synth import SynthConfig, generate
 
     size, n_train = job["size"], job["train_months"]
     data = generate(
@@ -299,7 +300,7 @@ def step_train(folder: Path, job: dict) -> dict:
 
 def step_predict(folder: Path, job: dict) -> dict:
     """Child: predict the stored month with the stored model, timing each stage."""
-    from shared.matching import model as model_module
+    from cashmatch.domain.matching import model as model_module
 
     month = json.loads((folder / "synth.json").read_text())["test_month"]
     b = _read_month(folder, "test", month)

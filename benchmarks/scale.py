@@ -60,14 +60,19 @@ def run_stage(service: str, workspace: Path, warehouse: Path) -> dict:
 
 def stage_main(service: str, workspace: Path, warehouse: Path) -> None:
     """Inside the child: pull one delivery for `service`, handle it, report."""
-    from services.runner import dispatch
-    from shared.bootstrap import bootstrap
-    from shared.settings import load_settings
+    from cashmatch.bootstrap import bootstrap
+    from cashmatch.entrypoints.service_table import HANDLERS
+    from cashmatch.service_layer.dispatch import dispatch
+    from cashmatch.settings import load_settings
 
     ports = bootstrap(load_settings(workspace=workspace, warehouse=str(warehouse)))
     started = time.perf_counter()
     deliveries = ports.bus.pull(service, max_messages=1)
-    outcome = dispatch(service, deliveries[0], ports) if deliveries else "nothing to do"
+    outcome = (
+        dispatch(service, HANDLERS[service], deliveries[0], ports)
+        if deliveries
+        else "nothing to do"
+    )
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "outcome": outcome}))
@@ -79,11 +84,11 @@ def measure(size: int, root: Path, console: Console) -> dict[str, dict] | str:
     free = available_bytes()
     if need > free:
         return f"skipped: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB available"
-    from shared.bootstrap import bootstrap
-    from shared.events import MonthClosed, make_event
-    from shared.publishing import publish_event
-    from shared.settings import load_settings
-    from shared.synth import SynthConfig, generate, write_warehouse
+    from cashmatch.bootstrap import bootstrap
+    from cashmatch.domain.events import MonthClosed, make_event
+    from cashmatch.service_layer.publishing import publish_event
+    from cashmatch.settings import load_settings
+    from cashmatch.synth import SynthConfig, generate, write_warehouse
 
     folder = root / f"size-{size}"
     warehouse = folder / "warehouse.duckdb"

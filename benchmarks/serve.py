@@ -48,12 +48,9 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from services.matcher.schemas import MatchRequest, json_records  # noqa: E402
-from shared.registry import ModelRecord, ModelRegistry  # noqa: E402
+from cashmatch.domain.match_api import MatchRequest, json_records
+from cashmatch.domain.model_records import ModelRecord
+from cashmatch.service_layer.registry import ModelRegistry
 
 LOOPBACK = "127.0.0.1"
 JSON = {"content-type": "application/json"}
@@ -64,8 +61,8 @@ JSON = {"content-type": "application/json"}
 
 def train_and_register(registry: ModelRegistry) -> tuple[float, Any]:
     """Train the default matcher on 4 small months; register it as v1 and v2."""
-    from shared.matching import month_batches, train_matcher
-    from shared.synth import SynthConfig, generate
+    from cashmatch.domain.matching import month_batches, train_matcher
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=4, scale=0.2, seed=5))
     batches = month_batches(data.invoices, data.transfers, data.matches)
@@ -112,8 +109,8 @@ def single_bodies(month, count: int = 40, n_invoices: int = 50) -> list[bytes]:
 
 def batch_body(n_transfers: int, scale: float) -> tuple[bytes, int]:
     """A batch request from a bigger synthetic company: n transfers vs a month's open invoices."""
-    from shared.matching import month_batches
-    from shared.synth import SynthConfig, generate
+    from cashmatch.domain.matching import month_batches
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=4, scale=scale, seed=9))
     month = month_batches(data.invoices, data.transfers, data.matches)[-1]
@@ -268,9 +265,9 @@ def plain_server(port: int, blob_root: str, version: str) -> None:
     """(c): the matcher's FastAPI app under uvicorn, no Ray (run in a child process)."""
     import uvicorn
 
-    from services.matcher.api import Limits, create_api
-    from services.matcher.core import MatcherService, ServingConfig
-    from shared.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.entrypoints.matcher.api import Limits, create_api
+    from cashmatch.service_layer.matcher import MatcherService, ServingConfig
 
     service = MatcherService(ModelRegistry(DirectoryBlobStore(Path(blob_root))))
     service.apply(ServingConfig(model_version=version))
@@ -308,7 +305,7 @@ def deploy_noop() -> None:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-    from services.matcher.app import keep_replica_ports_on_loopback
+    from cashmatch.entrypoints.matcher.app import keep_replica_ports_on_loopback
 
     @serve.deployment(name="Noop", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
     class Noop:
@@ -330,9 +327,9 @@ def deploy_validating_noop() -> None:
     """
     from ray import serve
 
-    from services.matcher.api import Limits, create_api
-    from services.matcher.app import keep_replica_ports_on_loopback
-    from services.matcher.schemas import Candidate, MatchResponse
+    from cashmatch.domain.match_api import Candidate, MatchResponse
+    from cashmatch.entrypoints.matcher.api import Limits, create_api
+    from cashmatch.entrypoints.matcher.app import keep_replica_ports_on_loopback
 
     @serve.deployment(
         name="ValidatingNoop", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256
@@ -377,7 +374,7 @@ def deploy_imperative(blob_root: Path, version: str) -> None:
     """The matcher again, through `serve.run` (each call a new code version) on /run."""
     from ray import serve
 
-    from services.matcher.app import MatcherArgs, build_app
+    from cashmatch.entrypoints.matcher.app import MatcherArgs, build_app
 
     args = MatcherArgs(
         blob_root=str(blob_root),
@@ -597,16 +594,16 @@ def main() -> None:
     seconds = 2.0 if options.quick else options.seconds
     levels = [1, 16] if options.quick else [1, 16, 64]
 
-    from services.matcher.core import MatcherService, ServingConfig
-    from shared.adapters.local.blobstore import DirectoryBlobStore
-    from shared.adapters.local.ray_serving import (
-        LocalRayServing,
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.adapters.local.ray_head import (
         head_processes,
         read_head,
         serve_environment,
         stop_local_serving,
     )
-    from shared.settings import Settings
+    from cashmatch.adapters.local.ray_serving import LocalRayServing
+    from cashmatch.service_layer.matcher import MatcherService, ServingConfig
+    from cashmatch.settings import Settings
 
     workdir = Path(tempfile.mkdtemp(prefix="cashmatch-bench-"))
     workspace = workdir / "ws"
@@ -695,7 +692,7 @@ def main() -> None:
         # would share the 2 cores with it.
         wait_replicas_settled("matcher")
 
-        from services.matcher.schemas import BatchMatchRequest
+        from cashmatch.domain.match_api import BatchMatchRequest
 
         rows = []
         with httpx.Client(timeout=600) as client:

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python infra/check_infra.py [--no-checkov]   (exit 1, one line per problem)
 
-- Terraform (infra/checks/terraform.py, python-hcl2): every subscription of shared.bootstrap
+- Terraform (infra/checks/terraform.py, python-hcl2): every subscription of cashmatch.bootstrap
   pushed with an OIDC token and a dead-letter policy, the bucket locked down, no owner/editor.
 - Kubernetes (infra/checks/k8s.py): the manifests against the Kubernetes schemas
   (kubernetes-validate), the RayService against KubeRay's fields and the Terraform. Its Serve
@@ -48,7 +48,7 @@ __all__ = [
 
 def check_all(root: Path = ROOT) -> list[str]:
     """Every check but checkov: Terraform, k8s manifests, Dockerfiles, hadolint."""
-    from shared.bootstrap import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
+    from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
 
     tf_dir = root / "infra" / "terraform"
     return (
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"FAIL {problem}\n")
     if not problems:
         sys.stdout.write(
-            "infra OK: terraform, k8s manifests and Dockerfiles match shared.bootstrap"
+            "infra OK: terraform, k8s manifests and Dockerfiles match cashmatch.bootstrap"
             + ("" if with_checkov else " (checkov not run)")
             + "\n"
         )

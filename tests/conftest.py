@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.bootstrap import Ports, bootstrap
-from shared.settings import load_settings
+from cashmatch.bootstrap import bootstrap
+from cashmatch.service_layer.context import Ports
+from cashmatch.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def _no_cashmatch_env(monkeypatch):
 @pytest.fixture(scope="session")
 def small_warehouse(tmp_path_factory) -> Path:
     """Five months of default-profile data at a fifth of the usual volume."""
-    from shared.synth import SynthConfig, generate, write_warehouse
+    from cashmatch.synth import SynthConfig, generate, write_warehouse
 
     path = tmp_path_factory.mktemp("warehouse") / "small.duckdb"
     write_warehouse(generate(SynthConfig(months=5, start="2025-01", scale=0.2, seed=11)), path)

@@ -183,7 +183,7 @@ def check_service_dockerfile(name: str, root: Path = ROOT) -> list[str]:
 def check_dockerfiles(root: Path = ROOT, tf_dir: Path | None = None) -> list[str]:
     """One Dockerfile per service, alike but for the name, agreeing with the Terraform's
     services and subscriptions and with the Cloud Build config; COPY sources in the context."""
-    from shared.bootstrap import SUBSCRIPTIONS
+    from cashmatch.domain.subscriptions import SUBSCRIPTIONS
 
     problems: list[str] = []
     names = service_names(root)
@@ -244,7 +244,7 @@ def check_dockerfiles(root: Path = ROOT, tf_dir: Path | None = None) -> list[str
 def _check_serving_sources(path: Path, root: Path) -> list[str]:
     """The image holds what a roll-out archives to build the matcher image from (the deployer
     finds them at its working directory)."""
-    from shared.adapters.gcp.cloud_build import SOURCE_PATHS
+    from cashmatch.adapters.gcp.cloud_build import SOURCE_PATHS
 
     copied: set[str] = set()
     for instr in parse_dockerfile(path.read_text()):

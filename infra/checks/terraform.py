@@ -1,4 +1,4 @@
-"""Terraform (python-hcl2) against shared.bootstrap: subscriptions pushed with an OIDC token and
+"""Terraform (python-hcl2) against cashmatch.bootstrap: subscriptions pushed with an OIDC token and
 a dead-letter policy, the bucket locked down, no owner/editor roles.
 
 for_each resources are expanded from `locals` (only literal maps and lists are understood), so

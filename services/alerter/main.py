@@ -5,7 +5,8 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http.event import CloudEvent
 
-from services.entrypoint import handle_cloud_event
+from cashmatch.entrypoints.cloud_event import handle_cloud_event
+from cashmatch.service_layer.handlers.alerter import alert
 
 # One function behind three push subscriptions: the event's own topic picks the subscription.
 SUBSCRIPTION_BY_TOPIC = {
@@ -18,4 +19,4 @@ SUBSCRIPTION_BY_TOPIC = {
 @functions_framework.cloud_event
 def handle(cloud_event: CloudEvent) -> None:
     """One alert-worthy event in, one notification out."""
-    handle_cloud_event(SUBSCRIPTION_BY_TOPIC, cloud_event)
+    handle_cloud_event(SUBSCRIPTION_BY_TOPIC, alert, cloud_event)

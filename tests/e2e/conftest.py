@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.matcher.schemas import json_records
+from cashmatch.domain.match_api import json_records
 
 
 @pytest.fixture(scope="session")
 def small_model() -> tuple[bytes, list[dict], list[dict]]:
     """A quickly trained matcher, plus the transfers and open invoices of its last month."""
-    from shared.matching import MatcherConfig, month_batches, train_matcher
-    from shared.synth import SynthConfig, generate
+    from cashmatch.domain.matching import MatcherConfig, month_batches, train_matcher
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=3, scale=0.1, seed=5))
     batches = month_batches(data.invoices, data.transfers, data.matches)

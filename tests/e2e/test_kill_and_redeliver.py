@@ -38,8 +38,8 @@ def cli(env, *args) -> str:
 
 def leased(env, topic: str) -> bool:
     """Read the bus file directly: a CLI call is too slow to catch a short piece of work."""
-    from shared.adapters.local.bus import SqliteEventBus
-    from shared.bootstrap import SUBSCRIPTIONS
+    from cashmatch.adapters.local.bus import SqliteEventBus
+    from cashmatch.domain.subscriptions import SUBSCRIPTIONS
 
     bus = SqliteEventBus(Path(env["CASHMATCH_WORKSPACE"]) / "bus.sqlite3", SUBSCRIPTIONS)
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.registry import ModelRegistry
+from cashmatch.service_layer.registry import ModelRegistry
 from tests.fakes.models import register_artifact
 
 pytestmark = [
@@ -60,9 +60,10 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, small_model):
     """Ray head + Serve with the matcher app and no model yet; stopped after the module."""
-    from shared.adapters.local.blobstore import DirectoryBlobStore
-    from shared.adapters.local.ray_serving import LocalRayServing, stop_local_serving
-    from shared.settings import Settings
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.adapters.local.ray_head import stop_local_serving
+    from cashmatch.adapters.local.ray_serving import LocalRayServing
+    from cashmatch.settings import Settings
 
     data, transfers, invoices = small_model
     workspace = Path(tmp_path_factory.mktemp("serving")) / "ws"
@@ -126,8 +127,8 @@ def test_health_is_503_until_a_model_is_rolled_out(stack):
 
 
 def test_match_over_http_equals_the_model_in_process(stack):
-    from services.matcher.core import MatcherService, ServingConfig
-    from services.matcher.schemas import BatchMatchRequest, MatchRequest
+    from cashmatch.domain.match_api import BatchMatchRequest, MatchRequest
+    from cashmatch.service_layer.matcher import MatcherService, ServingConfig
 
     local = MatcherService(stack.registry)
     local.apply(ServingConfig(model_version="v1"))
@@ -287,8 +288,8 @@ def test_a_new_version_swaps_in_place_under_load_without_errors(stack):
 
 
 def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
-    from shared.adapters.local.ray_serving import ArtifactRefused
-    from shared.errors import PermanentError
+    from cashmatch.adapters.matcher_app import ArtifactRefused
+    from cashmatch.domain.errors import PermanentError
 
     with pytest.raises(ArtifactRefused, match="does not match") as refused:
         stack.serving.roll_out(stack.registry.get("corrupt"))
@@ -309,7 +310,7 @@ def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
 def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
     import typer
 
-    from cashmatch_cli.serving import rollback_command
+    from cashmatch.entrypoints.cli.serving import rollback_command
 
     registry = stack.registry
     # v1 was the first version served (the first test rolled it out, as the deployer would)
@@ -335,7 +336,7 @@ def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
 
 
 def test_serve_listens_on_loopback_only_and_its_processes_use_the_configured_transport(stack):
-    from shared.adapters.local.ray_serving import (
+    from cashmatch.adapters.local.ray_head import (
         auth_token_path,
         head_processes,
         read_head,
@@ -364,7 +365,7 @@ def test_serve_listens_on_loopback_only_and_its_processes_use_the_configured_tra
 
 
 def test_a_client_without_the_workspace_token_cannot_use_the_head(stack, tmp_path):
-    from shared.adapters.local.ray_serving import read_head
+    from cashmatch.adapters.local.ray_head import read_head
 
     head = read_head(stack.settings.workspace)
     assert head is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import kill_replica, steady_load, wait_replicas
-from shared.registry import ModelRegistry
+from cashmatch.service_layer.registry import ModelRegistry
 from tests.fakes.models import register_artifact
 
 pytestmark = [
@@ -44,9 +44,10 @@ def _bodies(transfers: list[dict], invoices: list[dict]) -> list[bytes]:
 def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(
     tmp_path: Path, small_model
 ):
-    from shared.adapters.local.blobstore import DirectoryBlobStore
-    from shared.adapters.local.ray_serving import LocalRayServing, stop_local_serving
-    from shared.settings import Settings
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.adapters.local.ray_head import stop_local_serving
+    from cashmatch.adapters.local.ray_serving import LocalRayServing
+    from cashmatch.settings import Settings
 
     artifact, transfers, invoices = small_model
     bodies = _bodies(transfers, invoices)

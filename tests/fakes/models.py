@@ -7,7 +7,8 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from shared.registry import ModelRecord, ModelRegistry
+from cashmatch.domain.model_records import ModelRecord
+from cashmatch.service_layer.registry import ModelRegistry
 
 
 def model_record(version: str, **fields: Any) -> ModelRecord:

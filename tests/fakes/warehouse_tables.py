@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from shared.contract import TABLES, duckdb_ddl
+from cashmatch.domain.contract import TABLES, duckdb_ddl
 
 Row = tuple[str | None, ...]
 
@@ -94,7 +94,7 @@ def bigquery_dataset(
     `as_text` = (table, column) stored as text) holding ROWS."""
     from google.cloud import bigquery
 
-    from shared.adapters.gcp.warehouse import bigquery_schema
+    from cashmatch.adapters.gcp.warehouse import bigquery_schema
 
     dataset = f"{project}.w_{uuid.uuid4().hex[:12]}"
     client.create_dataset(dataset)

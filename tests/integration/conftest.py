@@ -41,7 +41,7 @@ def gcs_emulator(request: pytest.FixtureRequest) -> GcsEmulator:
 @pytest.fixture
 def gcs_store(gcs_emulator: GcsEmulator) -> Any:
     """A GcsBlobStore in a folder of its own."""
-    from shared.adapters.gcp.blobstore import GcsBlobStore
+    from cashmatch.adapters.gcp.blobstore import GcsBlobStore
 
     return GcsBlobStore(gcs_emulator.client(), gcs_emulator.bucket, prefix=uuid.uuid4().hex)
 

@@ -10,18 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.alerts import (
+from cashmatch.adapters.notifiers import (
     WEBHOOK_ENV,
-    Alert,
     ConsoleNotifier,
     FanOutNotifier,
     SlackNotifier,
-    alert_for_dead_letter,
-    alert_for_event,
-    alert_for_failure,
     notifier_from_env,
 )
-from shared.events import (
+from cashmatch.domain.alerts import Alert
+from cashmatch.domain.events import (
     DriftDetected,
     EvaluationPassed,
     EvaluationRejected,
@@ -29,8 +26,14 @@ from shared.events import (
     MonthClosed,
     make_event,
 )
-from shared.ports import BusRecord
-from shared.publishing import publish_event
+from cashmatch.entrypoints.service_table import handlers
+from cashmatch.ports import BusRecord
+from cashmatch.service_layer.alerting import (
+    alert_for_dead_letter,
+    alert_for_event,
+    alert_for_failure,
+)
+from cashmatch.service_layer.publishing import publish_event
 
 pytestmark = pytest.mark.integration
 SECRET = "T000/B000/very-secret-token"
@@ -145,7 +148,7 @@ def test_the_webhook_url_comes_from_the_environment(webhook, caplog):
 
 
 def test_console_notifier_logs_and_does_not_print(caplog, capsys):
-    with caplog.at_level(logging.INFO, logger="shared.alerts"):
+    with caplog.at_level(logging.INFO, logger="cashmatch.adapters.notifiers"):
         ConsoleNotifier().notify(REJECTION)
         ConsoleNotifier().notify(
             Alert(kind="deployment", title="Model m-3 deployed", versions={"deployed": "m-3"})
@@ -246,7 +249,7 @@ def test_dead_letters_and_failures_map_to_alerts(make_ports):
 
 
 def test_the_alerter_has_the_bus_retry_an_alert_the_webhook_refused(make_ports, webhook):
-    from services.runner import run_until_idle
+    from cashmatch.service_layer.dispatch import run_until_idle
 
     ports = make_ports(max_attempts=3)
     ports.notifier = notifier_from_env({WEBHOOK_ENV: webhook.url})
@@ -255,7 +258,7 @@ def test_the_alerter_has_the_bus_retry_an_alert_the_webhook_refused(make_ports, 
     )
     webhook.fail_first = 1  # Slack has a bad moment, then answers again
     publish_event(ports.bus, make_event(deployed, source="/t"))
-    run_until_idle(ports, ["alert-deployed"], timeout_s=60)
+    run_until_idle(ports, handlers(["alert-deployed"]), timeout_s=60)
     texts = [post["text"] for post in webhook.posts]
     # the refused alert, the runner's word that the alerter failed once, the alert again
     assert texts[0] == texts[-1] == "deployment: Model m-2 deployed", texts
@@ -264,6 +267,6 @@ def test_the_alerter_has_the_bus_retry_an_alert_the_webhook_refused(make_ports, 
 
     webhook.fail_first, webhook.status = 0, 500  # ...and now Slack is down for good
     publish_event(ports.bus, make_event(deployed, source="/t"))
-    run_until_idle(ports, ["alert-deployed"], timeout_s=60)
+    run_until_idle(ports, handlers(["alert-deployed"]), timeout_s=60)
     (parked,) = ports.bus.dead_letters()
     assert parked.attempts == 3 and "AlertNotDelivered" in parked.detail

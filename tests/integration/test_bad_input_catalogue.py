@@ -8,9 +8,10 @@ import json
 import duckdb
 import pytest
 
-from services.runner import run_until_idle
-from shared.events import DatasetReady, MonthClosed, make_event
-from shared.publishing import publish_event
+from cashmatch.domain.events import DatasetReady, MonthClosed, make_event
+from cashmatch.entrypoints.service_table import HANDLERS
+from cashmatch.service_layer.dispatch import run_until_idle
+from cashmatch.service_layer.publishing import publish_event
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_every_malformed_event_is_parked_with_its_reason(make_ports, small_wareh
     ports = make_ports(warehouse=str(small_warehouse))
     for name, (data, _) in MALFORMED_EVENTS.items():
         ports.bus.publish("month.closed", data, {"case": name}, message_id=f"bad-{name}")
-    run_until_idle(ports, timeout_s=120)
+    run_until_idle(ports, HANDLERS, timeout_s=120)
     dead = {r.message_id.removeprefix("bad-"): r for r in ports.bus.dead_letters()}
     for name, (_, reason) in MALFORMED_EVENTS.items():
         assert name in dead, f"{name} was not parked"
@@ -73,7 +74,7 @@ def test_a_dataset_ready_naming_no_manifest_is_parked_by_every_reader(
         )
         event = make_event(ready, source="/t").model_copy(update={"id": f"ready-{name}"})
         publish_event(ports.bus, event)
-    run_until_idle(ports, timeout_s=120)
+    run_until_idle(ports, HANDLERS, timeout_s=120)
     dead = ports.bus.dead_letters()
     assert {(r.message_id, r.subscription) for r in dead} == {
         (f"ready-{name}", service)
@@ -226,7 +227,7 @@ def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_pa
     ports.bus.publish(
         "month.closed", envelope(data={"month": "2025-03"}), {}, message_id="close-03"
     )
-    run_until_idle(ports, timeout_s=300)
+    run_until_idle(ports, HANDLERS, timeout_s=300)
     assert ports.bus.dead_letters() == []
     quarantine = ports.datasets.read_quarantine("2025-03")
     for name, (_, table, key, reason) in BAD_ROWS.items():
@@ -237,8 +238,8 @@ def test_every_bad_row_is_quarantined_by_key(make_ports, small_warehouse, tmp_pa
     assert not {k for k in kept if k.startswith("BAD-")}
 
     # Batch matching a later month (`cashmatch match`) sets the same rows aside, by key.
-    from shared.batch.month import match_month
-    from shared.model_store import load_verified
+    from cashmatch.service_layer.batch_matching import match_month
+    from cashmatch.service_layer.model_store import load_verified
 
     model = load_verified(ports.blobs, ports.registry.get(ports.registry.champion()[0].version))
     predictions, set_aside = match_month(model, ports.warehouse, "2025-04")
@@ -261,7 +262,7 @@ def test_a_warehouse_value_no_type_can_carry_parks_the_month_at_once(
         )
     ports = make_ports(warehouse=str(warehouse))
     ports.bus.publish("month.closed", envelope(data={"month": "2025-03"}), {}, message_id="inf")
-    run_until_idle(ports, timeout_s=120)
+    run_until_idle(ports, HANDLERS, timeout_s=120)
     (parked,) = ports.bus.dead_letters()
     assert parked.attempts == 1
     assert "cannot be read" in parked.detail and "infinity" in parked.detail

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from shared.adapters.local.blobstore import DirectoryBlobStore
-from shared.ports import BlobNotFound, BlobStore, PreconditionFailed
+from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def store(request, tmp_path) -> BlobStore:
         # guard it lacks); each test gets its own folder of the session's bucket.
         import uuid
 
-        from shared.adapters.gcp.blobstore import GcsBlobStore
+        from cashmatch.adapters.gcp.blobstore import GcsBlobStore
         from tests.fakes.gcs_emulator import session_gcs_emulator
 
         emulator = session_gcs_emulator(request.config)

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.local.bus import RetryPolicy
-from shared.ports import Delivery, EventBus
+from cashmatch.ports import Delivery, EventBus, RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +48,7 @@ class FakeClock:
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
     buses: list[Any] = []
     if request.param == "sqlite":
-        from shared.adapters.local.bus import SqliteEventBus
+        from cashmatch.adapters.local.bus import SqliteEventBus
 
         clock = FakeClock()
 
@@ -65,7 +64,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
     else:
         from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-        from shared.adapters.gcp.bus import PubSubEventBus
+        from cashmatch.adapters.gcp.bus import PubSubEventBus
         from tests.fakes.pubsub_server import end_lease
 
         request.getfixturevalue("pubsub_server")

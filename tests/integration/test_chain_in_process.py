@@ -8,13 +8,14 @@ import threading
 import pandas as pd
 import pytest
 
-from services.evaluator import handler as evaluator
-from services.runner import HANDLERS, dispatch, handle_bytes, run_until_idle
-from shared.errors import PermanentError
-from shared.evaluation.scoring import score, score_rules
-from shared.events import MonthClosed, make_event, parse_event
-from shared.matching import rules_baseline
-from shared.publishing import publish_event
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.evaluation.scoring import score, score_rules
+from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.domain.matching import rules_baseline
+from cashmatch.entrypoints.service_table import HANDLERS
+from cashmatch.service_layer.dispatch import dispatch, handle_bytes, run_until_idle
+from cashmatch.service_layer.handlers import evaluator
+from cashmatch.service_layer.publishing import publish_event
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def ports(make_ports, small_warehouse):
 
 def close(ports, month: str) -> None:
     publish_event(ports.bus, make_event(MonthClosed(month=month), source="/test"))
-    run_until_idle(ports, timeout_s=300)
+    run_until_idle(ports, HANDLERS, timeout_s=300)
 
 
 def events_on(ports, topic: str) -> list:
@@ -67,7 +68,7 @@ def test_every_event_delivered_five_times_changes_nothing(ports):
     ):
         (event,) = events_on(ports, topic)
         for _ in range(5):
-            handle_bytes(service, event.to_bytes(), ports)
+            handle_bytes(service, HANDLERS[service], event.to_bytes(), ports)
     after = snapshot(ports)
     changed = {k for k in before if before[k] != after.get(k)}
     assert set(after) == set(before), "no new files"
@@ -80,7 +81,9 @@ def test_every_event_delivered_five_times_changes_nothing(ports):
 def test_test_transfers_never_reach_training_even_when_a_backfill_month_is_redone(ports):
     def collect(month: str) -> None:
         event = make_event(MonthClosed(month=month), source="/test")
-        assert handle_bytes("collector", event.to_bytes(), ports).startswith("dataset ds-")
+        assert handle_bytes("collector", HANDLERS["collector"], event.to_bytes(), ports).startswith(
+            "dataset ds-"
+        )
 
     collect("2025-03")  # the backfill: months 1-3, and the frozen test set
     collect("2025-02")  # a month inside the backfill, closed again by hand
@@ -149,14 +152,14 @@ def test_out_of_order_verdict_is_not_rolled_out(ports):
     champion = ports.registry.champion()[0].version
     stale = [e for e in passed if e.data["model_version"] != champion]
     for event in stale:
-        outcome = handle_bytes("deployer", event.to_bytes(), ports)
+        outcome = handle_bytes("deployer", HANDLERS["deployer"], event.to_bytes(), ports)
         assert f"the champion is now {champion}" in outcome
     assert ports.registry.deployed()[0].version == champion
 
 
 def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
-    import services.evaluator.handler as evaluator
-    from shared.registry import Pointer
+    import cashmatch.service_layer.handlers.evaluator as evaluator
+    from cashmatch.domain.model_records import Pointer
 
     for month in ("2025-03", "2025-04", "2025-05"):
         close(ports, month)
@@ -189,7 +192,7 @@ def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
 
     def evaluate(event):
         try:
-            handle_bytes("evaluator", event.to_bytes(), ports)
+            handle_bytes("evaluator", HANDLERS["evaluator"], event.to_bytes(), ports)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -230,7 +233,7 @@ def test_transient_failures_retry_then_dead_letter(make_ports, small_warehouse, 
 
     monkeypatch.setattr(ports.warehouse, "transfers", flaky)
     publish_event(ports.bus, make_event(MonthClosed(month="2025-03"), source="/test"))
-    run_until_idle(ports, timeout_s=60)
+    run_until_idle(ports, HANDLERS, timeout_s=60)
     assert len(calls) == 3
     (dead,) = ports.bus.dead_letters()
     assert dead.attempts == 3
@@ -241,7 +244,7 @@ def test_dispatch_parks_a_wrong_type_without_retrying(ports):
     event = make_event(MonthClosed(month="2025-03"), source="/test")
     ports.bus.publish("dataset.ready", event.to_bytes(), {}, message_id="wrong-topic")
     (delivery,) = ports.bus.pull("trainer")
-    outcome = dispatch("trainer", delivery, ports)
+    outcome = dispatch("trainer", HANDLERS["trainer"], delivery, ports)
     assert outcome.startswith("parked")
     (dead,) = ports.bus.dead_letters()
     assert "trainer takes dataset.ready events" in dead.detail
@@ -259,7 +262,7 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
     close(ports, "2025-03")
     assert "deployment" in {a.kind for a in sent}
     publish_event(ports.bus, make_event(MonthClosed(month="2019-01"), source="/test"))
-    run_until_idle(ports, timeout_s=60)
+    run_until_idle(ports, HANDLERS, timeout_s=60)
     parked = [a for a in sent if a.kind == "dead_letter"]
     assert parked and any("no transfers booked in 2019-01" in d for d in parked[0].details)
 
@@ -267,8 +270,8 @@ def test_deployments_and_parked_events_reach_the_notifier(ports):
 def test_approval_gate_holds_the_roll_out_until_a_person_approves(
     make_ports, small_warehouse, capsys
 ):
-    from cashmatch_cli import status
-    from cashmatch_cli.approval import decide
+    from cashmatch.entrypoints.cli import status
+    from cashmatch.entrypoints.cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
     close(ports, "2025-03")
@@ -285,7 +288,7 @@ def test_approval_gate_holds_the_roll_out_until_a_person_approves(
         decide(ports, "m-unknown", approved=True, reason="x")
     decision, event_id = decide(ports, champion, approved=True, reason="looks good")
     assert decision.approved and event_id
-    run_until_idle(ports, timeout_s=120)
+    run_until_idle(ports, HANDLERS, timeout_s=120)
     deployed = ports.registry.deployed()[0]
     assert deployed.version == champion
     assert deployed.history[-1].by == event_id
@@ -306,8 +309,8 @@ def test_an_approval_whose_republish_was_lost_is_finished_by_approving_again(
 ):
     import datetime as dt
 
-    from cashmatch_cli.approval import decide
-    from shared.registry import Approval
+    from cashmatch.domain.model_records import Approval
+    from cashmatch.entrypoints.cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
     close(ports, "2025-03")
@@ -320,12 +323,12 @@ def test_an_approval_whose_republish_was_lost_is_finished_by_approving_again(
     )
     decision, event_id = decide(ports, champion, approved=True, reason="again")
     assert decision.by == "cli:x" and event_id is not None
-    run_until_idle(ports, timeout_s=120)
+    run_until_idle(ports, HANDLERS, timeout_s=120)
     assert ports.registry.deployed()[0].version == champion
 
 
 def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
-    from cashmatch_cli.approval import decide
+    from cashmatch.entrypoints.cli.approval import decide
 
     ports = make_ports(warehouse=str(small_warehouse), approval_required=True)
     close(ports, "2025-03")
@@ -333,6 +336,6 @@ def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
     decision, event_id = decide(ports, champion, approved=False, reason="audit pending")
     assert not decision.approved and event_id is None
     (event,) = events_on(ports, "evaluation.passed")
-    outcome = handle_bytes("deployer", event.to_bytes(), ports)
+    outcome = handle_bytes("deployer", HANDLERS["deployer"], event.to_bytes(), ports)
     assert "rejected by cli:" in outcome and "audit pending" in outcome
     assert ports.registry.deployed()[0].version is None

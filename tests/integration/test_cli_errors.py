@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cashmatch_cli.main import main
+from cashmatch.entrypoints.cli.main import main
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_the_demo_checks_everything_before_it_deletes_or_writes(
 def test_the_gcp_stack_without_credentials_is_one_line(tmp_path, monkeypatch, capsys):
     from google.auth.exceptions import DefaultCredentialsError
 
-    from cashmatch_cli import main as cli
+    from cashmatch.entrypoints.cli import main as cli
 
     def no_credentials():
         # What bootstrap meets on a machine without Application Default Credentials (raised
@@ -108,7 +108,7 @@ def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch, 
 
 
 def test_a_bug_is_not_passed_off_as_a_usage_error(tmp_path, monkeypatch, capsys):
-    from cashmatch_cli import main as cli
+    from cashmatch.entrypoints.cli import main as cli
 
     def broken():
         return {}["amount"]  # a programming error somewhere below a command

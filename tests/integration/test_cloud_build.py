@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.adapters.gcp.cloud_build import (
+from cashmatch.adapters.gcp.cloud_build import (
     build_request,
     image_tag,
     package_source,
     submit_build,
 )
-from shared.adapters.local.blobstore import DirectoryBlobStore
-from shared.registry import ModelRecord
+from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+from cashmatch.domain.model_records import ModelRecord
 
 pytestmark = pytest.mark.integration
 

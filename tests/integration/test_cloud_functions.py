@@ -12,9 +12,9 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 from functions_framework import create_app
 
-from services import entrypoint
-from shared.bootstrap import DEAD_LETTER_TOPIC
-from shared.events import MonthClosed, make_event
+from cashmatch.domain.events import MonthClosed, make_event
+from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC
+from cashmatch.entrypoints import cloud_event as entrypoint
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

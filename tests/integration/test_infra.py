@@ -1,4 +1,4 @@
-"""The infrastructure code agrees with shared.bootstrap and passes its scanners
+"""The infrastructure code agrees with cashmatch.bootstrap and passes its scanners
 (infra/check_infra.py), and each check really catches what it is there for."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_the_infra_has_no_problems() -> None:
 
 
 def test_a_subscription_without_oidc_token_is_reported(tmp_path: Path) -> None:
-    from shared.bootstrap import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
+    from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
 
     broken = tmp_path / "terraform"
     shutil.copytree(ROOT / "infra" / "terraform", broken)
@@ -151,7 +151,8 @@ def test_the_rayservice_checks_catch_kuberay_and_schema_mistakes(tmp_path: Path)
         )
         text = text.replace("minReplicas: 2", "minReplicas: 3")
         return text.replace(
-            "import_path: services.matcher.app:build_app", "import_path: services.matcher.app:build"
+            "import_path: cashmatch.entrypoints.matcher.app:build_app",
+            "import_path: cashmatch.entrypoints.matcher.app:build",
         )
 
     problems = "\n".join(_checker().check_k8s(_k8s_copy(tmp_path, edit), root=ROOT))
@@ -161,7 +162,7 @@ def test_the_rayservice_checks_catch_kuberay_and_schema_mistakes(tmp_path: Path)
     assert "rayStartParams.num-cpus: 0 must be a string" in problems
     assert "pod template 'head'" in problems and "restartPolicyy" in problems
     assert "needs minReplicas <= replicas <= maxReplicas" in problems
-    assert "services.matcher.app defines no build" in problems
+    assert "cashmatch.entrypoints.matcher.app defines no build" in problems
 
 
 def test_an_identity_or_network_policy_mismatch_is_reported(tmp_path: Path) -> None:

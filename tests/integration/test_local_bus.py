@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.local.bus import RetryPolicy, SqliteEventBus
-from shared.ports import Delivery
+from cashmatch.adapters.local.bus import SqliteEventBus
+from cashmatch.ports import Delivery, RetryPolicy
 
 pytestmark = pytest.mark.integration
 

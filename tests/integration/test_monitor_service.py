@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from services.monitor.handler import champion_before, monitor, report_key, summary_key
-from services.runner import run_until_idle
-from shared.events import DriftDetected, MonthClosed, derived_id, make_event, parse_event
-from shared.publishing import publish_event
+from cashmatch.domain.events import DriftDetected, MonthClosed, derived_id, make_event, parse_event
+from cashmatch.entrypoints.service_table import handlers
+from cashmatch.service_layer.dispatch import run_until_idle
+from cashmatch.service_layer.handlers.monitor import (
+    champion_before,
+    monitor,
+    report_key,
+    summary_key,
+)
+from cashmatch.service_layer.publishing import publish_event
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
@@ -17,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 def close(ports, month: str, services: list[str] | None = None) -> None:
     publish_event(ports.bus, make_event(MonthClosed(month=month), source="/test"))
-    run_until_idle(ports, services, timeout_s=300)
+    run_until_idle(ports, handlers(services), timeout_s=300)
 
 
 def dataset_ready(ports, month: str):
@@ -30,7 +36,7 @@ def dataset_ready(ports, month: str):
 @pytest.fixture(scope="module")
 def shifted_warehouse(tmp_path_factory):
     """Like the small warehouse, but customers change their habits from 2025-04 on."""
-    from shared.synth import SynthConfig, generate, write_warehouse
+    from cashmatch.synth import SynthConfig, generate, write_warehouse
 
     path = tmp_path_factory.mktemp("shifted") / "shifted.duckdb"
     config = SynthConfig(months=5, start="2025-01", scale=0.2, seed=11, shift_from="2025-04")

@@ -22,8 +22,8 @@ from cryptography.x509.oid import NameOID
 from functions_framework import create_app
 from google.auth import crypt, jwt
 
-from services import entrypoint
-from shared.events import MonthClosed, make_event
+from cashmatch.domain.events import MonthClosed, make_event
+from cashmatch.entrypoints import cloud_event as entrypoint
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

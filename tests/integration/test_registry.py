@@ -3,9 +3,10 @@ import threading
 
 import pytest
 
-from shared.adapters.local.blobstore import DirectoryBlobStore
-from shared.ports import PreconditionFailed
-from shared.registry import ModelRecord, ModelRegistry, Verdict
+from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+from cashmatch.domain.model_records import ModelRecord, Verdict
+from cashmatch.ports import PreconditionFailed
+from cashmatch.service_layer.registry import ModelRegistry
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
@@ -115,8 +116,8 @@ def test_mark_deployed_records_endpoint_and_cause(registry):
 
 
 def test_rollback_moves_champion_and_deployed_back_with_history(registry):
-    from cashmatch_cli.serving import roll_back
-    from shared.serving import NoServing
+    from cashmatch.entrypoints.cli.serving import roll_back
+    from cashmatch.service_layer.serving import NoServing
 
     for v in ("m-1", "m-2"):
         registry.register(record(v))
@@ -135,8 +136,8 @@ def test_rollback_moves_champion_and_deployed_back_with_history(registry):
 
 
 def test_rollback_never_brings_in_a_version_that_was_not_served(registry):
-    from cashmatch_cli.serving import roll_back
-    from shared.serving import NoServing
+    from cashmatch.entrypoints.cli.serving import roll_back
+    from cashmatch.service_layer.serving import NoServing
 
     for v in ("m-1", "m-2", "m-3"):
         registry.register(record(v))

@@ -10,13 +10,18 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from shared.adapters.local.blobstore import DirectoryBlobStore
-from shared.evaluation.curves import curve_from_scores
-from shared.matching import evaluate, month_batches, rules_baseline
-from shared.matching.metrics import per_transfer
-from shared.monitoring import compute_drift, performance_drift, render_drift_report
-from shared.registry import ModelRegistry, Verdict
-from shared.reporting import champion_history, precision_coverage_curve, render_evaluation_report
+from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+from cashmatch.domain.evaluation.curves import curve_from_scores
+from cashmatch.domain.matching import evaluate, month_batches, rules_baseline
+from cashmatch.domain.matching.metrics import per_transfer
+from cashmatch.domain.model_records import Verdict
+from cashmatch.domain.monitoring import compute_drift, performance_drift, render_drift_report
+from cashmatch.service_layer.registry import ModelRegistry
+from cashmatch.service_layer.reporting import (
+    champion_history,
+    precision_coverage_curve,
+    render_evaluation_report,
+)
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
@@ -54,7 +59,7 @@ def svgs(html: str) -> list[ET.Element]:
 
 @pytest.fixture(scope="module")
 def months():
-    from shared.synth import SynthConfig, generate
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=6, start="2025-01", scale=0.2, seed=5, shift_from="2025-05"))
     return month_batches(data.invoices, data.transfers, data.matches)
@@ -197,7 +202,7 @@ def test_champion_history_from_the_registry(tmp_path):
 
 
 def test_reports_and_curves_are_stored_per_version(tmp_path, scored):
-    from shared.reporting import load_curve, report_key, save_curve, save_report
+    from cashmatch.service_layer.reporting import load_curve, report_key, save_curve, save_report
 
     blobs = DirectoryBlobStore(tmp_path)
     assert load_curve(blobs, "m-1") is None

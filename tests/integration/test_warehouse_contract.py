@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.contract import TABLES
-from shared.ports import Warehouse, WarehouseSchemaError
+from cashmatch.domain.contract import TABLES
+from cashmatch.ports import Warehouse, WarehouseSchemaError
 from tests.fakes.warehouse_tables import bigquery_dataset, duckdb_file
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ MakeWarehouse = Callable[..., Warehouse]
 @pytest.fixture(params=["duckdb", "bigquery"])
 def make_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWarehouse:
     if request.param == "duckdb":
-        from shared.adapters.local.warehouse import DuckDBWarehouse
+        from cashmatch.adapters.local.warehouse import DuckDBWarehouse
 
         def make_duckdb(absent: bool = False, **shape: Any) -> Warehouse:
             path = tmp_path / f"w-{uuid.uuid4().hex[:8]}.duckdb"
@@ -32,7 +32,7 @@ def make_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWareho
 
         return make_duckdb
 
-    from shared.adapters.gcp.warehouse import BigQueryWarehouse
+    from cashmatch.adapters.gcp.warehouse import BigQueryWarehouse
 
     emulator = request.getfixturevalue("bq_emulator")
     client = emulator.client()

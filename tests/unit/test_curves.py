@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.evaluation.curves import (
+from cashmatch.domain.evaluation.curves import (
     coverage_at,
     curve_from_scores,
     precision_coverage_curve,
     thin,
     threshold_at,
 )
-from shared.matching import evaluate, month_batches, rules_baseline
-from shared.matching.metrics import auto_rate_at
+from cashmatch.domain.matching import evaluate, month_batches, rules_baseline
+from cashmatch.domain.matching.metrics import auto_rate_at
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +68,7 @@ def test_empty_input_gives_an_empty_curve():
 
 
 def test_curve_from_predictions_matches_the_metrics():
-    from shared.synth import SynthConfig, generate
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=2, start="2025-01", scale=0.1, seed=3))
     batch = month_batches(data.invoices, data.transfers, data.matches)[-1]

@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from shared.matching import month_batches
-from shared.monitoring import DriftConfig, compute_drift, performance_drift
-from shared.monitoring.drift import has_reference, psi, two_proportion_p_value
+from cashmatch.domain.matching import month_batches
+from cashmatch.domain.monitoring import DriftConfig, compute_drift, performance_drift
+from cashmatch.domain.monitoring.drift import has_reference, psi, two_proportion_p_value
 
 pytestmark = pytest.mark.unit
 
 
 def _batches(shift_from: str | None):
-    from shared.synth import SynthConfig, generate
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(
         SynthConfig(months=7, start="2025-01", scale=0.2, seed=11, shift_from=shift_from)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from shared.events import (
+from cashmatch.domain.events import (
     PAYLOADS,
     DatasetReady,
     MalformedEvent,

@@ -1,7 +1,7 @@
 import pytest
 
-from shared.evaluation.gates import decide
-from shared.settings import QualityGates
+from cashmatch.domain.evaluation.gates import decide
+from cashmatch.settings import QualityGates
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.matcher.core import NoModelLoaded
-from services.matcher.schemas import MatchRequest, MatchResponse
+from cashmatch.domain.match_api import MatchRequest, MatchResponse
+from cashmatch.service_layer.matcher import NoModelLoaded
 from tests.unit.test_matcher_schemas import INVOICE, TRANSFER
 
 pytestmark = [
@@ -21,7 +21,7 @@ pytestmark = [
 
 def _replica_class():
     """The deployment class under Serve's wrappers (imported here: importing Ray warns)."""
-    from services.matcher.app import MatcherDeployment
+    from cashmatch.entrypoints.matcher.app import MatcherDeployment
 
     return MatcherDeployment.func_or_class.__wrapped__
 

@@ -12,9 +12,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.matcher.api import Limits, create_api
-from services.matcher.core import NoModelLoaded
-from services.matcher.schemas import (
+from cashmatch.domain.match_api import (
     BatchMatchRequest,
     BatchMatchResponse,
     Health,
@@ -23,6 +21,8 @@ from services.matcher.schemas import (
     MatchResult,
     ModelInfo,
 )
+from cashmatch.entrypoints.matcher.api import Limits, create_api
+from cashmatch.service_layer.matcher import NoModelLoaded
 
 pytestmark = pytest.mark.unit
 
@@ -305,20 +305,20 @@ def test_too_many_items_or_bytes_is_413():
 
 # Ray's own modules use pydantic APIs deprecated since 2.0 when first imported.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
-@pytest.mark.parametrize("where", ["services/matcher/config.yaml", "infra/k8s/rayservice.yaml"])
+@pytest.mark.parametrize("where", ["shared/src/cashmatch/adapters/local/matcher_serve.yaml", "infra/k8s/rayservice.yaml"])
 def test_the_serve_configs_validate_against_ray_and_matcher_args(where):
     from pathlib import Path
 
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    from services.matcher.app import MatcherArgs
+    from cashmatch.entrypoints.matcher.app import MatcherArgs
 
     text = (Path(__file__).resolve().parents[2] / where).read_text()
     document = next(yaml.safe_load_all(text))
     config = yaml.safe_load(document["spec"]["serveConfigV2"]) if "spec" in document else document
     schema = ServeDeploySchema.model_validate(config)
     (app,) = schema.applications
-    assert app.import_path == "services.matcher.app:build_app"
+    assert app.import_path == "cashmatch.entrypoints.matcher.app:build_app"
     MatcherArgs.model_validate(app.args)
     assert set(app.deployments[0].user_config or {}) == {"model_version", "fallback_version"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from shared.matching.forest import MAX_CELLS, Forest, flattened
+from cashmatch.domain.matching.forest import MAX_CELLS, Forest, flattened
 
 
 def _fitted(seed: int, **params) -> tuple[HistGradientBoostingClassifier, np.random.Generator]:

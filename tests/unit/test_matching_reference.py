@@ -159,9 +159,9 @@ def reference() -> dict:
 
 @pytest.fixture(scope="module")
 def observed(reference) -> dict:
-    import shared.matching
+    import cashmatch.domain.matching
 
-    return observe(shared.matching, *load_inputs(reference))
+    return observe(cashmatch.domain.matching, *load_inputs(reference))
 
 
 def test_the_same_candidate_pairs_with_the_same_rules(reference, observed):
@@ -187,9 +187,9 @@ def test_the_same_answers(reference, observed):
 
 
 def test_ranked_candidates_come_from_the_same_prediction(reference):
-    from shared.matching import MatcherConfig, TrainedMatcher
-    from shared.matching.assembly import SET_FEATURES
-    from shared.matching.features import FEATURES
+    from cashmatch.domain.matching import MatcherConfig, TrainedMatcher
+    from cashmatch.domain.matching.assembly import SET_FEATURES
+    from cashmatch.domain.matching.features import FEATURES
 
     transfers, invoices, observations, habits = load_inputs(reference)
     matcher = TrainedMatcher(
@@ -226,9 +226,9 @@ def test_ranked_candidates_come_from_the_same_prediction(reference):
 
 def record() -> None:
     """Record the reference with the matching package on sys.path (synthetic inputs)."""
-    import shared.matching
-    from shared.matching import knowledge, month_batches
-    from shared.synth import SynthConfig, generate
+    import cashmatch.domain.matching
+    from cashmatch.domain.matching import knowledge, month_batches
+    from cashmatch.synth import SynthConfig, generate
 
     data = generate(SynthConfig(months=4, scale=0.15, seed=11, profile="messy"))
     batches = month_batches(data.invoices, data.transfers, data.matches)
@@ -243,7 +243,7 @@ def record() -> None:
             "habits": _records(habits),
         }
     }
-    ref["expected"] = observe(shared.matching, *load_inputs(ref))
+    ref["expected"] = observe(cashmatch.domain.matching, *load_inputs(ref))
     REFERENCE.parent.mkdir(exist_ok=True)
     with gzip.open(REFERENCE, "wt") as f:
         json.dump(ref, f)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.matcher.core import LoadedModel, MatcherService
-from services.matcher.schemas import MatchRequest, json_records
-from shared.matching import MatcherConfig, TrainedMatcher, month_batches, train_matcher
-from shared.matching.toydata import toy_data
+from cashmatch.domain.match_api import MatchRequest, json_records
+from cashmatch.domain.matching import MatcherConfig, TrainedMatcher, month_batches, train_matcher
+from cashmatch.domain.matching.toydata import toy_data
+from cashmatch.service_layer.matcher import LoadedModel, MatcherService
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.unit
@@ -190,8 +190,8 @@ def test_the_service_answers_as_the_model_does_on_frames(model, requests_):
 
 
 def test_the_option_matrix_is_the_set_features_in_order(model, toy):
-    from shared.matching.assembly import SET_FEATURES, option_matrix
-    from shared.matching.model import _decide, _score_input
+    from cashmatch.domain.matching.assembly import SET_FEATURES, option_matrix
+    from cashmatch.domain.matching.model import _decide, _score_input
 
     month = toy[-1]
     payer, habits = model._knowledge(None)

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.settings import SettingsError, load_settings
+from cashmatch.settings import SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
 

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from shared.dataset.split import is_test_transfer, months_between
-from shared.dataset.validation import validate_month
+from cashmatch.domain.dataset.split import is_test_transfer, months_between
+from cashmatch.domain.dataset.validation import validate_month
 
 pytestmark = pytest.mark.unit
 

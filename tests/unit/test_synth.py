@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared import contract
-from shared.synth import (
+from cashmatch.domain import contract
+from cashmatch.synth import (
     PATTERNS,
     SynthConfig,
     SyntheticData,

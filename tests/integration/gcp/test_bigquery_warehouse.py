@@ -9,9 +9,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from shared.adapters.gcp.warehouse import BigQueryWarehouse
-from shared.adapters.local.warehouse import DuckDBWarehouse
-from shared.ports import WarehouseSchemaError
+from cashmatch.adapters.gcp.warehouse import BigQueryWarehouse
+from cashmatch.adapters.local.warehouse import DuckDBWarehouse
+from cashmatch.ports import WarehouseSchemaError
 from tests.fakes.warehouse_tables import bigquery_dataset, duckdb_file
 
 pytestmark = pytest.mark.integration

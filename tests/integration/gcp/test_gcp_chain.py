@@ -2,7 +2,7 @@
 (gcp-storage-emulator) and Pub/Sub (the fake server), wired by build_gcp_ports.
 
 Pub/Sub's push delivery to Cloud Run is not emulated: the test pulls each subscription and hands
-every delivery to services.runner.dispatch, as the CLI's worker does."""
+every delivery to cashmatch.service_layer.dispatch.dispatch, as the CLI's worker does."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import uuid
 import pandas as pd
 import pytest
 
-from services.runner import HANDLERS, dispatch
-from shared.adapters.gcp import build_gcp_ports
-from shared.adapters.gcp.warehouse import bigquery_schema
-from shared.contract import TABLES
-from shared.events import MonthClosed, make_event, parse_event
-from shared.publishing import publish_event
-from shared.settings import load_settings
-from shared.synth import SynthConfig, generate
+from cashmatch.adapters.gcp.warehouse import bigquery_schema
+from cashmatch.bootstrap import bootstrap
+from cashmatch.domain.contract import TABLES
+from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.entrypoints.service_table import HANDLERS
+from cashmatch.service_layer.dispatch import dispatch
+from cashmatch.service_layer.publishing import publish_event
+from cashmatch.settings import load_settings
+from cashmatch.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,13 @@ def run_until_idle(ports, *, timeout_s: float = 300.0) -> list[tuple[str, str, s
         progressed = False
         for service in HANDLERS:
             for delivery in ports.bus.pull(service, max_messages=1):
-                outcomes.append((service, delivery.message_id, dispatch(service, delivery, ports)))
+                outcomes.append(
+                    (
+                        service,
+                        delivery.message_id,
+                        dispatch(service, HANDLERS[service], delivery, ports),
+                    )
+                )
                 progressed = True
         if not progressed and ports.bus.pending() == 0:
             return outcomes
@@ -94,7 +101,7 @@ def gcp_ports(gcs_emulator, bq_emulator, pubsub_server, monkeypatch):
         min_backoff_s=0.0,
         max_backoff_s=0.0,
     )
-    ports = build_gcp_ports(settings)
+    ports = bootstrap(settings)
     yield ports
     ports.bus.close()  # type: ignore[attr-defined]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.gcp import build_gcp_ports
-from shared.adapters.gcp.gke_serving import GkeRayServing
-from shared.adapters.gcp.vertex_registry import VertexModelCatalog
-from shared.adapters.gcp.vertex_training import VertexTraining
-from shared.model_catalog import MirroredRegistry
-from shared.serving import NoServing
-from shared.settings import SettingsError, load_settings
+from cashmatch.adapters.gcp.gke_serving import GkeRayServing
+from cashmatch.adapters.gcp.vertex_registry import VertexModelCatalog
+from cashmatch.adapters.gcp.vertex_training import VertexTraining
+from cashmatch.bootstrap import bootstrap
+from cashmatch.service_layer.model_catalog import MirroredRegistry
+from cashmatch.service_layer.serving import NoServing
+from cashmatch.settings import SettingsError, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def anonymous_google(monkeypatch):
 
 
 def test_everything_is_off_by_default(anonymous_google):
-    ports = build_gcp_ports(load_settings(**GCP))
+    ports = bootstrap(load_settings(**GCP))
     assert isinstance(ports.serving, NoServing)
     assert ports.training is None
     assert not isinstance(ports.registry, MirroredRegistry)
@@ -47,7 +47,7 @@ def test_configured_gke_and_vertex_are_wired(anonymous_google):
         vertex_registry=True,
         vertex_serving_image="europe-west1-docker.pkg.dev/p/cashmatch/matcher:1",
     )
-    ports = build_gcp_ports(settings)
+    ports = bootstrap(settings)
     try:
         assert isinstance(ports.serving, GkeRayServing)
         assert (
@@ -109,7 +109,7 @@ def test_plain_http_is_allowed_to_loopback_only():
 def test_a_deployer_image_without_the_serving_dockerfile_fails_at_start_up(
     anonymous_google, monkeypatch, tmp_path
 ):
-    import shared.adapters.gcp as gcp
+    import cashmatch.adapters.gcp as gcp
 
     for name in ("pyproject.toml", "README.md"):
         (tmp_path / name).write_text("")

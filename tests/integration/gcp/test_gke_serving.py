@@ -18,10 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cashmatch_cli.serving import roll_back
-from services.deployer.handler import deploy
-from shared.adapters.gcp.cloud_build import BuildFailed, CloudBuildImages, code_digest
-from shared.adapters.gcp.gke_serving import (
+from cashmatch.adapters.gcp.cloud_build import BuildFailed, CloudBuildImages, code_digest
+from cashmatch.adapters.gcp.gke_serving import (
     CODE_ANNOTATION,
     ArtifactRefused,
     GkeRayServing,
@@ -29,9 +27,12 @@ from shared.adapters.gcp.gke_serving import (
     KubeApiRefused,
     RolloutFailed,
 )
-from shared.errors import PermanentError
-from shared.events import EvaluationPassed, make_event
-from shared.registry import ModelRecord, ModelRegistry
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.events import EvaluationPassed, make_event
+from cashmatch.domain.model_records import ModelRecord
+from cashmatch.entrypoints.cli.serving import roll_back
+from cashmatch.service_layer.handlers.deployer import deploy
+from cashmatch.service_layer.registry import ModelRegistry
 from tests.fakes.models import register_artifact
 from tests.integration.gcp.google_api_recorder import FakeCloudBuild, FakeKube
 

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shared.adapters.gcp.bus import PubSubEventBus
-from shared.adapters.local.bus import RetryPolicy
-from shared.ports import Delivery
+from cashmatch.adapters.gcp.bus import PubSubEventBus
+from cashmatch.ports import Delivery, RetryPolicy
 from tests.fakes.pubsub_server import end_lease
 
 pytestmark = pytest.mark.integration
@@ -159,7 +158,7 @@ def test_nack_backoff_is_the_lease(make_bus: MakeBus) -> None:
 
 
 def test_dead_letters_published_by_the_push_entry_point_are_listed(bus: PubSubEventBus) -> None:
-    # services/entrypoint.py parks a pushed event by publishing it to the dead-letter topic.
+    # cashmatch/entrypoints/cloud_event.py parks a pushed event by publishing it to the dead-letter topic.
     bus.publish(
         "dead-letter",
         b"{}",

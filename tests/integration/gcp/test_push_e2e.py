@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.events import MonthClosed, make_event, parse_event
-from shared.publishing import publish_event
+from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.service_layer.publishing import publish_event
 from tests.fakes.pubsub_server import PubSubServer, start_pubsub_server
 from tests.integration.test_push_auth import (
     ACCOUNT,
@@ -89,9 +89,9 @@ def stack(request, gcs_emulator, bq_emulator, tmp_path_factory) -> Iterator[Stac
     from google.cloud import storage
     from test_gcp_chain import load_warehouse
 
-    from shared.adapters.gcp import build_gcp_ports
-    from shared.settings import load_settings
-    from shared.synth import SynthConfig, generate
+    from cashmatch.bootstrap import bootstrap
+    from cashmatch.settings import load_settings
+    from cashmatch.synth import SynthConfig, generate
 
     signer = request.getfixturevalue("signing_key")[0]
     certs = request.getfixturevalue("certs_url")
@@ -139,7 +139,7 @@ def stack(request, gcs_emulator, bq_emulator, tmp_path_factory) -> Iterator[Stac
             settings = load_settings(
                 stack="gcp", project=PROJECT, bucket=bucket, warehouse=dataset, min_backoff_s=0.0
             )
-            ports = build_gcp_ports(settings)  # creates the topics and subscriptions
+            ports = bootstrap(settings)  # creates the topics and subscriptions
             ports.bus.subscriber.create_subscription(
                 request={
                     "name": f"projects/{PROJECT}/subscriptions/{DEAD_LETTER_INBOX}",

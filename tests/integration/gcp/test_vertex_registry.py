@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from shared.adapters.gcp.vertex import model_client
-from shared.adapters.gcp.vertex_registry import VertexModelCatalog, artifact_folder
-from shared.adapters.local.blobstore import DirectoryBlobStore
-from shared.model_catalog import MirroredRegistry
-from shared.registry import ModelRecord, Verdict
+from cashmatch.adapters.gcp.vertex import model_client
+from cashmatch.adapters.gcp.vertex_registry import VertexModelCatalog, artifact_folder
+from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+from cashmatch.domain.model_records import ModelRecord, Verdict
+from cashmatch.service_layer.model_catalog import MirroredRegistry
 from tests.fakes.models import model_record
 from tests.integration.gcp.google_api_recorder import FakeVertexModels
 

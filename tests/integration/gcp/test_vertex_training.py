@@ -2,7 +2,7 @@
 
 google-cloud-aiplatform's JobServiceClient / ModelServiceClient talk REST to local recorders
 (tests/integration/gcp/google_api_recorder.py). A created custom job really runs: the recorder
-starts the job's own command (`python -m services.trainer.vertex_job ...`) with the job's own
+starts the job's own command (`python -m cashmatch.entrypoints.vertex_job ...`) with the job's own
 environment in a subprocess, against a Cloud Storage bucket of the session's emulator, and
 reports SUCCEEDED or FAILED from its exit status.
 """
@@ -20,21 +20,22 @@ from pathlib import Path
 
 import pytest
 
-from services.runner import handle_bytes, run_until_idle
-from services.trainer.handler import job_command, result_key
-from services.trainer.vertex_job import main as job_main
-from shared.adapters.gcp.blobstore import GcsBlobStore
-from shared.adapters.gcp.vertex import job_client, model_client
-from shared.adapters.gcp.vertex_registry import VertexModelCatalog
-from shared.adapters.gcp.vertex_training import (
+from cashmatch.adapters.gcp.blobstore import GcsBlobStore
+from cashmatch.adapters.gcp.vertex import job_client, model_client
+from cashmatch.adapters.gcp.vertex_registry import VertexModelCatalog
+from cashmatch.adapters.gcp.vertex_training import (
     TrainingJobFailed,
     TrainingStillRunning,
     VertexTraining,
 )
-from shared.bootstrap import assemble
-from shared.events import MonthClosed, make_event, parse_event
-from shared.publishing import publish_event
-from shared.training import TrainingJob
+from cashmatch.bootstrap import assemble
+from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.entrypoints.service_table import HANDLERS
+from cashmatch.entrypoints.vertex_job import main as job_main
+from cashmatch.ports import TrainingJob
+from cashmatch.service_layer.dispatch import handle_bytes, run_until_idle
+from cashmatch.service_layer.handlers.trainer import job_command, result_key
+from cashmatch.service_layer.publishing import publish_event
 from tests.integration.gcp.google_api_recorder import FakeVertexJobs, FakeVertexModels
 
 pytestmark = pytest.mark.integration
@@ -132,7 +133,7 @@ def test_a_month_trained_on_vertex_and_its_champion_mirrored(
         )
 
         publish_event(ports.bus, make_event(MonthClosed(month="2025-03"), source="/test"))
-        run_until_idle(ports, timeout_s=300)
+        run_until_idle(ports, HANDLERS, timeout_s=300)
 
         (ready,) = events_on(ports, "dataset.ready")
         (trained,) = events_on(ports, "model.trained")
@@ -175,7 +176,7 @@ def test_a_month_trained_on_vertex_and_its_champion_mirrored(
         # Redelivering the chain's events trains nothing and uploads nothing again.
         for service, topic in (("trainer", "dataset.ready"), ("evaluator", "model.trained")):
             (event,) = events_on(ports, topic)
-            handle_bytes(service, event.to_bytes(), ports)
+            handle_bytes(service, HANDLERS[service], event.to_bytes(), ports)
         assert len(jobs.creates()) == 1
         assert len(vertex_models.uploads()) == 1
         # A job already done for the version is found by its label, not submitted again.
@@ -196,7 +197,7 @@ def _job(version: str = "m-abc") -> TrainingJob:
         model_version=version,
         dataset_uri="gs://b/datasets/manifests/2025-03.json",
         dataset_version="ds-2025-03-x",
-        command=("python", "-m", "services.trainer.vertex_job"),
+        command=("python", "-m", "cashmatch.entrypoints.vertex_job"),
     )
 
 

@@ -1,1 +1,0 @@
-"""Authentication at the service edges."""

@@ -1,0 +1,352 @@
+"""Pair features: how well one open invoice fits one transfer.
+
+Everything is computed column-wise over the candidate pairs (numpy sorts and bincounts, and
+rapidfuzz's `cpdist`), so scoring 100k transfers costs seconds, not hours, and one transfer with
+fifty invoices costs about half a millisecond (no pandas group-bys or merges: their fixed cost per
+call would dominate). The features are the ones a finance clerk uses: the reference in the
+title (typo tolerant), the amount (equal, short by a fee or discount, a fraction, part of a
+sum), who paid (account, name, and which counterparty that payer paid for before), dates, and
+which of several same-amount invoices of a counterparty is the oldest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from cashmatch.domain.matching.candidates import (
+    FLAG_COLUMNS,
+    BlockingParams,
+    Columns,
+    PayerIndex,
+    Prepared,
+    expand,
+    lookup,
+    payer_index,
+)
+from cashmatch.domain.matching.subsets import MAX_POOL, explaining_subsets
+
+FEATURES = [
+    *FLAG_COLUMNS,
+    "ref_strong",
+    "ref_partial",
+    "ref_digits_partial",
+    "number_len",
+    "n_strong_ref_t",
+    "strong_ref_unique",
+    "title_len",
+    "tax_in_title",
+    "iban_eq",
+    "name_sim",
+    "name_in_title",
+    "payer_iban_share",
+    "payer_iban_n",
+    "payer_name_share",
+    "payer_name_n",
+    "payer_title_share",
+    "log_amount",
+    "log_open",
+    "diff",
+    "rel_diff",
+    "eq_open",
+    "eq_amount",
+    "frac",
+    "is_credit",
+    "partly_paid",
+    "in_exact_subset",
+    "in_tol_subset",
+    "n_subsets",
+    "n_eq_open_t",
+    "n_same_amount_cp",
+    "same_amount_rank_old",
+    "same_amount_rank_new",
+    "age_rank_cp",
+    "days_since_issue",
+    "days_past_due",
+    "n_cand_t",
+    "n_cp_t",
+    "n_cand_cp",
+    "cp_habit_n",
+    "cp_oldest_share",
+    "cp_newest_share",
+]
+
+
+_COLUMN = {c: k for k, c in enumerate(FEATURES)}
+_FLAGS = [_COLUMN[c] for c in FLAG_COLUMNS]
+# Built once: making the column index from a list of names costs more than the rest of the
+# frame for a one-transfer input.
+_INDEX = pd.Index(FEATURES)
+_KEY_KINDS = {"I": 0, "N": 1, "T": 2}  # payer keys: account, name, title token
+_PAYER_COLUMNS = [
+    "payer_iban_share",
+    "payer_iban_n",
+    "payer_name_share",
+    "payer_name_n",
+    "payer_title_share",
+]
+# Below this many pairs rapidfuzz's worker threads cost more than they save (same results).
+_PARALLEL_MIN_PAIRS = 5_000
+
+
+@dataclass(frozen=True)
+class HabitIndex:
+    """`knowledge.habit_table` as a lookup: counterparty -> (observations, oldest, newest share)."""
+
+    values: dict[str, tuple[float, float, float]]
+
+    @classmethod
+    def of(cls, habits: pd.DataFrame | None) -> HabitIndex:
+        """Index a frame as `knowledge.habit_table` returns it."""
+        if habits is None or habits.empty:
+            return cls({})
+        rows = zip(
+            (str(c) for c in habits["counterparty_id"].to_numpy(dtype=object)),
+            habits["habit_n"].to_numpy(np.float64).tolist(),
+            habits["oldest_share"].to_numpy(np.float64).tolist(),
+            habits["newest_share"].to_numpy(np.float64).tolist(),
+            strict=True,
+        )
+        return cls({cp: (n, old, new) for cp, n, old, new in rows})
+
+
+def habit_index(habits: pd.DataFrame | HabitIndex | None) -> HabitIndex:
+    """The index of a habit table (itself if it is one already)."""
+    return habits if isinstance(habits, HabitIndex) else HabitIndex.of(habits)
+
+
+def _sorted_groups(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by `keys`, then ascending `value` (ties in row order), and the bounds of
+    the key groups in that order (where each starts, then the number of rows)."""
+    n = len(value)
+    order = np.lexsort((value, *reversed(keys)))  # stable: ties keep their row order
+    new = np.zeros(n + 1, dtype=bool)
+    new[[0, n]] = True
+    for k in keys:
+        ks = k[order]
+        new[1:n] |= ks[1:] != ks[:-1]
+    return order, np.flatnonzero(new)
+
+
+def _group_rank(order: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (0-based, in `order`) and size of each row's group, as `_sorted_groups` gives them."""
+    n = len(order)
+    sizes = bounds[1:] - bounds[:-1]
+    rank = np.empty(n, dtype=np.int64)
+    size = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - bounds[:-1].repeat(sizes)
+    size[order] = sizes.repeat(sizes)
+    return rank, size
+
+
+def _per_transfer_sum(t: np.ndarray, values: np.ndarray, n_t: int) -> np.ndarray:
+    """Sum of `values` over each pair's transfer, per pair."""
+    return np.bincount(t, weights=values, minlength=n_t)[t]
+
+
+def _subset_features(
+    order: np.ndarray,
+    bounds: np.ndarray,
+    open_amt: np.ndarray,
+    t_amt: np.ndarray,
+    params: BlockingParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: in an exact-sum subset, in a tolerance subset, and how many such subsets exist.
+
+    Subsets are searched among one counterparty's candidates (the oldest MAX_POOL of them),
+    because one payment settling invoices of several unrelated customers does not happen.
+    `order` and `bounds` are the (transfer, counterparty) groups, oldest issue first.
+    """
+    n = len(order)
+    in_exact = np.zeros(n, dtype=np.float32)
+    in_tol = np.zeros(n, dtype=np.float32)
+    n_sub = np.zeros(n, dtype=np.float32)
+    starts, ends = bounds[:-1], bounds[1:]
+    pools = ends - starts >= 2
+    for s, e in zip(starts[pools].tolist(), ends[pools].tolist(), strict=True):
+        idx = order[s : min(e, s + MAX_POOL)]
+        m, f = explaining_subsets(
+            open_amt[idx], float(t_amt[idx[0]]), params.max_fee, params.max_discount
+        )
+        if len(f) == 0:
+            continue
+        in_exact[idx] = m[f == 2].any(axis=0)
+        in_tol[idx] = m.any(axis=0)
+        n_sub[idx] = min(len(f), 50)
+    return in_exact, in_tol, n_sub
+
+
+def _largest_per_key(
+    query: np.ndarray, keys: np.ndarray, values: np.ndarray, default: float
+) -> np.ndarray:
+    """Per `query` key, the largest of the `values` given for that key in `keys`, or `default`."""
+    out = np.full(len(query), default, dtype=np.float64)
+    if len(keys) == 0 or len(query) == 0:
+        return out
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(new)
+    keys, best = keys[first], np.maximum.reduceat(values[order], first)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found = keys[pos] == query
+    out[found] = best[pos[found]]
+    return out
+
+
+def _payer_features(
+    p: Prepared, t: np.ndarray, cp: np.ndarray, payer: PayerIndex
+) -> list[np.ndarray]:
+    """What earlier labels say about each pair's payer, per pair: the share of the transfers
+    under the payer's account (key "I:") that paid the pair's counterparty (-1: key unknown) and
+    how many transfers the key has, the same for the payer's name ("N:"), and the best share
+    with which a learned title token ("T:") of the transfer points to the counterparty."""
+    n, n_t = len(t), len(p.transfers)
+    if payer.empty or n == 0:
+        return [np.zeros(n, dtype=np.float32) for _ in range(5)]
+    # The keys of all three kinds in one lookup (blocking has listed them already).
+    key_t, keys = p.t_payer_keys
+    kind = np.fromiter((_KEY_KINDS[key[0]] for key in keys), np.int64, len(keys))
+    k = lookup(keys, payer.ids)
+    n_key = np.zeros((2, n_t))  # transfers seen per account and per name key, 0 when unknown
+    own = (kind < 2) & (k >= 0)
+    n_key[kind[own], key_t[own]] = payer.n_key[k[own]]
+    known = np.flatnonzero(k >= 0)
+    pos, entries = expand(known, payer.start[k[known]], payer.start[k[known] + 1])
+    e_cp = lookup(payer.cps[entries], p.cp_codes)
+    ok = e_cp >= 0
+    pos, entries = pos[ok], entries[ok]
+    # A title token counts with the share of its transfers that paid the counterparty.
+    value = payer.n[entries] / np.where(kind[pos] == 2, payer.n_key[k[pos]], 1.0)
+    # One key per (kind, transfer, counterparty).
+    n_cp = len(p.cp_codes)
+    pair_key = t * n_cp + cp
+    best = _largest_per_key(
+        np.concatenate((pair_key, pair_key + n_t * n_cp, pair_key + 2 * n_t * n_cp)),
+        (kind[pos] * n_t + key_t[pos]) * n_cp + e_cp[ok],
+        value,
+        0.0,
+    ).reshape(3, n)
+    n_k = n_key[:, t]
+    share = np.where(n_k > 0, best[:2] / np.maximum(n_k, 1.0), -1.0).astype(np.float32)
+    n_k = n_k.astype(np.float32)
+    return [share[0], n_k[0], share[1], n_k[1], best[2].astype(np.float32)]
+
+
+def _habits(p: Prepared, cp: np.ndarray, habits: HabitIndex) -> list[np.ndarray]:
+    n = len(cp)
+    if not habits.values or n == 0:
+        return [np.zeros(n, np.float32), np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)]
+    unknown = (0.0, -1.0, -1.0)
+    # One row per counterparty code (`cp_codes` holds the ids in code order).
+    per_cp = np.array([habits.values.get(c, unknown) for c in p.cp_codes], dtype=np.float64)
+    per_pair = per_cp[cp].astype(np.float32)
+    return [per_pair[:, 0], per_pair[:, 1], per_pair[:, 2]]
+
+
+def _ratio(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
+    workers = -1 if len(a) >= _PARALLEL_MIN_PAIRS else 1
+    return (process.cpdist(list(a), list(b), scorer=scorer, workers=workers) / 100.0).astype(
+        np.float32
+    )
+
+
+def pair_features(
+    p: Prepared,
+    pairs: pd.DataFrame | Columns,
+    payer: pd.DataFrame | PayerIndex | None,
+    params: BlockingParams,
+    habits: pd.DataFrame | HabitIndex | None = None,
+) -> pd.DataFrame:
+    """The feature matrix (float32 columns named in FEATURES), one row per candidate pair."""
+    payer = payer_index(payer)
+    # One conversion of the whole frame: selecting its columns one by one costs more than all
+    # the features of a one-transfer input.
+    columns = {c: k for k, c in enumerate(list(pairs.columns))}
+    raw = pairs.to_numpy(np.int64)
+    t = raw[:, columns["t"]].copy()
+    i = raw[:, columns["i"]].copy()
+    n, n_t = len(t), len(p.transfers)
+    X = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    X[:, _FLAGS] = raw[:, [columns[c] for c in FLAG_COLUMNS]]
+    del raw  # a large input's copy of the pairs is half the size of X: not kept to the end
+
+    def put(name: str, values) -> None:
+        X[:, _COLUMN[name]] = values
+
+    ref_strong = X[:, [_COLUMN["ref_C"], _COLUMN["ref_D"], _COLUMN["ref_Z"]]].max(axis=1)
+    put("ref_strong", ref_strong)
+
+    title_c = p.t_title_c[t]
+    number_c = p.i_number_c[i]
+    if n:
+        put("ref_partial", _ratio(number_c, title_c, fuzz.partial_ratio))
+        put("ref_digits_partial", _ratio(p.i_digits[i], p.t_digits[t], fuzz.partial_ratio))
+        put("name_sim", _ratio(p.t_name[t], p.i_name[i], fuzz.token_set_ratio))
+        put("name_in_title", _ratio(p.i_name_c[i], title_c, fuzz.partial_ratio))
+    put("number_len", p.i_number_len[i])
+    put("title_len", p.t_title_len[t])
+    # A tax id (5+ characters) written in the title; only pairs with such an id are compared.
+    tax_in_title = np.zeros(n, dtype=bool)
+    check = np.flatnonzero(p.i_tax_len[i] >= 5)
+    tax_in_title[check] = [p.i_tax_c[i[k]] in title_c[k] for k in check.tolist()]
+    put("tax_in_title", tax_in_title)
+
+    t_iban, i_iban = p.iban_codes
+    put("iban_eq", (t_iban[t] == i_iban[i]) & (p.t_iban[t] != ""))
+    cp = p.i_cp[i]
+    for name, values in zip(_PAYER_COLUMNS, _payer_features(p, t, cp, payer), strict=True):
+        put(name, values)
+
+    ta = p.t_amount[t]
+    oa = p.i_open[i]
+    ia = p.i_amount[i]
+    diff = oa - ta
+    put("log_amount", np.log1p(ta).astype(np.float32))
+    put("log_open", (np.sign(oa) * np.log1p(np.abs(oa))).astype(np.float32))
+    put("diff", diff.astype(np.float32))
+    put("rel_diff", (diff / np.maximum(np.abs(oa), 0.01)).astype(np.float32))
+    eq_open = (np.abs(diff) < 0.005).astype(np.float32)
+    put("eq_open", eq_open)
+    put("eq_amount", np.abs(ia - ta) < 0.005)
+    put("frac", np.clip(ta / np.where(np.abs(oa) < 0.01, 0.01, oa), -10, 10).astype(np.float32))
+    put("is_credit", oa < 0)
+    put("partly_paid", np.abs(oa - ia) >= 0.005)
+
+    issue = p.i_issue[i]
+    booking = p.t_day[t]
+    put("days_since_issue", (booking - issue).astype(np.float32))
+    put("days_past_due", (booking - p.i_due[i]).astype(np.float32))
+
+    # Several open invoices of one counterparty: which is oldest is what decides.
+    order, bounds = _sorted_groups([t, cp], issue)
+    age_rank, n_cp_cand = _group_rank(order, bounds)
+    put("age_rank_cp", age_rank)
+    put("n_cand_cp", n_cp_cand)
+    # Distinct counterparties of a transfer: its (transfer, counterparty) groups.
+    put("n_cp_t", np.bincount(t[order[bounds[:-1]]], minlength=n_t)[t])
+    in_exact, in_tol, n_sub = _subset_features(order, bounds, oa, ta, params)
+    put("in_exact_subset", in_exact)
+    put("in_tol_subset", in_tol)
+    put("n_subsets", n_sub)
+
+    n_strong = _per_transfer_sum(t, ref_strong, n_t)
+    put("n_strong_ref_t", n_strong)
+    put("strong_ref_unique", (ref_strong > 0) & (n_strong == 1))
+    put("n_eq_open_t", _per_transfer_sum(t, eq_open, n_t))
+    cents = np.round(oa * 100).astype(np.int64)
+    # Same amount too (subscriptions): rank by issue date within (transfer, counterparty, amount).
+    rank_old, size_same = _group_rank(*_sorted_groups([t, cp, cents], issue))
+    put("same_amount_rank_old", rank_old)
+    put("same_amount_rank_new", size_same - 1 - rank_old)
+    put("n_same_amount_cp", size_same)
+    habit_n, oldest, newest = _habits(p, cp, habit_index(habits))
+    put("cp_habit_n", habit_n)
+    put("cp_oldest_share", oldest)
+    put("cp_newest_share", newest)
+    put("n_cand_t", np.bincount(t, minlength=n_t)[t])
+    return pd.DataFrame(X, columns=_INDEX, copy=False)

@@ -1,0 +1,5 @@
+"""`python -m cashmatch_cli` runs the cashmatch CLI."""
+
+from cashmatch.entrypoints.cli.main import main
+
+main()

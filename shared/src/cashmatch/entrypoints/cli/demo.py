@@ -1,0 +1,245 @@
+"""`cashmatch demo`: the whole chain on the local stack, month by month, in one table."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cashmatch.bootstrap import bootstrap
+from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.domain.match_api import json_records
+from cashmatch.entrypoints.cli import output
+from cashmatch.entrypoints.service_table import HANDLERS
+from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.dispatch import run_until_idle
+from cashmatch.service_layer.publishing import publish_event
+from cashmatch.settings import load_settings
+from cashmatch.synth import SyntheticData
+
+# Written into every demo folder: a new demo replaces only a folder that carries it (or an
+# empty one). Names alone would not do: `warehouse.duckdb` is what the README has people use.
+DEMO_MARK = ".cashmatch-demo"
+
+
+def _start_afresh(folder: Path, serving: str) -> None:
+    """An empty `folder` with the demo's mark; an earlier demo's is removed (its Ray head
+    stopped first), any other folder with something in it is refused."""
+    if folder.exists():
+        if any(folder.iterdir()) and not (folder / DEMO_MARK).is_file():
+            raise output.UserError(
+                f"{folder} is not empty and has no {DEMO_MARK}, the mark of a folder the demo "
+                "made (demos before this mark left none: remove such a folder by hand once); "
+                "the demo replaces its folder, so name a new or empty one with --workspace"
+            )
+        if serving == "ray":
+            from cashmatch.adapters.local.ray_head import stop_local_serving
+
+            # A previous demo's Ray head may still be serving from this folder.
+            stop_local_serving((folder / "workspace").resolve())
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARK).write_text(
+        "made by `cashmatch demo`; the next demo replaces this folder\n"
+    )
+
+
+def run_demo(
+    workspace: Path,
+    *,
+    months: int,
+    backfill: int,
+    scale: float,
+    profile: str = "default",
+    serving: str = "ray",
+) -> None:
+    """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle."""
+    from cashmatch.synth import SynthConfig, generate, write_warehouse
+
+    # Everything is checked before anything is deleted or written.
+    try:
+        config = SynthConfig(months=months, scale=scale, profile=profile)
+    except ValueError as exc:
+        raise output.UserError(str(exc)) from None
+    warehouse = workspace / "warehouse.duckdb"
+    settings = load_settings(
+        workspace=workspace / "workspace", warehouse=str(warehouse), serving=serving
+    )
+    _start_afresh(workspace, serving)
+    started = time.monotonic()
+    with output.console.status("synthesizing the finance system's warehouse…"):
+        data = generate(config)
+        write_warehouse(data, warehouse)
+    all_months = sorted(data.transfers["booking_date"].dt.strftime("%Y-%m").unique())
+    output.console.print(
+        f"warehouse {warehouse}: {len(all_months)} months, {len(data.transfers)} transfers, "
+        f"{len(data.invoices)} invoices, {len(data.matches)} labels"
+    )
+    # Ray Serve narrates every start and update at INFO; the demo's table says what matters.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    ports = bootstrap(settings)
+
+    to_close = all_months[backfill - 1 :]
+    rows = []
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=output.console,
+    )
+    with progress:
+        task = progress.add_task("closing months", total=len(to_close))
+        for month in to_close:
+            progress.update(task, description=f"closing {month}")
+            event = make_event(MonthClosed(month=month), source="/finance-system")
+            publish_event(ports.bus, event)
+            run_until_idle(ports, HANDLERS, timeout_s=600)
+            rows.append(_month_row(ports, month))
+            progress.advance(task)
+
+    output.table(
+        "the chain, month by month (first close = backfill; test set frozen then)",
+        [
+            "month",
+            "train",
+            "test",
+            "new",
+            "quar.",
+            "candidate",
+            "auto@99",
+            "exact",
+            "champion",
+            "champ auto@99",
+            "champ on new month",
+            "rules auto@99",
+            "verdict",
+            "deployed",
+        ],
+        rows,
+    )
+    for month in to_close:
+        trained = _last_event(ports, "model.trained", month)
+        verdict = ports.registry.verdict(trained["model_version"]) if trained else None
+        if verdict:
+            output.console.print(f"{month} {verdict.version}: " + "; ".join(verdict.reasons))
+    _show_idempotency(ports, to_close[-1])
+    if serving == "ray":
+        _ask_the_matcher(ports, data, to_close[-1])
+    output.console.print(
+        f"dead letters: {len(ports.bus.dead_letters())}; workspace {settings.workspace}; "
+        f"{time.monotonic() - started:.0f} s in all. Try: cashmatch --workspace "
+        f"{settings.workspace} models | events"
+    )
+
+
+def _month_row(ports: Ports, month: str) -> list[object]:
+    dataset = _last_event(ports, "dataset.ready", month)
+    trained = _last_event(ports, "model.trained", month)
+    deployed, _ = ports.registry.deployed()
+    if dataset is None or trained is None:
+        return [month, *["–"] * 4, "failed: see `cashmatch events`", *["–"] * 8]
+    rows = dataset["rows"]
+    verdict = ports.registry.verdict(trained["model_version"])
+    metrics = verdict.metrics if verdict else {}
+    champion_metrics = (verdict.champion_metrics if verdict else None) or {}
+    newest = verdict.newest_month_metrics if verdict else {}
+    return [
+        month,
+        rows["train_transfers"],
+        rows["test_transfers"],
+        rows["month_transfers"],
+        dataset["quarantined"],
+        trained["model_version"],
+        metrics.get("auto_rate@99"),
+        metrics.get("exact_set_accuracy"),
+        verdict.champion_version if verdict else None,
+        champion_metrics.get("auto_rate@99"),
+        newest.get("champion", {}).get("auto_rate@99"),
+        verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
+        ("passed" if verdict.passed else "rejected") if verdict else "pending",
+        deployed.version,
+    ]
+
+
+def _last_event(ports: Ports, topic: str, month: str) -> dict | None:
+    for record in ports.bus.log(limit=500, topic=topic):
+        if record.attributes.get("month") == month:
+            _, data, _ = ports.bus.get_message(record.message_id)
+            return parse_event(data).data
+    return None
+
+
+def _ask_the_matcher(ports: Ports, data: SyntheticData, month: str) -> None:
+    """One real HTTP request to the champion on Ray Serve, as the finance system would send it."""
+    import httpx
+
+    deployed, _ = ports.registry.deployed()
+    if not deployed.endpoint or not deployed.endpoint.startswith("http"):
+        output.fail("nothing is serving: see `cashmatch events`")
+        return
+    transfers = data.transfers[data.transfers["booking_date"].dt.strftime("%Y-%m") == month]
+    labels = data.matches.groupby("transfer_id")["invoice_id"].apply(list)
+    # A collective payment shows the most: a transfer that paid two invoices or more.
+    multi = [t for t in transfers["transfer_id"] if len(labels.get(t, [])) >= 2]
+    transfer = transfers[transfers["transfer_id"] == (multi or list(transfers["transfer_id"]))[0]]
+    paid = set(labels.get(transfer["transfer_id"].iloc[0], []))
+    row = transfer.iloc[0]
+    start = pd.Timestamp(f"{month}-01")
+    same_side = data.invoices[
+        (
+            data.invoices["direction"]
+            == ("receivable" if row["direction"] == "incoming" else "payable")
+        )
+        & (data.invoices["issue_date"] < start + pd.offsets.MonthBegin(1))
+        & (data.invoices["currency"] == row["currency"])
+    ]
+    pool = pd.concat(
+        [
+            same_side[same_side["invoice_id"].isin(paid)],
+            same_side[~same_side["invoice_id"].isin(paid)].tail(48),
+        ]
+    )
+    body = {
+        "transfer": json_records(transfer)[0],
+        "open_invoices": json_records(pool),
+    }
+    response = httpx.post(f"{deployed.endpoint}/v1/match", json=body, timeout=60)
+    answer = response.json()
+    output.console.print(
+        f"\nPOST {deployed.endpoint}/v1/match → {response.status_code}: transfer "
+        f"{row['transfer_id']} of {row['amount']:.2f} {row['currency']}, title {row['title']!r}, "
+        f"against {len(pool)} open invoices"
+    )
+    output.table(
+        f"answered by {answer.get('model_version')}: decision {answer.get('decision')}, "
+        f"confidence {answer.get('confidence', 0):.3f}",
+        ["invoice", "allocated", "truly paid by it"],
+        [
+            [a["invoice_id"], a["amount"], a["invoice_id"] in paid]
+            for a in answer.get("allocations", [])
+        ],
+    )
+    output.console.print(
+        f"the champion keeps serving at {deployed.endpoint} (docs at /docs); stop it with "
+        f"`cashmatch --workspace {ports.settings.workspace} serve-stop`"
+    )
+
+
+def _show_idempotency(ports: Ports, month: str) -> None:
+    """Republish the last month.closed: the same dataset and model come back, nothing new."""
+    before = len(ports.registry.versions())
+    event = make_event(MonthClosed(month=month), source="/cli/republish")
+    publish_event(ports.bus, event)
+    report = run_until_idle(ports, HANDLERS, timeout_s=600)
+    after = len(ports.registry.versions())
+    outcomes = pd.DataFrame(report.outcomes, columns=["service", "id", "outcome"])
+    output.table(
+        f"republished month.closed {month}: {after - before} new model versions",
+        ["service", "outcome"],
+        outcomes[["service", "outcome"]].values.tolist(),
+    )

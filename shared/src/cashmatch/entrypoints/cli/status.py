@@ -1,0 +1,179 @@
+"""`cashmatch status`: the whole picture in one place, for people (tables) and scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cashmatch.entrypoints.cli import output
+from cashmatch.ports import BlobNotFound
+from cashmatch.service_layer.context import Ports
+
+
+def _approval(ports: Ports, version: str) -> str | None:
+    """approved / rejected by a person, "waiting" while approval is required and not given."""
+    decision = ports.registry.approval(version)
+    if decision is not None:
+        return "approved" if decision.approved else "rejected"
+    return "waiting" if ports.settings.approval_required else None
+
+
+def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
+    """Months, datasets, models with verdicts, champion lineage, deployment, recent events."""
+    datasets = ports.datasets
+    months = []
+    for month in datasets.slice_months():
+        try:
+            manifest = json.loads(ports.blobs.get(f"datasets/manifests/{month}.json").data)
+        except BlobNotFound:
+            manifest = {}
+        quarantined = len(datasets.read_quarantine(month))
+        months.append(
+            {
+                "month": month,
+                "train_transfers": datasets.slice_rows(month),
+                "quarantined": quarantined,
+                "dataset_version": manifest.get("version"),
+                "training_months": manifest.get("training_months", []),
+            }
+        )
+    registry = ports.registry
+    champion, _ = registry.champion()
+    deployed, _ = registry.deployed()
+    models = []
+    for record in registry.versions():
+        verdict = registry.verdict(record.version)
+        models.append(
+            {
+                "version": record.version,
+                "dataset_version": record.dataset_version,
+                "training_months": record.training_months,
+                "artifact_digest": record.artifact_digest,
+                "verdict": None
+                if verdict is None
+                else ("passed" if verdict.passed else "rejected"),
+                "why": verdict.reasons[0] if verdict else None,
+                "auto_rate@99": verdict.metrics.get("auto_rate@99") if verdict else None,
+                "report": verdict.report_uri if verdict else None,
+            }
+        )
+    lineage = None
+    if champion.version is not None:
+        record = registry.get(champion.version)
+        lineage = {
+            "version": record.version,
+            "dataset_version": record.dataset_version,
+            "dataset_uri": record.dataset_uri,
+            "training_months": record.training_months,
+            "trained_because_of": record.caused_by,
+            "approval": _approval(ports, record.version),
+        }
+    test = datasets.test_manifest()
+    return {
+        "months": months,
+        "test_set": None
+        if test is None
+        else {"version": test["version"], "months": test["months"], "rows": test["rows"]},
+        "models": models,
+        "champion": lineage,
+        "champion_history": [h.model_dump(mode="json") for h in champion.history],
+        "deployed": {
+            "version": deployed.version,
+            "endpoint": deployed.endpoint,
+            "history": [h.model_dump(mode="json") for h in deployed.history],
+        },
+        "events": [
+            {
+                "at": r.published_at.isoformat(timespec="seconds"),
+                "id": r.message_id,
+                "topic": r.topic,
+                "month": r.attributes.get("month"),
+                "subscriber": r.subscription,
+                "state": r.state,
+                "detail": r.detail,
+            }
+            for r in ports.bus.log(limit=events)
+        ],
+        "dead_letters": len(ports.bus.dead_letters()),
+    }
+
+
+def show(status: dict[str, Any]) -> None:
+    """Print the status as tables."""
+    test = status["test_set"]
+    output.console.print(
+        "frozen test set: "
+        + (
+            f"{test['version']} ({', '.join(test['months'])}; "
+            f"{test['rows']['transfers']} transfers)"
+            if test
+            else "none yet"
+        )
+    )
+    output.table(
+        "months",
+        ["month", "train transfers", "quarantined", "dataset", "training months"],
+        [
+            [
+                m["month"],
+                m["train_transfers"],
+                m["quarantined"],
+                m["dataset_version"],
+                f"{len(m['training_months'])}",
+            ]
+            for m in status["months"]
+        ],
+    )
+    output.table(
+        "models",
+        ["version", "months", "verdict", "auto@99", "why", "report"],
+        [
+            [
+                m["version"],
+                f"{m['training_months'][0]}..{m['training_months'][-1]}",
+                m["verdict"],
+                m["auto_rate@99"],
+                m["why"],
+                m["report"],
+            ]
+            for m in status["models"]
+        ],
+    )
+    champion = status["champion"]
+    if champion:
+        output.console.print(
+            f"champion [bold]{champion['version']}[/bold] ← dataset {champion['dataset_version']} "
+            f"← months {', '.join(champion['training_months'])}"
+        )
+    deployed = status["deployed"]
+    if deployed["version"] is not None:
+        output.console.print(f"deployed {deployed['version']} at {deployed['endpoint']}")
+    else:
+        output.console.print("nothing deployed yet")
+    if champion and champion["version"] != deployed["version"]:
+        version, approval = champion["version"], champion["approval"]
+        output.console.print(
+            f"champion {version} waits for approval: cashmatch approve {version}"
+            if approval == "waiting"
+            else f"champion {version} is not deployed ({approval or 'roll-out pending'})"
+        )
+    output.table(
+        "promotions and roll-outs",
+        ["pointer", "at", "version", "previous", "by", "reason"],
+        [
+            ["champion", h["at"][:19], h["version"], h["previous"], h["by"][:8], h["reason"]]
+            for h in status["champion_history"]
+        ]
+        + [
+            ["deployed", h["at"][:19], h["version"], h["previous"], h["by"][:8], h["reason"]]
+            for h in deployed["history"]
+        ],
+    )
+    output.table(
+        f"last events ({status['dead_letters']} dead letters in all)",
+        ["at", "topic", "month", "subscriber", "state", "outcome"],
+        [
+            [e["at"][11:19], e["topic"], e["month"], e["subscriber"], e["state"], e["detail"][:70]]
+            for e in status["events"]
+        ],
+    )

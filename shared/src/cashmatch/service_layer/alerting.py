@@ -1,0 +1,100 @@
+"""Which events and bus records deserve an alert, and what it says."""
+
+from __future__ import annotations
+
+from cashmatch.domain.alerts import Alert
+from cashmatch.domain.events import (
+    DriftDetected,
+    Envelope,
+    EvaluationRejected,
+    MalformedEvent,
+    ModelDeployed,
+)
+from cashmatch.ports import BusRecord
+
+PRIMARY = "auto_rate@99"
+
+
+def _primary(metrics: dict[str, float] | None) -> str:
+    if not metrics or PRIMARY not in metrics:
+        return "–"
+    return f"{metrics[PRIMARY]:.3f}"
+
+
+def alert_for_event(envelope: Envelope) -> Alert | None:
+    """The alert for a rejection, a deployment or a drift; None for any other event.
+
+    A passed evaluation gets none: its deployment follows and is the news.
+    """
+    try:
+        payload = envelope.payload()
+    except MalformedEvent:
+        return None  # a malformed event reaches people as a dead letter instead
+    if isinstance(payload, EvaluationRejected):
+        versions = {"candidate": payload.model_version}
+        if payload.champion_version:
+            versions["champion"] = payload.champion_version
+        return Alert(
+            kind="rejection",
+            title=f"Model {payload.model_version} rejected for {payload.month}",
+            month=payload.month,
+            versions=versions,
+            link=payload.report_uri,
+            details=[
+                *payload.reasons,
+                f"{PRIMARY}: candidate {_primary(payload.metrics)}, "
+                f"champion {_primary(payload.champion_metrics)}, "
+                f"rules {_primary(payload.baseline_metrics)}",
+            ],
+        )
+    if isinstance(payload, ModelDeployed):
+        return Alert(
+            kind="deployment",
+            title=f"Model {payload.model_version} deployed",
+            month=payload.month,
+            versions={"deployed": payload.model_version},
+            link=payload.endpoint,
+            details=[f"dataset {payload.dataset_version}", f"serving at {payload.endpoint}"],
+        )
+    if isinstance(payload, DriftDetected):
+        versions = {"champion": payload.champion_version} if payload.champion_version else {}
+        return Alert(
+            kind="drift",
+            title=f"Drift in {payload.month}: {', '.join(payload.drifted_columns)}",
+            month=payload.month,
+            versions=versions,
+            link=payload.report_uri,
+            details=[
+                f"drifted: {', '.join(payload.drifted_columns)}",
+                f"dataset {payload.dataset_version}",
+            ],
+        )
+    return None
+
+
+def alert_for_dead_letter(record: BusRecord) -> Alert:
+    """The alert for a message parked on the dead letter (never retried again)."""
+    who = record.subscription or "the bus"
+    month = record.attributes.get("month") or None
+    return Alert(
+        kind="dead_letter",
+        title=f"{record.topic} event parked by {who}",
+        month=month,
+        details=[
+            record.detail or "no reason recorded",
+            f"message {record.message_id}, {record.attempts} attempt(s)",
+            f"once fixed: cashmatch redrive {record.message_id}",
+        ],
+    )
+
+
+def alert_for_failure(
+    service: str, message_id: str, error: str, *, attempt: int = 1, month: str | None = None
+) -> Alert:
+    """The alert for a handler that failed (and will be retried)."""
+    return Alert(
+        kind="failure",
+        title=f"{service} failed on {message_id}",
+        month=month,
+        details=[error, f"attempt {attempt}; it will be retried with backoff"],
+    )

@@ -1,0 +1,68 @@
+"""Score one month of a contract warehouse with a model, using only what was known before it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from cashmatch.domain.contract import MATCHES
+from cashmatch.domain.dataset.split import months_between
+from cashmatch.domain.dataset.validation import validate_month
+from cashmatch.domain.matching import MonthBatch, TrainedMatcher
+from cashmatch.ports import Warehouse
+
+OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision"]
+
+
+def _bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    period = pd.Period(month, freq="M")
+    return period.start_time, (period + 1).start_time
+
+
+def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthBatch]:
+    """Labelled months before `month` (at most `months` of them), for payer habits."""
+    bounds = warehouse.month_bounds()
+    if bounds is None or bounds[0] >= month:
+        return []
+    first = max(bounds[0], str(pd.Period(month, freq="M") - months))
+    last = str(pd.Period(month, freq="M") - 1)
+    batches = []
+    for m in months_between(first, last):
+        start, end = (t.date() for t in _bounds(m))
+        # The collector's row checks: a bad row of an earlier month teaches nothing.
+        checked = validate_month(
+            warehouse.transfers(start, end),
+            warehouse.open_invoices(start, end),
+            warehouse.matches(start, end),
+        )
+        batches.append(MonthBatch(m, checked.transfers, checked.invoices, checked.matches))
+    return batches
+
+
+def match_month(
+    model: TrainedMatcher, warehouse: Warehouse, month: str, *, history_months: int = 12
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions for every valid transfer booked in `month` (one row per predicted pair), and
+    the month's rows set aside as invalid, by key with the reason (the collector's checks)."""
+    start, end = (t.date() for t in _bounds(month))
+    transfers = warehouse.transfers(start, end)
+    if transfers.empty:
+        raise ValueError(f"no transfers booked in {month}")
+    no_labels = pd.DataFrame(columns=MATCHES.column_names)
+    checked = validate_month(
+        transfers, warehouse.open_invoices(start, end, with_period_labels=False), no_labels
+    )
+    history = history_before(warehouse, month, history_months)
+    predictions = model.predict(checked.transfers, checked.invoices, history=history)
+    return predictions[OUTPUT_COLUMNS], checked.quarantine
+
+
+def write_csv_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV next to `path`, then rename: a reader never sees half a file."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(path)

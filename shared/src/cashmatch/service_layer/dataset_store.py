@@ -1,0 +1,208 @@
+"""Datasets in the blob store: per-month training slices, the frozen test set, manifests.
+
+Layout (keys):
+  datasets/months/YYYY-MM/{transfers,invoices,matches,quarantine}.parquet   training slice
+  datasets/test/{transfers,invoices,matches}.parquet + datasets/test/manifest.json   frozen
+  datasets/manifests/YYYY-MM.json   what the dataset of a month consists of (its version = hash)
+Frames are written before the manifest that names them, so a manifest never points at a
+missing or half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cashmatch.domain.errors import PermanentError
+from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
+
+FRAMES = ("transfers", "invoices", "matches")
+TEST_PREFIX = "datasets/test"
+
+
+def frame_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet bytes of a frame, deterministic for equal content."""
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False, compression="zstd")
+    return buffer.getvalue()
+
+
+def read_frame(data: bytes) -> pd.DataFrame:
+    """A frame from Parquet bytes."""
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def digest(data: bytes) -> str:
+    """sha256 hex of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Slice:
+    """Transfers, their candidate invoices and labels; `month` column on every frame."""
+
+    transfers: pd.DataFrame
+    invoices: pd.DataFrame
+    matches: pd.DataFrame
+
+    def months(self) -> list[str]:
+        """Months present, sorted."""
+        return sorted(self.transfers["month"].unique().tolist())
+
+    def for_month(self, month: str) -> Slice:
+        """The rows of one month."""
+        return Slice(*(getattr(self, n)[getattr(self, n)["month"] == month] for n in FRAMES))
+
+
+class DatasetStore:
+    """Reads and writes the collector's outputs through a BlobStore."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+
+    def _write_frames(
+        self, prefix: str, part: Slice, extra: dict[str, pd.DataFrame]
+    ) -> dict[str, str]:
+        digests = {}
+        for name, frame in {**{n: getattr(part, n) for n in FRAMES}, **extra}.items():
+            data = frame_bytes(frame)
+            self.blobs.put(f"{prefix}/{name}.parquet", data)
+            digests[name] = digest(data)
+        return digests
+
+    def _read_frames(self, prefix: str) -> Slice:
+        return Slice(*(read_frame(self.blobs.get(f"{prefix}/{n}.parquet").data) for n in FRAMES))
+
+    # the frozen test set ---------------------------------------------------
+    def test_manifest(self) -> dict[str, Any] | None:
+        """The frozen test set's manifest, or None before the first run."""
+        try:
+            return json.loads(self.blobs.get(f"{TEST_PREFIX}/manifest.json").data)
+        except BlobNotFound:
+            return None
+
+    def freeze_test_set(
+        self, part: Slice, *, backfill_until: str, caused_by: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Write the test set once; if another run froze it first, return that one unchanged."""
+        existing = self.test_manifest()
+        if existing is not None:
+            return existing, False
+        digests = self._write_frames(TEST_PREFIX, part, {})
+        body = {
+            "months": part.months(),
+            "backfill_until": backfill_until,
+            "rows": {n: len(getattr(part, n)) for n in FRAMES},
+            "digests": digests,
+            "caused_by": caused_by,
+        }
+        body["version"] = (
+            "test-" + digest(json.dumps(body["digests"], sort_keys=True).encode())[:12]
+        )
+        try:
+            self.blobs.put(
+                f"{TEST_PREFIX}/manifest.json",
+                json.dumps(body, indent=2, sort_keys=True).encode(),
+                if_generation_match=0,
+            )
+        except PreconditionFailed:
+            # A concurrent first run won; its frames may have overwritten ours with equal
+            # content (the split is deterministic), so its manifest stands.
+            manifest = self.test_manifest()
+            assert manifest is not None
+            return manifest, False
+        return body, True
+
+    def test_set(self) -> Slice:
+        """The frozen test set, verified against its manifest's digests."""
+        manifest = self.test_manifest()
+        if manifest is None:
+            raise FileNotFoundError("no frozen test set yet: close a month first")
+        for name in FRAMES:
+            data = self.blobs.get(f"{TEST_PREFIX}/{name}.parquet").data
+            if digest(data) != manifest["digests"][name]:
+                raise ValueError(f"frozen test set file {name}.parquet does not match its manifest")
+        return self._read_frames(TEST_PREFIX)
+
+    # training slices ---------------------------------------------------------
+    def write_slice(self, month: str, part: Slice, quarantine: pd.DataFrame) -> dict[str, str]:
+        """Write (or deterministically rewrite) the training slice of one month.
+
+        Its `slice.json` (digests and row counts) is written last: it marks the slice complete.
+        """
+        prefix = f"datasets/months/{month}"
+        digests = self._write_frames(prefix, part, {"quarantine": quarantine})
+        meta = {
+            "digests": digests,
+            "rows": {n: len(getattr(part, n)) for n in FRAMES} | {"quarantine": len(quarantine)},
+        }
+        self.blobs.put(f"{prefix}/slice.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+        return digests
+
+    def _slice_meta(self, month: str) -> dict[str, Any]:
+        return json.loads(self.blobs.get(f"datasets/months/{month}/slice.json").data)
+
+    def slice_digests(self, month: str) -> dict[str, str]:
+        """Digests of a month's slice files (as written last)."""
+        return {n: self._slice_meta(month)["digests"][n] for n in FRAMES}
+
+    def slice_rows(self, month: str) -> int:
+        """Training transfers in a month's slice."""
+        return int(self._slice_meta(month)["rows"]["transfers"])
+
+    def slice_months(self) -> list[str]:
+        """Months that have a training slice."""
+        keys = self.blobs.list("datasets/months/")
+        return sorted({k.split("/")[2] for k in keys if k.endswith("/slice.json")})
+
+    def read_slice(self, month: str) -> Slice:
+        """The training slice of a month."""
+        return self._read_frames(f"datasets/months/{month}")
+
+    def read_quarantine(self, month: str) -> pd.DataFrame:
+        """Rows set aside when collecting `month`."""
+        return read_frame(self.blobs.get(f"datasets/months/{month}/quarantine.parquet").data)
+
+    # manifests ---------------------------------------------------------------
+    def write_manifest(self, month: str, body: dict[str, Any]) -> tuple[str, str]:
+        """Write the dataset manifest of `month`; return (uri, version)."""
+        version = f"ds-{month}-" + digest(json.dumps(body, sort_keys=True).encode())[:12]
+        key = f"datasets/manifests/{month}.json"
+        self.blobs.put(
+            key, json.dumps({**body, "version": version}, indent=2, sort_keys=True).encode()
+        )
+        return self.blobs.uri(key), version
+
+    def read_manifest(self, uri: str) -> dict[str, Any]:
+        """A dataset manifest by URI; PermanentError when there is none at that URI (another
+        store's, a removed or a made-up one): asking again cannot help."""
+        try:
+            return json.loads(self.blobs.get(self.blobs.key_from_uri(uri)).data)
+        except BlobNotFound:
+            raise PermanentError(f"no dataset manifest at {uri}") from None
+        except ValueError as exc:  # not this store's URI, or not JSON
+            raise PermanentError(f"no dataset manifest at {uri}: {exc}") from None
+
+    def training_data(self, manifest: dict[str, Any]) -> Slice:
+        """Concatenate the training slices a manifest names, verifying each file's digest."""
+        parts = []
+        for month in manifest["training_months"]:
+            prefix = f"datasets/months/{month}"
+            frames = []
+            for name in FRAMES:
+                data = self.blobs.get(f"{prefix}/{name}.parquet").data
+                if digest(data) != manifest["slices"][month][name]:
+                    raise ValueError(
+                        f"training slice {month}/{name} changed since "
+                        f"manifest {manifest['version']}"
+                    )
+                frames.append(read_frame(data))
+            parts.append(Slice(*frames))
+        return Slice(
+            *(pd.concat([getattr(p, n) for p in parts], ignore_index=True) for n in FRAMES)
+        )

@@ -1,0 +1,159 @@
+"""Collector: month.closed → validated training slice (and, the first time, the frozen test set)
+→ dataset.ready."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+
+from cashmatch.domain.dataset.split import is_test_transfer, months_between
+from cashmatch.domain.dataset.validation import validate_month
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.events import DatasetReady, Envelope, MonthClosed
+from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.dataset_store import Slice
+from cashmatch.service_layer.publishing import publish_answer
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/collector"
+
+
+def _month_range(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Period(month, freq="M").start_time
+    return start, (pd.Period(month, freq="M") + 1).start_time
+
+
+def _read_month(ports: Ports, month: str) -> tuple[Slice, pd.DataFrame]:
+    start, end = (t.date() for t in _month_range(month))
+    warehouse = ports.warehouse
+    checked = validate_month(
+        warehouse.transfers(start, end),
+        warehouse.open_invoices(start, end),
+        warehouse.matches(start, end),
+    )
+    frames = [checked.transfers, checked.invoices, checked.matches]
+    for frame in frames:
+        frame["month"] = month
+    quarantine = checked.quarantine.assign(month=month)
+    return Slice(*frames), quarantine
+
+
+def _check_month(ports: Ports, month: str) -> tuple[str, str]:
+    now = ports.clock()
+    current = f"{now.year:04d}-{now.month:02d}"
+    if month >= current:
+        raise PermanentError(
+            f"month {month} is not over yet (today is {now.date()}): cannot close it"
+        )
+    ports.warehouse.check_schema()
+    bounds = ports.warehouse.month_bounds()
+    if bounds is None:
+        raise PermanentError("the warehouse has no transfers at all")
+    first, last = bounds
+    if month < first or month > last:
+        raise PermanentError(
+            f"no transfers booked in {month} (the warehouse holds {first}..{last})"
+        )
+    return first, last
+
+
+def _without(part: Slice, transfer_ids: set[str]) -> Slice:
+    keep = ~part.transfers["transfer_id"].isin(transfer_ids)
+    return Slice(
+        part.transfers[keep],
+        part.invoices,
+        part.matches[~part.matches["transfer_id"].isin(transfer_ids)],
+    )
+
+
+def collect(event: Envelope, ports: Ports) -> str:
+    """Handle month.closed; idempotent: the same month always yields the same slice and manifest."""
+    payload = event.payload()
+    assert isinstance(payload, MonthClosed)
+    month = payload.month
+    first, _ = _check_month(ports, month)
+    datasets = ports.datasets
+    settings = ports.settings
+
+    test_manifest = datasets.test_manifest()
+    test_created = False
+    if test_manifest is None:
+        # The first run is a backfill: all labelled history up to the closed month.
+        months = months_between(first, month)
+        read = [_read_month(ports, m) for m in months]
+        whole = Slice(
+            *(
+                pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
+                for n in ("transfers", "invoices", "matches")
+            )
+        )
+        quarantines = {m: q for m, (_, q) in zip(months, read, strict=True)}
+        if whole.transfers.empty:
+            raise PermanentError(
+                f"no valid transfers up to {month}: nothing to build a test set from"
+            )
+        in_test = is_test_transfer(
+            whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed
+        )
+        test_ids = set(whole.transfers.loc[in_test, "transfer_id"])
+        test_part = Slice(
+            whole.transfers[in_test],
+            whole.invoices,
+            whole.matches[whole.matches["transfer_id"].isin(test_ids)],
+        )
+        test_manifest, test_created = datasets.freeze_test_set(
+            test_part, backfill_until=month, caused_by=event.id
+        )
+        slices = {m: s for m, (s, _) in zip(months, read, strict=True)}
+    else:
+        part, quarantine = _read_month(ports, month)
+        if part.transfers.empty and quarantine.empty:
+            raise PermanentError(f"no transfers booked in {month}")
+        slices, quarantines = {month: part}, {month: quarantine}
+
+    # Rows no month can hold are reported with the month being closed: none vanishes unseen.
+    unplaced = ports.warehouse.unplaced()
+    if not unplaced.empty:
+        quarantines[month] = pd.concat(
+            [quarantines[month], unplaced.assign(month=month)], ignore_index=True
+        )
+
+    # A month inside the backfill keeps its test transfers out of training, on every rebuild.
+    frozen_ids = set(datasets.test_set().transfers["transfer_id"])
+    for m, part in slices.items():
+        datasets.write_slice(m, _without(part, frozen_ids), quarantines[m])
+
+    training_months = [m for m in datasets.slice_months() if m <= month]
+    manifest_body = {
+        "month": month,
+        "training_months": training_months,
+        "slices": {m: datasets.slice_digests(m) for m in training_months},
+        "test_set_version": test_manifest["version"],
+        "split": {"fraction": settings.test_fraction, "seed": settings.split_seed},
+    }
+    uri, version = datasets.write_manifest(month, manifest_body)
+    month_slice = datasets.read_slice(month)
+    rows = {
+        "month_transfers": len(month_slice.transfers),
+        "month_labels": len(month_slice.matches),
+        "month_open_invoices": len(month_slice.invoices),
+        "train_transfers": sum(datasets.slice_rows(m) for m in training_months),
+        "test_transfers": int(test_manifest["rows"]["transfers"]),
+    }
+    quarantined = len(quarantines[month])
+    answer = DatasetReady(
+        month=month,
+        dataset_uri=uri,
+        dataset_version=version,
+        training_months=training_months,
+        test_set_version=test_manifest["version"],
+        test_set_created=test_created,
+        rows=rows,
+        quarantined=quarantined,
+        caused_by=event.id,
+    )
+    publish_answer(ports, event, answer, SOURCE)
+    log.info("collected %s: %s", month, json.dumps(rows))
+    return f"dataset {version}: {rows['month_transfers']} transfers, {quarantined} quarantined"

@@ -1,0 +1,55 @@
+"""Deployer: evaluation.passed → roll the champion out → model.deployed."""
+
+from __future__ import annotations
+
+import logging
+
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.events import Envelope, EvaluationPassed, ModelDeployed
+from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.publishing import publish_answer
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/deployer"
+
+
+def deploy(event: Envelope, ports: Ports) -> str:
+    """Handle evaluation.passed; a verdict overtaken by a newer champion is not rolled out."""
+    payload = event.payload()
+    assert isinstance(payload, EvaluationPassed)
+    registry = ports.registry
+    try:
+        record = registry.get(payload.model_version)
+    except KeyError as exc:
+        raise PermanentError(str(exc)) from None
+    champion, _ = registry.champion()
+    if champion.version != record.version:
+        # Out-of-order delivery: rolling an older winner out would undo a newer promotion.
+        return f"skipped {record.version}: the champion is now {champion.version}"
+    if ports.settings.approval_required:
+        approval = registry.approval(record.version)
+        if approval is None:
+            # Acked, not retried: `cashmatch approve` republishes this event when a person decides.
+            return f"{record.version} waits for approval: cashmatch approve {record.version}"
+        if not approval.approved:
+            return f"{record.version} not rolled out: rejected by {approval.by}: {approval.reason}"
+    deployed, _ = registry.deployed()
+    if deployed.version == record.version and deployed.endpoint:
+        endpoint = deployed.endpoint
+        outcome = f"{record.version} already deployed at {endpoint}"
+    else:
+        endpoint = ports.serving.roll_out(record)
+        registry.mark_deployed(
+            record.version, endpoint=endpoint, by=event.id, reason="evaluation passed"
+        )
+        outcome = f"deployed {record.version} at {endpoint}"
+    answer = ModelDeployed(
+        month=payload.month,
+        model_version=record.version,
+        dataset_version=record.dataset_version,
+        endpoint=endpoint,
+        caused_by=event.id,
+    )
+    publish_answer(ports, event, answer, SOURCE)
+    log.info(outcome)
+    return outcome

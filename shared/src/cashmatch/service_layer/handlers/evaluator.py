@@ -1,0 +1,229 @@
+"""Evaluator: model.trained → candidate and champion scored on the frozen test set → promote
+by compare-and-swap or reject → evaluation.passed / evaluation.rejected."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.evaluation.curves import precision_coverage_curve
+from cashmatch.domain.evaluation.gates import decide
+from cashmatch.domain.evaluation.scoring import predict_slice, score, score_rules
+from cashmatch.domain.events import (
+    Envelope,
+    EvaluationPassed,
+    EvaluationRejected,
+    ModelTrained,
+    derived_id,
+    make_event,
+)
+from cashmatch.domain.matching import TrainedMatcher, rules_baseline
+from cashmatch.domain.matching import evaluate as evaluate_predictions
+from cashmatch.domain.model_records import ModelRecord, Verdict
+from cashmatch.ports import PreconditionFailed
+from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
+from cashmatch.service_layer.publishing import already_published, publish_event
+from cashmatch.service_layer.reporting import (
+    champion_history,
+    load_curve,
+    render_evaluation_report,
+    save_curve,
+    save_report,
+)
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/evaluator"
+MAX_RACES = 5
+
+
+def _load(ports: Ports, record: ModelRecord) -> TrainedMatcher:
+    try:
+        return load_verified(ports.blobs, record)
+    except (ArtifactDigestMismatch, ValueError) as exc:
+        raise PermanentError(str(exc)) from None
+
+
+def evaluate(event: Envelope, ports: Ports) -> str:
+    """Handle model.trained; a version is judged once, later deliveries re-announce its verdict."""
+    payload = event.payload()
+    assert isinstance(payload, ModelTrained)
+    registry = ports.registry
+    existing = registry.verdict(payload.model_version)
+    verdict = _judge(ports, payload, event.id) if existing is None else existing
+    _announce(ports, payload, verdict)
+    state = "passed" if verdict.passed else "rejected"
+    if existing is not None:
+        return f"{payload.model_version} already judged: {state}"
+    return f"{payload.model_version} {state}: {verdict.reasons[0]}"
+
+
+def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
+    registry = ports.registry
+    try:
+        record = registry.get(payload.model_version)
+    except KeyError as exc:
+        raise PermanentError(str(exc)) from None
+    if record.artifact_digest != payload.artifact_digest:
+        raise PermanentError(
+            f"event digest {payload.artifact_digest[:12]}… differs from the registry's "
+            f"{record.artifact_digest[:12]}… for {record.version}"
+        )
+    candidate = _load(ports, record)
+    test = ports.datasets.test_set()
+    test_manifest = ports.datasets.test_manifest()
+    test_version = test_manifest["version"] if test_manifest else None
+    candidate_predictions = predict_slice(candidate.predict, test)
+    rules_predictions = predict_slice(rules_baseline, test)
+    metrics = evaluate_predictions(candidate_predictions, test.transfers, test.matches)
+    baseline = evaluate_predictions(rules_predictions, test.transfers, test.matches)
+    curves = {
+        "candidate": precision_coverage_curve(candidate_predictions, test.transfers, test.matches),
+        "rules": precision_coverage_curve(rules_predictions, test.transfers, test.matches),
+    }
+    save_curve(ports.blobs, record.version, curves["candidate"])
+
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] | None = None
+    passed, reasons = False, ["not judged"]
+    notes: list[str] = []
+    for _ in range(MAX_RACES):
+        pointer, generation = registry.champion()
+        if pointer.version == record.version:
+            # An earlier attempt promoted it and died before writing the verdict.
+            passed, reasons = True, ["promoted by an earlier attempt of this evaluation"]
+            champion_version = pointer.history[-1].previous if pointer.history else None
+            break
+        champion_version = pointer.version
+        champion_metrics = None
+        if champion_version is not None:
+            champion_metrics = _champion_metrics(ports, champion_version, test_version, metrics)
+            champion_curve = load_curve(ports.blobs, champion_version)
+            if champion_metrics is None or champion_curve is None:
+                champion = _load(ports, registry.get(champion_version))
+                champion_predictions = predict_slice(champion.predict, test)
+                champion_metrics = evaluate_predictions(
+                    champion_predictions, test.transfers, test.matches
+                )
+                champion_curve = precision_coverage_curve(
+                    champion_predictions, test.transfers, test.matches
+                )
+            curves["champion"] = champion_curve
+        passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
+        if not passed:
+            break
+        try:
+            registry.promote(record.version, generation, by=cause_id, reason=reasons[0])
+            break
+        except PreconditionFailed:
+            notes.append(
+                f"the champion changed while {record.version} was evaluated; compared again"
+            )
+    else:
+        passed, reasons = False, [f"lost {MAX_RACES} promotion races in a row; giving up"]
+
+    newest = _newest_month_metrics(ports, payload.month, champion_version)
+    verdict_topic = EvaluationPassed.topic if passed else EvaluationRejected.topic
+    decided_at = ports.clock()
+    verdict = Verdict(
+        version=record.version,
+        passed=passed,
+        reasons=[*reasons, *notes],
+        metrics=metrics,
+        baseline_metrics=baseline,
+        champion_version=champion_version,
+        champion_metrics=champion_metrics,
+        newest_month_metrics=newest,
+        decided_at=decided_at,
+        event_id=derived_id(cause_id, verdict_topic),
+        caused_by=cause_id,
+        test_set_version=test_version,
+    )
+    report_uri = _write_report(ports, payload.month, verdict, curves)
+    verdict = verdict.model_copy(update={"report_uri": report_uri})
+    return registry.record_verdict(verdict)
+
+
+def _write_report(
+    ports: Ports, month: str, verdict: Verdict, curves: dict[str, pd.DataFrame]
+) -> str:
+    """The HTML page of this verdict, with the champions' history up to this decision."""
+    history = champion_history(ports.registry)
+    metrics = {
+        "candidate": verdict.metrics,
+        "champion": verdict.champion_metrics,
+        "rules": verdict.baseline_metrics,
+    }
+    now_champion = verdict.version if verdict.passed else verdict.champion_version
+    now_metrics = metrics["candidate"] if verdict.passed else metrics["champion"]
+    if now_champion is not None and now_metrics is not None:
+        history = sorted(
+            [r for r in history if r[0] != month] + [(month, now_champion, now_metrics)]
+        )
+    page = render_evaluation_report(
+        version=verdict.version,
+        passed=verdict.passed,
+        reasons=verdict.reasons,
+        metrics=metrics,
+        curves=curves,
+        champion_history=history,
+        month=month,
+        champion_version=verdict.champion_version,
+        test_set_version=verdict.test_set_version,
+        newest_month_metrics=verdict.newest_month_metrics,
+        decided_at=verdict.decided_at.isoformat(timespec="seconds"),
+    )
+    return save_report(ports.blobs, verdict.version, page)
+
+
+def _champion_metrics(
+    ports: Ports, version: str, test_version: str | None, wanted: dict[str, float]
+) -> dict[str, float] | None:
+    """The champion's own verdict scores, when they are on this frozen test set with the same
+    metrics: the test set never changes, so scoring the champion again would repeat them."""
+    verdict = ports.registry.verdict(version)
+    if verdict is None or test_version is None or verdict.test_set_version != test_version:
+        return None
+    if set(verdict.metrics) != set(wanted):
+        return None
+    return verdict.metrics
+
+
+def _newest_month_metrics(
+    ports: Ports, month: str, champion_version: str | None
+) -> dict[str, dict[str, float]]:
+    """How the champion (trained before this month) and the rules do on the newest month."""
+    if month not in ports.datasets.slice_months():
+        return {}
+    newest = ports.datasets.read_slice(month)
+    if newest.transfers.empty:
+        return {}
+    result = {"rules": score_rules(newest)}
+    if champion_version is not None:
+        champion = _load(ports, ports.registry.get(champion_version))
+        result["champion"] = score(champion.predict, newest)
+    return result
+
+
+def _announce(ports: Ports, payload: ModelTrained, verdict: Verdict) -> None:
+    if already_published(ports.bus, verdict.event_id):
+        return
+    model = EvaluationPassed if verdict.passed else EvaluationRejected
+    answer = model(
+        month=payload.month,
+        model_version=verdict.version,
+        dataset_version=payload.dataset_version,
+        metrics=verdict.metrics,
+        baseline_metrics=verdict.baseline_metrics,
+        champion_version=verdict.champion_version,
+        champion_metrics=verdict.champion_metrics,
+        newest_month_metrics=verdict.newest_month_metrics,
+        reasons=verdict.reasons,
+        report_uri=verdict.report_uri,
+        caused_by=verdict.caused_by,
+    )
+    publish_event(
+        ports.bus, make_event(answer, source=SOURCE, event_id=verdict.event_id, now=ports.clock())
+    )

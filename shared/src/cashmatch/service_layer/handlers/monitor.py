@@ -1,0 +1,172 @@
+"""Monitor: dataset.ready → the new month compared with the training reference → an HTML drift
+report in the blob store → drift.detected when something moved.
+
+Runs beside the trainer on the same event. The champion it checks is the newest one trained
+before the month (from the champion pointer's history), so the outcome does not depend on
+whether the evaluator has already promoted this month's candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.evaluation.scoring import batches, score
+from cashmatch.domain.events import DatasetReady, DriftDetected, Envelope
+from cashmatch.domain.matching.batches import MonthBatch
+from cashmatch.domain.monitoring import (
+    DriftConfig,
+    DriftReport,
+    PerformanceDrift,
+    compute_drift,
+    performance_drift,
+    render_drift_report,
+)
+from cashmatch.ports import BlobNotFound
+from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.dataset_store import Slice
+from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
+from cashmatch.service_layer.publishing import publish_answer
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/monitor"
+PREFIX = "reports/drift"
+
+
+def report_key(month: str) -> str:
+    """Blob key of a month's HTML drift report."""
+    return f"{PREFIX}/{month}.html"
+
+
+def summary_key(month: str) -> str:
+    """Blob key of a month's JSON summary, written after the report: it marks the work done."""
+    return f"{PREFIX}/{month}.json"
+
+
+def _config(ports: Ports) -> DriftConfig:
+    # Settings may carry a `drift` section; until then the defaults apply.
+    config = getattr(ports.settings, "drift", None)
+    return config if isinstance(config, DriftConfig) else DriftConfig()
+
+
+def _months(ports: Ports, payload: DatasetReady) -> tuple[list[MonthBatch], MonthBatch | None]:
+    manifest = ports.datasets.read_manifest(payload.dataset_uri)
+    try:
+        data = ports.datasets.training_data(manifest)  # digests verified against the manifest
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    by_month = {b.month: b for b in batches(data)}
+    reference = [by_month[m] for m in sorted(by_month) if m < payload.month]
+    return reference, by_month.get(payload.month)
+
+
+def champion_before(ports: Ports, month: str) -> str | None:
+    """The newest champion trained only on months before `month`, or None."""
+    pointer, _ = ports.registry.champion()
+    versions = [change.version for change in reversed(pointer.history)]
+    if pointer.version and pointer.version not in versions:
+        versions.insert(0, pointer.version)
+    for version in versions:
+        try:
+            record = ports.registry.get(version)
+        except KeyError:
+            continue
+        if record.training_months and max(record.training_months) < month:
+            return version
+    return None
+
+
+def _performance(
+    ports: Ports, month: str, version: str | None, current: MonthBatch, config: DriftConfig
+) -> PerformanceDrift | None:
+    if version is None:
+        return None
+    verdict = ports.registry.verdict(version)
+    if verdict is None:
+        return None
+    try:
+        model = load_verified(ports.blobs, ports.registry.get(version))
+    except (ArtifactDigestMismatch, ValueError) as exc:
+        log.warning("champion %s not checked on %s: %s", version, month, exc)
+        return None
+    part = Slice(
+        current.transfers.assign(month=month),
+        current.invoices.assign(month=month),
+        current.matches.assign(month=month),
+    )
+    return performance_drift(
+        verdict.metrics,
+        score(model.predict, part),
+        max_drop=config.max_auto_rate_drop,
+        champion_version=version,
+    )
+
+
+def _stored_summary(ports: Ports, payload: DatasetReady, champion: str | None) -> dict | None:
+    """The month's stored result when it was computed from the same dataset against the same
+    champion: a redelivery or a republish then changes nothing, a new dataset or champion does."""
+    try:
+        summary = json.loads(ports.blobs.get(summary_key(payload.month)).data)
+    except BlobNotFound:
+        return None
+    same_data = summary.get("dataset_version") == payload.dataset_version
+    same_champion = summary.get("checked_against") == champion
+    return summary if same_data and same_champion else None
+
+
+def monitor(event: Envelope, ports: Ports) -> str:
+    """Handle dataset.ready; a redelivery or republish re-announces the stored result instead of
+    recomputing it (see `_stored_summary`)."""
+    payload = event.payload()
+    assert isinstance(payload, DatasetReady)
+    month = payload.month
+    champion = champion_before(ports, month)  # the one the month is checked against
+    summary = _stored_summary(ports, payload, champion)
+    if summary is None:
+        reference, current = _months(ports, payload)
+        if current is None or current.transfers.empty:
+            return f"no transfers of {month} in the dataset: nothing to compare"
+        if not reference:
+            return f"no month before {month} in the dataset: nothing to compare with"
+        config = _config(ports)
+        report = compute_drift(
+            reference,
+            current,
+            config,
+            performance=_performance(ports, month, champion, current, config),
+        )
+        summary = _store(ports, report, payload, champion, event.id)
+    drifted: list[str] = summary["drifted_columns"]
+    if drifted:
+        answer = DriftDetected(
+            month=month,
+            dataset_version=payload.dataset_version,
+            drifted_columns=drifted,
+            report_uri=summary["report_uri"],
+            champion_version=summary["champion_version"],
+            caused_by=event.id,
+        )
+        publish_answer(ports, event, answer, SOURCE)
+        return f"drift in {month}: {', '.join(drifted)}"
+    return f"no drift in {month}"
+
+
+def _store(
+    ports: Ports, report: DriftReport, payload: DatasetReady, champion: str | None, cause_id: str
+) -> dict:
+    """The report first, then its summary: a summary never names a missing report."""
+    key = report_key(report.month)
+    ports.blobs.put(key, render_drift_report(report))
+    summary = {
+        **report.to_dict(),
+        "report_uri": ports.blobs.uri(key),
+        "dataset_version": payload.dataset_version,
+        "champion_version": report.performance.champion_version if report.performance else None,
+        # the champion trained before the month, scored or not (no verdict, an unloadable file)
+        "checked_against": champion,
+        "caused_by": cause_id,
+    }
+    ports.blobs.put(summary_key(report.month), json.dumps(summary, indent=2).encode())
+    log.info("drift of %s: %s", report.month, summary["drifted_columns"] or "none")
+    return summary

@@ -1,0 +1,23 @@
+"""Offline HTML reports: the evaluator's verdict page and the monitor's drift page.
+
+Public face: `render_evaluation_report`, `precision_coverage_curve`, `champion_history`, and
+where reports and curves are stored (`save_report`, `save_curve`, `load_curve`).
+(`render_drift_report` lives with the drift computation in `cashmatch.domain.monitoring`.)
+"""
+
+from cashmatch.service_layer.reporting.evaluation import (
+    precision_coverage_curve,
+    render_evaluation_report,
+)
+from cashmatch.service_layer.reporting.history import champion_history
+from cashmatch.service_layer.reporting.store import load_curve, report_key, save_curve, save_report
+
+__all__ = [
+    "champion_history",
+    "load_curve",
+    "precision_coverage_curve",
+    "render_evaluation_report",
+    "report_key",
+    "save_curve",
+    "save_report",
+]
