@@ -1,17 +1,28 @@
-# `make demo` and `make test` work on a fresh machine: they create .venv and install first.
+# `make demo` and `make test` work on a fresh machine: they install uv (pinned) into .tools,
+# then `uv sync --locked` makes .venv from uv.lock exactly (it fails if the lock is stale).
 PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+STAMP := $(VENV)/.synced-stamp
+MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-scale bench-faults clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-scale bench-faults clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) uv.lock pyproject.toml shared/pyproject.toml $(MEMBERS)
+	$(UV) sync --locked --quiet --python $(PYTHON)
 	touch $(STAMP)
+
+# After changing a pyproject.toml: resolve again and write uv.lock (commit it).
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
 
 setup: $(STAMP)
 
@@ -30,12 +41,14 @@ test-integration: setup
 test-e2e: setup
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-# Lint, types and security lint (bandit, [tool.bandit] in pyproject.toml); CI runs this.
+# Lint, types, security lint (bandit, [tool.bandit] in pyproject.toml) and the library's
+# import graph (no cycles, layers import inward: infra/import_graph.py); CI runs this.
 lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services cashmatch_cli infra/check_infra.py infra/audit_deps.py
-	$(VENV)/bin/bandit -c pyproject.toml -q -r shared services cashmatch_cli infra
+	$(VENV)/bin/mypy shared/src services infra/check_infra.py infra/audit_deps.py
+	$(VENV)/bin/bandit -c pyproject.toml -q -r shared services infra
+	$(PY) infra/import_graph.py
 
 # lint plus the dependency audit (not in CI: a new advisory upstream must not block a landing).
 check: lint
@@ -50,8 +63,8 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Terraform, k8s manifests and Dockerfiles against cashmatch.bootstrap and their schemas, hadolint,
-# and checkov (pinned, in its own uv tool env; the first run installs it). No cloud needed.
+# Terraform, k8s manifests and Dockerfiles against the subscriptions and their schemas, each
+# image's locked dependency set (no Ray outside the matcher), hadolint, and checkov (pinned, in its own uv tool env; the first run installs it). No cloud needed.
 check-infra: setup
 	$(PY) infra/check_infra.py
 
@@ -75,4 +88,4 @@ bench-faults: setup
 	$(PY) -m benchmarks.faults
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -12,12 +12,15 @@ USER 0
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 
-COPY pyproject.toml README.md ./
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+# The matcher's member alone, from uv.lock, into /app/.venv; its Ray is the lock's (2.60.0,
+# the base image's own version, so KubeRay's `ray start` and the Serve app agree).
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv PATH=/app/.venv/bin:$PATH
+COPY pyproject.toml uv.lock README.md ./
 COPY shared ./shared
 COPY services ./services
-COPY cashmatch_cli ./cashmatch_cli
-# The base image already has Ray; install the project and the Cloud Storage client beside it.
-RUN pip install --no-cache-dir . \
+RUN uv sync --locked --no-dev --no-editable --no-cache --package cashmatch-matcher \
     && mkdir -p /app/model \
     && chown -R 1000:100 /app
 # model/ is in the Cloud Build archive; the Dockerfile is named too so that this COPY has a

@@ -15,13 +15,14 @@ from cashmatch.domain.evaluation.curves import curve_from_scores
 from cashmatch.domain.matching import evaluate, month_batches, rules_baseline
 from cashmatch.domain.matching.metrics import per_transfer
 from cashmatch.domain.model_records import Verdict
-from cashmatch.domain.monitoring import compute_drift, performance_drift, render_drift_report
+from cashmatch.domain.monitoring import compute_drift, performance_drift
 from cashmatch.service_layer.registry import ModelRegistry
 from cashmatch.service_layer.reporting import (
     champion_history,
     precision_coverage_curve,
     render_evaluation_report,
 )
+from cashmatch.service_layer.reporting.drift import render_drift_report
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,6 @@
 import pytest
 
-from cashmatch.domain.evaluation.gates import decide
-from cashmatch.settings import QualityGates
+from cashmatch.domain.evaluation.gates import QualityGates, decide
 
 pytestmark = pytest.mark.unit
 

@@ -305,7 +305,9 @@ def test_too_many_items_or_bytes_is_413():
 
 # Ray's own modules use pydantic APIs deprecated since 2.0 when first imported.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
-@pytest.mark.parametrize("where", ["shared/src/cashmatch/adapters/local/matcher_serve.yaml", "infra/k8s/rayservice.yaml"])
+@pytest.mark.parametrize(
+    "where", ["shared/src/cashmatch/adapters/local/matcher_serve.yaml", "infra/k8s/rayservice.yaml"]
+)
 def test_the_serve_configs_validate_against_ray_and_matcher_args(where):
     from pathlib import Path
 

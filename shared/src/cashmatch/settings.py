@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cashmatch.domain.evaluation.gates import QualityGates
+
 if TYPE_CHECKING:
     from cashmatch.domain.monitoring import DriftConfig
 
@@ -21,19 +23,10 @@ class SettingsError(Exception):
     """The configuration is missing or invalid; the message names the setting."""
 
 
-class QualityGates(BaseSettings):
-    """The evaluator's thresholds: how a candidate earns promotion."""
+class GateSettings(BaseSettings, QualityGates):
+    """The quality gates from CASHMATCH_GATE_* (the fields are the domain's QualityGates)."""
 
-    model_config = SettingsConfigDict(env_prefix="CASHMATCH_GATE_", extra="ignore")
-
-    primary_metric: str = "auto_rate@99"
-    min_gain: float = Field(
-        0.002, ge=0.0, le=1.0, description="how much the candidate must beat the champion by"
-    )
-    guard_metrics: tuple[str, ...] = ("exact_set_accuracy", "pair_f1")
-    max_guard_regression: float = Field(0.005, ge=0.0, le=1.0)
-    floor_auto_rate: float = Field(0.30, ge=0.0, le=1.0, description="absolute floor, first model")
-    floor_exact_set_accuracy: float = Field(0.60, ge=0.0, le=1.0)
+    model_config = SettingsConfigDict(env_prefix="CASHMATCH_GATE_", extra="ignore", frozen=True)
 
 
 class Settings(BaseSettings):
@@ -139,7 +132,7 @@ class Settings(BaseSettings):
     vertex_endpoint: str = Field(
         "", description="Vertex AI API endpoint; empty: REGION-aiplatform.googleapis.com"
     )
-    gates: QualityGates = Field(default_factory=lambda: QualityGates())
+    gates: QualityGates = Field(default_factory=lambda: GateSettings())
 
     @model_validator(mode="after")
     def _stack_needs(self) -> Settings:
@@ -231,7 +224,7 @@ def load_settings(**overrides: Any) -> Settings:
     _reject_unknown(env_file)
     gate_overrides = overrides.pop("gates", None)
     try:
-        gates = gate_overrides or QualityGates(_env_file=env_file)
+        gates = gate_overrides or GateSettings(_env_file=env_file)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, "CASHMATCH_GATE_")) from None
     try:

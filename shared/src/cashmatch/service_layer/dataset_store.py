@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from cashmatch.domain.dataset.slices import FRAMES, Slice
 from cashmatch.domain.errors import PermanentError
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 
-FRAMES = ("transfers", "invoices", "matches")
 TEST_PREFIX = "datasets/test"
 
 
@@ -40,23 +39,6 @@ def read_frame(data: bytes) -> pd.DataFrame:
 def digest(data: bytes) -> str:
     """sha256 hex of bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Slice:
-    """Transfers, their candidate invoices and labels; `month` column on every frame."""
-
-    transfers: pd.DataFrame
-    invoices: pd.DataFrame
-    matches: pd.DataFrame
-
-    def months(self) -> list[str]:
-        """Months present, sorted."""
-        return sorted(self.transfers["month"].unique().tolist())
-
-    def for_month(self, month: str) -> Slice:
-        """The rows of one month."""
-        return Slice(*(getattr(self, n)[getattr(self, n)["month"] == month] for n in FRAMES))
 
 
 class DatasetStore:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cashmatch.domain import contract
 from cashmatch.synth.bank_calendar import Calendar, epoch_day, parse_month
 from cashmatch.synth.config import SynthConfig
 from cashmatch.synth.invoice_formats import SUPPLIER_CREDIT_FORMATS, SUPPLIER_FORMATS, Format
@@ -36,7 +37,6 @@ from cashmatch.synth.profiles import (
     SHIFT_REF_LOSS,
 )
 from cashmatch.synth.randomness import STREAM_PARTY, STREAM_WORLD, Draw, stream_rng, weighted_index
-from cashmatch.domain import contract
 
 
 @dataclass(frozen=True)

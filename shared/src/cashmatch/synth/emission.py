@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cashmatch.domain import contract
 from cashmatch.synth.counterparties import Party, Payer, World
 from cashmatch.synth.payments import Pending
 from cashmatch.synth.randomness import STREAM_TEXT, Draw, stream_rng
 from cashmatch.synth.titles import render_title
-from cashmatch.domain import contract
 
 
 class Out:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import itertools
 import math
 
+from cashmatch.domain import contract
 from cashmatch.synth.bank_calendar import date
 from cashmatch.synth.counterparties import Party, World
 from cashmatch.synth.emission import Out
 from cashmatch.synth.names import random_company, random_iban, random_person
 from cashmatch.synth.randomness import STREAM_OTHER, Choice, Draw, stream_rng
 from cashmatch.synth.titles import MONTHS_PL, choices
-from cashmatch.domain import contract
 
 _SALARY_TITLES = choices(
     ("Wynagrodzenie {mm}/{yyyy}", 3),

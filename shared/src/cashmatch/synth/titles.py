@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from cashmatch.domain import contract
 from cashmatch.synth.bank_calendar import date
 from cashmatch.synth.counterparties import Party, Payer, World
 from cashmatch.synth.names import LETTERS, words
 from cashmatch.synth.payments import Pending
 from cashmatch.synth.profiles import STYLES
 from cashmatch.synth.randomness import Choice, Draw, weighted_index
-from cashmatch.domain import contract
 
 _TITLE_MAX = 140  # Polish domestic transfers carry 4 x 35 characters of remittance text
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import duckdb
 
-from cashmatch.synth.frames import SyntheticData
 from cashmatch.domain import contract
+from cashmatch.synth.frames import SyntheticData
 
 _CASTS = {
     "string": "CAST({c} AS VARCHAR)",

@@ -2,10 +2,9 @@
 
 Moving the confidence threshold down settles more transfers automatically (coverage) at the
 price of more wrong answers (precision of exact invoice sets). `auto_rate@99` is the point of
-this curve with the largest coverage whose precision is still at least 99%, so the curve
-and `cashmatch.domain.matching.metrics.auto_rate_at` agree by construction: both cut only
-between runs of equal confidence, because one threshold cannot split transfers that have the same score.
-"""
+this curve with the largest coverage whose precision is still at least 99%, so the curve and
+`cashmatch.domain.matching.metrics.auto_rate_at` agree by construction: both cut only between
+runs of equal confidence, because one threshold cannot split transfers that have the same score."""
 
 from __future__ import annotations
 

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from cashmatch.settings import QualityGates
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QualityGates(BaseModel):
+    """The evaluator's thresholds: how a candidate earns promotion."""
+
+    model_config = ConfigDict(frozen=True)
+
+    primary_metric: str = "auto_rate@99"
+    min_gain: float = Field(
+        0.002, ge=0.0, le=1.0, description="how much the candidate must beat the champion by"
+    )
+    guard_metrics: tuple[str, ...] = ("exact_set_accuracy", "pair_f1")
+    max_guard_regression: float = Field(0.005, ge=0.0, le=1.0)
+    floor_auto_rate: float = Field(0.30, ge=0.0, le=1.0, description="absolute floor, first model")
+    floor_exact_set_accuracy: float = Field(0.60, ge=0.0, le=1.0)
 
 
 def decide(

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.matching import MonthBatch, evaluate, rules_baseline
-from cashmatch.service_layer.dataset_store import Slice
 
 Predictor = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 

@@ -1,8 +1,7 @@
 """Monitoring: drift of a new month against the training reference, and its HTML report.
 
-Public face: `DriftConfig`, `DriftReport`, `compute_drift`, `performance_drift`,
-`render_drift_report`.
-"""
+Public face: `DriftConfig`, `DriftReport`, `compute_drift`, `performance_drift` (the HTML report
+is service_layer/reporting/drift.py)."""
 
 from cashmatch.domain.monitoring.drift import (
     ColumnDrift,
@@ -12,7 +11,6 @@ from cashmatch.domain.monitoring.drift import (
     compute_drift,
     performance_drift,
 )
-from cashmatch.service_layer.reporting.drift import render_drift_report
 
 __all__ = [
     "ColumnDrift",
@@ -21,5 +19,4 @@ __all__ = [
     "PerformanceDrift",
     "compute_drift",
     "performance_drift",
-    "render_drift_report",
 ]

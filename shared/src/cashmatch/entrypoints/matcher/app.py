@@ -2,10 +2,10 @@
 
 One deployment, `Matcher`, with the FastAPI app of cashmatch.entrypoints.matcher.api as its
 ingress. The model version arrives through `user_config` (a `ServingConfig`) and
-`reconfigure()`: the replica loads and verifies the new version in a worker thread while the old one keeps
-answering, then swaps. Changing only `user_config` in a deployed config is a lightweight
-update in Ray Serve: the replicas stay, nothing restarts (see services/matcher/README.md).
-"""
+`reconfigure()`: the replica loads and verifies the new version in a worker thread while the old
+one keeps answering, then swaps. Changing only `user_config` in a deployed config is a
+lightweight update in Ray Serve: the replicas stay, nothing restarts (see
+services/matcher/README.md)."""
 
 # No `from __future__ import annotations` here: Ray Serve reads build_app's annotation at run
 # time to validate a config's `args` into MatcherArgs, and a string annotation defeats that.

@@ -8,12 +8,12 @@ import logging
 
 import pandas as pd
 
+from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.dataset.split import is_test_transfer, months_between
 from cashmatch.domain.dataset.validation import validate_month
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.events import DatasetReady, Envelope, MonthClosed
 from cashmatch.service_layer.context import Ports
-from cashmatch.service_layer.dataset_store import Slice
 from cashmatch.service_layer.publishing import publish_answer
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
+from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.evaluation.scoring import batches, score
 from cashmatch.domain.events import DatasetReady, DriftDetected, Envelope
@@ -21,13 +22,12 @@ from cashmatch.domain.monitoring import (
     PerformanceDrift,
     compute_drift,
     performance_drift,
-    render_drift_report,
 )
 from cashmatch.ports import BlobNotFound
 from cashmatch.service_layer.context import Ports
-from cashmatch.service_layer.dataset_store import Slice
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import publish_answer
+from cashmatch.service_layer.reporting.drift import render_drift_report
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/monitor"
