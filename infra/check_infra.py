@@ -7,7 +7,10 @@ Run: .venv/bin/python infra/check_infra.py [--no-checkov]   (exit 1, one line pe
 - Kubernetes (infra/checks/k8s.py): the manifests against the Kubernetes schemas
   (kubernetes-validate), the RayService against KubeRay's fields and the Terraform. Its Serve
   config is validated against Ray's schema and MatcherArgs by tests/unit/test_matcher_schemas.py.
-- Dockerfiles (infra/checks/dockerfiles.py): one per service, serving that service's `handle`.
+- Dockerfiles (infra/checks/dockerfiles.py): one per service, serving that service's `handle`,
+  installing that service's workspace member alone from uv.lock.
+- Dependencies (infra/checks/dependencies.py): each image's locked dependency set, from
+  `uv export --package`; no Ray outside the matcher, no Vertex AI outside trainer/evaluator.
 - hadolint on every Dockerfile, and checkov on all of it, with every failed check fixed or
   skipped with a reason (infra/checks/scanners.py, infra/checkov-skips.yaml). `--no-checkov`
   leaves checkov out (its first run installs it with uv from the package index).
@@ -23,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from infra.checks.dependencies import check_dependencies  # noqa: E402
+from infra.checks.dependencies import report as dependency_report  # noqa: E402
 from infra.checks.dockerfiles import check_dockerfiles  # noqa: E402
 from infra.checks.k8s import check_k8s  # noqa: E402
 from infra.checks.scanners import (  # noqa: E402
@@ -37,6 +42,7 @@ from infra.checks.terraform import check_terraform  # noqa: E402
 __all__ = [
     "CheckovOutcome",
     "check_all",
+    "check_dependencies",
     "check_dockerfiles",
     "check_k8s",
     "check_terraform",
@@ -47,7 +53,7 @@ __all__ = [
 
 
 def check_all(root: Path = ROOT) -> list[str]:
-    """Every check but checkov: Terraform, k8s manifests, Dockerfiles, hadolint."""
+    """Every check but checkov: Terraform, k8s manifests, Dockerfiles, dependencies, hadolint."""
     from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
 
     tf_dir = root / "infra" / "terraform"
@@ -55,6 +61,7 @@ def check_all(root: Path = ROOT) -> list[str]:
         check_terraform(tf_dir, SUBSCRIPTIONS, DEAD_LETTER_TOPIC)
         + check_k8s(root / "infra" / "k8s", tf_dir, root)
         + check_dockerfiles(root, tf_dir)
+        + check_dependencies(root)
         + run_hadolint(root)
     )
 
@@ -72,6 +79,7 @@ def report_checkov(outcome: CheckovOutcome, seconds: float) -> None:
 
 def main(argv: list[str]) -> int:
     problems = check_all()
+    sys.stdout.write("what each image installs (uv.lock):\n" + dependency_report())
     with_checkov = "--no-checkov" not in argv
     if with_checkov:
         started = time.monotonic()
@@ -83,7 +91,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"FAIL {problem}\n")
     if not problems:
         sys.stdout.write(
-            "infra OK: terraform, k8s manifests and Dockerfiles match cashmatch.bootstrap"
+            "infra OK: terraform, k8s manifests, Dockerfiles and image dependencies agree"
             + ("" if with_checkov else " (checkov not run)")
             + "\n"
         )

@@ -174,9 +174,25 @@ def check_service_dockerfile(name: str, root: Path = ROOT) -> list[str]:
             problems.append(
                 f"{where}:{cmd.line}: CMD needs {key}={value}, has {options.get(key)!r}"
             )
+    problems += _check_locked_install(where, instructions, f"cashmatch-{name}")
     main = root / source
     if not main.is_file() or not _serves_handle(main):
         problems.append(f"{where}: {source} defines no @functions_framework.cloud_event handle")
+    return problems
+
+
+def _check_locked_install(where: str, instructions: list[Instruction], member: str) -> list[str]:
+    """The image installs its workspace member alone, from the lock, without dev tools."""
+    syncs = [i for i in instructions if i.keyword == "RUN" and "uv sync" in i.args]
+    if not syncs:
+        return [f"{where}: installs nothing with `uv sync` (images install from uv.lock)"]
+    words = syncs[-1].args.split()
+    wanted = ["--locked", "--no-dev", "--package"]
+    problems = [f"{where}:{syncs[-1].line}: uv sync needs {w}" for w in wanted if w not in words]
+    if "--package" in words and words[words.index("--package") + 1 :][:1] != [member]:
+        problems.append(f"{where}:{syncs[-1].line}: uv sync must install --package {member}")
+    if any(i.keyword == "RUN" and re.search(r"\bpip install\b", i.args) for i in instructions):
+        problems.append(f"{where}: pip install bypasses the lock; use uv sync --locked")
     return problems
 
 
@@ -219,6 +235,9 @@ def check_dockerfiles(root: Path = ROOT, tf_dir: Path | None = None) -> list[str
     serving = root / "infra" / "serving.Dockerfile"
     if serving.is_file():
         problems += check_dockerfile_sources(serving, root, ignore)
+        problems += _check_locked_install(
+            "infra/serving.Dockerfile", parse_dockerfile(serving.read_text()), "cashmatch-matcher"
+        )
     if texts:
         first = sorted(texts)[0]
         for name, text in sorted(texts.items()):

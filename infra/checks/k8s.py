@@ -192,7 +192,8 @@ def check_rayservice(where: str, doc: dict[str, Any], root: Path = ROOT) -> list
 
 def _check_import_path(where: str, import_path: str, root: Path) -> list[str]:
     module, _, attr = import_path.partition(":")
-    source = root / (module.replace(".", "/") + ".py")
+    # the library's modules live under shared/src (the image installs it from there)
+    source = root / "shared" / "src" / (module.replace(".", "/") + ".py")
     if not module or not attr or not source.is_file():
         return [f"{where}: import_path {import_path!r} names no module:attribute of this repo"]
     tree = ast.parse(source.read_text())

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import urllib.error
 from pathlib import Path
 
@@ -64,9 +65,8 @@ def repo_copy(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("services", "infra"):
         shutil.copytree(ROOT / folder, root / folder, ignore=ignore)
-    for name in ("shared", "cashmatch_cli"):
-        (root / name).symlink_to(ROOT / name)
-    for name in ("pyproject.toml", "README.md", ".dockerignore"):
+    (root / "shared").symlink_to(ROOT / "shared")
+    for name in ("pyproject.toml", "uv.lock", "README.md", ".dockerignore"):
         shutil.copyfile(ROOT / name, root / name)
     return root
 
@@ -88,7 +88,7 @@ def test_a_missing_or_miswired_service_dockerfile_is_reported(repo_copy: Path) -
     deployer = repo_copy / "services" / "deployer" / "Dockerfile"
     deployer.write_text(deployer.read_text().replace("COPY shared", "COPY sharedd"))
     (repo_copy / ".dockerignore").write_text(
-        (repo_copy / ".dockerignore").read_text().replace("!cashmatch_cli/\n", "")
+        (repo_copy / ".dockerignore").read_text().replace("!uv.lock\n", "")
     )
 
     problems = "\n".join(_checker().check_dockerfiles(repo_copy))
@@ -98,7 +98,46 @@ def test_a_missing_or_miswired_service_dockerfile_is_reported(repo_copy: Path) -
     assert "CMD needs --source=services/collector/main.py" in problems
     assert "services/evaluator/Dockerfile:" in problems and "beyond the service name" in problems
     assert "COPY source 'sharedd' is not in the repo" in problems
-    assert "COPY source 'cashmatch_cli' is in .dockerignore" in problems
+    assert "COPY source 'uv.lock' is in .dockerignore" in problems
+
+
+def test_an_image_that_does_not_install_its_member_from_the_lock_is_reported(
+    repo_copy: Path,
+) -> None:
+    trainer = repo_copy / "services" / "trainer" / "Dockerfile"
+    trainer.write_text(
+        trainer.read_text().replace("--package cashmatch-trainer", "--package cashmatch-matcher")
+    )
+    alerter = repo_copy / "services" / "alerter" / "Dockerfile"
+    alerter.write_text(alerter.read_text().replace("uv sync --locked", "uv sync"))
+    serving = repo_copy / "infra" / "serving.Dockerfile"
+    serving.write_text(serving.read_text().replace("RUN uv sync", "RUN pip install . && uv sync"))
+
+    problems = "\n".join(_checker().check_dockerfiles(repo_copy))
+
+    assert "services/trainer/Dockerfile:" in problems
+    assert "uv sync must install --package cashmatch-trainer" in problems
+    assert "services/alerter/Dockerfile:" in problems and "uv sync needs --locked" in problems
+    assert "infra/serving.Dockerfile: pip install bypasses the lock" in problems
+
+
+def test_the_images_dependency_sets_are_checked_from_the_lock(repo_copy: Path) -> None:
+    """No Ray outside the matcher: a collector asking for the serve extra is reported, from a
+    lock made again with that change (what its image would then install)."""
+    assert _checker().check_dependencies(repo_copy) == []
+    member = repo_copy / "services" / "collector" / "pyproject.toml"
+    member.write_text(
+        member.read_text().replace(
+            "cashmatch[functions,gcp,local]", "cashmatch[functions,gcp,local,serve]"
+        )
+    )
+    from infra.checks.dependencies import uv_binary
+
+    subprocess.run([uv_binary(), "lock", "--quiet"], cwd=repo_copy, check=True, timeout=300)
+
+    problems = _checker().check_dependencies(repo_copy)
+
+    assert any(p.startswith("services/collector: its image would install ray ") for p in problems)
 
 
 def test_a_service_left_out_of_the_cloud_build_is_reported(repo_copy: Path) -> None:

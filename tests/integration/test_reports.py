@@ -84,6 +84,16 @@ def scored(months):
     }
 
 
+def _verdict(**fields) -> Verdict:
+    """A verdict as the evaluator records it (what the report is drawn from)."""
+    return Verdict(
+        decided_at=dt.datetime(2025, 7, 1, tzinfo=dt.UTC),
+        event_id="e-verdict",
+        caused_by="e-trained",
+        **fields,
+    )
+
+
 def test_evaluation_report_is_one_offline_page_with_its_plots(tmp_path, scored):
     metrics = scored["metrics"]
     history = [
@@ -91,20 +101,21 @@ def test_evaluation_report_is_one_offline_page_with_its_plots(tmp_path, scored):
         ("2025-04", "m-1", {**metrics, "auto_rate@99": 0.41}),
         ("2025-05", "m-2", {**metrics, "auto_rate@99": 0.47}),
     ]
-    page = render_evaluation_report(
+    verdict = _verdict(
         version="m-3",
         passed=False,
         reasons=["auto_rate@99 0.452 does not beat the champion's 0.470 by 0.002", "<b>x</b>"],
-        metrics={
-            "candidate": {**metrics, "auto_rate@99": 0.452},
-            "champion": {**metrics, "auto_rate@99": 0.47},
-            "rules": metrics,
-        },
+        metrics={**metrics, "auto_rate@99": 0.452},
+        champion_metrics={**metrics, "auto_rate@99": 0.47},
+        baseline_metrics=metrics,
+        champion_version="m-2",
+        test_set_version="test-abc",
+    )
+    page = render_evaluation_report(
+        verdict,
         curves={k: scored[k] for k in ("candidate", "champion", "rules")},
         champion_history=history,
         month="2025-06",
-        champion_version="m-2",
-        test_set_version="test-abc",
     )
     path = tmp_path / "reports" / "evaluations" / "m-3.html"
     path.parent.mkdir(parents=True)
@@ -128,11 +139,17 @@ def test_evaluation_report_is_one_offline_page_with_its_plots(tmp_path, scored):
 
 
 def test_evaluation_report_without_champion_or_history(scored):
-    html = render_evaluation_report(
+    verdict = _verdict(
         version="m-1",
         passed=True,
         reasons=["no champion yet: passes the absolute floors"],
-        metrics={"candidate": scored["metrics"], "champion": None, "rules": scored["metrics"]},
+        metrics=scored["metrics"],
+        champion_metrics=None,
+        baseline_metrics=scored["metrics"],
+        champion_version=None,
+    )
+    html = render_evaluation_report(
+        verdict,
         curves={"candidate": scored["candidate"], "champion": None, "rules": scored["rules"]},
     ).decode()
     assert_self_contained(html)

@@ -111,9 +111,9 @@ def test_a_deployer_image_without_the_serving_dockerfile_fails_at_start_up(
 ):
     import cashmatch.adapters.gcp as gcp
 
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
         (tmp_path / name).write_text("")
-    for name in ("shared", "services", "cashmatch_cli"):
+    for name in ("shared", "services"):
         (tmp_path / name).mkdir()
     monkeypatch.setattr(gcp, "_TREE", tmp_path)
     settings = load_settings(

@@ -34,8 +34,8 @@ from cashmatch.entrypoints.service_table import HANDLERS
 from cashmatch.entrypoints.vertex_job import main as job_main
 from cashmatch.ports import TrainingJob
 from cashmatch.service_layer.dispatch import handle_bytes, run_until_idle
-from cashmatch.service_layer.handlers.trainer import job_command, result_key
 from cashmatch.service_layer.publishing import publish_event
+from cashmatch.service_layer.training import job_command, result_key
 from tests.integration.gcp.google_api_recorder import FakeVertexJobs, FakeVertexModels
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cashmatch.domain.model_records import VerdictScores
+
 TYPE_PREFIX = "com.cashmatch."
 _LINEAGE_NS = uuid.UUID("6f1c6a52-58a3-4c7e-9b0c-3c1a4e0f2d11")
 # ASCII digits only and the whole string: `$` would let a trailing newline through, and `\d`
@@ -87,19 +89,11 @@ class ModelTrained(Payload):
     caused_by: str
 
 
-class _Verdict(Payload):
+class _Verdict(Payload, VerdictScores):
+    """A verdict's event: the registry's `VerdictScores` with the version and dataset judged."""
+
     model_version: str
     dataset_version: str
-    metrics: dict[str, float] = Field(description="candidate on the frozen test set")
-    baseline_metrics: dict[str, float] = Field(description="rules baseline on the same set")
-    champion_version: str | None = Field(description="champion at the time of the verdict")
-    champion_metrics: dict[str, float] | None
-    newest_month_metrics: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="candidate/champion/rules scored on the newest month"
-    )
-    reasons: list[str] = Field(description="the verdict in words")
-    report_uri: str | None = None
-    caused_by: str
 
 
 class EvaluationPassed(_Verdict):

@@ -7,6 +7,7 @@ Plain records, written once (versions, verdicts, approvals) or moved by compare-
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -25,22 +26,42 @@ class ModelRecord(BaseModel):
     caused_by: str
 
 
-class Verdict(BaseModel):
+class VerdictScores(BaseModel):
+    """What a verdict says of a candidate: the registry keeps it (`Verdict`), the verdict's event
+    carries it (`events.EvaluationPassed` / `EvaluationRejected`), the report shows it."""
+
+    metrics: dict[str, float] = Field(description="candidate on the frozen test set")
+    baseline_metrics: dict[str, float] = Field(description="rules baseline on the same set")
+    champion_version: str | None = Field(description="champion at the time of the verdict")
+    champion_metrics: dict[str, float] | None = Field(description="the champion on the same set")
+    newest_month_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="candidate/champion/rules scored on the newest month"
+    )
+    reasons: list[str] = Field(description="the verdict in words")
+    report_uri: str | None = Field(None, description="the evaluation report (HTML)")
+    caused_by: str = Field(description="id of the model.trained event judged")
+
+    def scores(self) -> dict[str, Any]:
+        """These fields alone, to carry into an event."""
+        return {name: getattr(self, name) for name in VerdictScores.model_fields}
+
+
+class Verdict(VerdictScores):
     """The evaluator's decision about one version, written once."""
 
     version: str
     passed: bool
-    reasons: list[str]
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
-    champion_version: str | None
-    champion_metrics: dict[str, float] | None
-    newest_month_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
-    report_uri: str | None = None
     decided_at: dt.datetime
     event_id: str = Field(description="id of the verdict event, reused on redelivery")
-    caused_by: str = Field(description="id of the model.trained event judged")
     test_set_version: str | None = Field(None, description="the frozen test set it was scored on")
+
+    def metrics_by_role(self) -> dict[str, dict[str, float] | None]:
+        """Candidate, champion and rules metrics, as the report and alerts show them."""
+        return {
+            "candidate": self.metrics,
+            "champion": self.champion_metrics,
+            "rules": self.baseline_metrics,
+        }
 
 
 class PointerChange(BaseModel):

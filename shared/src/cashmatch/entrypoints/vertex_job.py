@@ -21,7 +21,7 @@ from cashmatch.bootstrap import build_blob_store
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.matching import MatcherConfig
 from cashmatch.service_layer.dataset_store import DatasetStore
-from cashmatch.service_layer.handlers.trainer import model_version, train_and_store
+from cashmatch.service_layer.training import model_version, train_and_store
 from cashmatch.settings import SettingsError, load_settings
 
 log = logging.getLogger("cashmatch.trainer.job")

@@ -151,30 +151,13 @@ def _write_report(
 ) -> str:
     """The HTML page of this verdict, with the champions' history up to this decision."""
     history = champion_history(ports.registry)
-    metrics = {
-        "candidate": verdict.metrics,
-        "champion": verdict.champion_metrics,
-        "rules": verdict.baseline_metrics,
-    }
     now_champion = verdict.version if verdict.passed else verdict.champion_version
-    now_metrics = metrics["candidate"] if verdict.passed else metrics["champion"]
+    now_metrics = verdict.metrics if verdict.passed else verdict.champion_metrics
     if now_champion is not None and now_metrics is not None:
         history = sorted(
             [r for r in history if r[0] != month] + [(month, now_champion, now_metrics)]
         )
-    page = render_evaluation_report(
-        version=verdict.version,
-        passed=verdict.passed,
-        reasons=verdict.reasons,
-        metrics=metrics,
-        curves=curves,
-        champion_history=history,
-        month=month,
-        champion_version=verdict.champion_version,
-        test_set_version=verdict.test_set_version,
-        newest_month_metrics=verdict.newest_month_metrics,
-        decided_at=verdict.decided_at.isoformat(timespec="seconds"),
-    )
+    page = render_evaluation_report(verdict, curves=curves, champion_history=history, month=month)
     return save_report(ports.blobs, verdict.version, page)
 
 
@@ -215,14 +198,7 @@ def _announce(ports: Ports, payload: ModelTrained, verdict: Verdict) -> None:
         month=payload.month,
         model_version=verdict.version,
         dataset_version=payload.dataset_version,
-        metrics=verdict.metrics,
-        baseline_metrics=verdict.baseline_metrics,
-        champion_version=verdict.champion_version,
-        champion_metrics=verdict.champion_metrics,
-        newest_month_metrics=verdict.newest_month_metrics,
-        reasons=verdict.reasons,
-        report_uri=verdict.report_uri,
-        caused_by=verdict.caused_by,
+        **verdict.scores(),
     )
     publish_event(
         ports.bus, make_event(answer, source=SOURCE, event_id=verdict.event_id, now=ports.clock())

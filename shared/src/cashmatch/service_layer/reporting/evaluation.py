@@ -15,6 +15,7 @@ import pandas as pd
 
 from cashmatch.domain.evaluation.curves import coverage_at, thin
 from cashmatch.domain.evaluation.curves import precision_coverage_curve as _curve
+from cashmatch.domain.model_records import Verdict
 from cashmatch.service_layer.reporting.html import badge, bullet_list, esc, page, table
 from cashmatch.service_layer.reporting.svg import PALETTE, Line, Marker, line_chart
 
@@ -153,26 +154,24 @@ def history_chart(history: Sequence[HistoryRow], metric: str = PRIMARY) -> str:
 
 
 def render_evaluation_report(
+    verdict: Verdict,
     *,
-    version: str,
-    passed: bool,
-    reasons: Sequence[str],
-    metrics: Mapping[str, Mapping[str, float] | None],
     curves: Mapping[str, pd.DataFrame | None],
     champion_history: Sequence[HistoryRow] = (),
     month: str | None = None,
-    champion_version: str | None = None,
-    test_set_version: str | None = None,
-    newest_month_metrics: Mapping[str, Mapping[str, float]] | None = None,
-    decided_at: str | None = None,
     target_precision: float = 0.99,
 ) -> bytes:
-    """The whole evaluation page as HTML bytes.
+    """The whole evaluation page of `verdict` as HTML bytes.
 
-    `metrics` and `curves` are keyed by role ("candidate", "champion", "rules"; a missing or None
-    entry is left out); `champion_history` rows are (month, version, metrics), oldest first.
+    `curves` are keyed by role ("candidate", "champion", "rules"; a missing or None entry is
+    left out); `champion_history` rows are (month, version, metrics), oldest first.
     """
-    verdict = badge("PASSED — new champion", "good") if passed else badge("REJECTED", "bad")
+    version, passed, reasons = verdict.version, verdict.passed, verdict.reasons
+    metrics = verdict.metrics_by_role()
+    champion_version, test_set_version = verdict.champion_version, verdict.test_set_version
+    newest_month_metrics = verdict.newest_month_metrics
+    decided_at = verdict.decided_at.isoformat(timespec="seconds")
+    outcome = badge("PASSED — new champion", "good") if passed else badge("REJECTED", "bad")
     facts = [f"candidate <b>{esc(version)}</b>"]
     if month:
         facts.append(f"month {esc(month)}")
@@ -184,7 +183,7 @@ def render_evaluation_report(
     body = [
         f"<h1>Evaluation of {esc(version)}</h1>",
         f'<p class="meta">{" · ".join(facts)}</p>',
-        f"<h2>Verdict</h2><p>{verdict}</p>",
+        f"<h2>Verdict</h2><p>{outcome}</p>",
         bullet_list(list(reasons) or ["no reason recorded"]),
         "<h2>Precision–coverage on the frozen test set</h2>",
         "<p>Each curve moves the confidence threshold from high to low: further right, more "
