@@ -1,5 +1,5 @@
 # The matcher's Ray Serve image for GKE (KubeRay RayService, infra/k8s/rayservice.yaml).
-# Built by Cloud Build from the archive shared/adapters/gcp/cloud_build.py writes (code, model,
+# Built by Cloud Build from the archive shared/src/cashmatch/adapters/gcp/cloud_build.py writes (code, model,
 # registry record), or by hand from the repository root:
 #   docker build -f infra/serving.Dockerfile -t matcher:dev .
 # The image carries the serving code; which model version serves comes from the RayService's

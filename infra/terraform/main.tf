@@ -2,9 +2,9 @@
 # one least-privilege identity per service. The matcher's GKE cluster is in gke.tf.
 #
 # Names match the code exactly, so nothing maps between them: topic ids ARE the event topics
-# of shared/events.py ("month.closed", ...: dots are legal in Pub/Sub ids), subscription ids ARE
+# of shared/src/cashmatch/domain/events.py ("month.closed", ...: dots are legal in Pub/Sub ids), subscription ids ARE
 # the keys of shared.bootstrap.SUBSCRIPTIONS, and the dead-letter topic is DEAD_LETTER_TOPIC.
-# PubSubEventBus (shared/adapters/gcp/bus.py) builds projects/<p>/topics/<topic> from the same
+# PubSubEventBus (shared/src/cashmatch/adapters/gcp/bus.py) builds projects/<p>/topics/<topic> from the same
 # names, and infra/check_infra.py fails when the two drift apart.
 
 data "google_project" "this" {
@@ -14,7 +14,7 @@ data "google_project" "this" {
 locals {
   bucket_name = var.bucket_name != "" ? var.bucket_name : "cashmatch-${var.project}"
 
-  # Every event type of shared/events.py has its topic, subscribed to or not.
+  # Every event type of shared/src/cashmatch/domain/events.py has its topic, subscribed to or not.
   event_topics = [
     "month.closed",
     "dataset.ready",
@@ -78,7 +78,7 @@ locals {
 
   image_repository = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
 
-  # Settings only one service needs (shared/settings.py): the deployer rolls champions out to
+  # Settings only one service needs (shared/src/cashmatch/settings.py): the deployer rolls champions out to
   # the RayService (and builds the matcher image), the trainer may train on Vertex AI, the
   # evaluator may mirror champions into Vertex AI Model Registry. Empty when switched off.
   service_env = {
@@ -240,7 +240,7 @@ resource "google_pubsub_topic_iam_member" "service_publishes" {
   member   = google_service_account.service[each.value.service].member
 }
 
-# services/entrypoint.py parks a permanently failing event on the dead-letter topic itself
+# shared/src/cashmatch/entrypoints/cloud_event.py parks a permanently failing event on the dead-letter topic itself
 # (and answers 2xx), so every service, the alerter included, publishes there.
 resource "google_pubsub_topic_iam_member" "service_parks" {
   for_each = local.services
@@ -262,9 +262,9 @@ resource "google_project_iam_member" "collector_jobs" {
   member  = google_service_account.service["collector"].member
 }
 
-# The deployer builds the matcher image with Cloud Build (shared/adapters/gcp/cloud_build.py:
+# The deployer builds the matcher image with Cloud Build (shared/src/cashmatch/adapters/gcp/cloud_build.py:
 # create, list and get builds) and patches the RayService's user_config on GKE
-# (shared/adapters/gcp/gke_serving.py: get/patch rayservices, get services/proxy for /v1/model).
+# (shared/src/cashmatch/adapters/gcp/gke_serving.py: get/patch rayservices, get services/proxy for /v1/model).
 resource "google_project_iam_member" "deployer_builds" {
   # checkov:skip=CKV_GCP_49:builds.editor is project-level by nature; the deployer may actAs only the build account below, which holds no project roles but log writing
   project = var.project
@@ -314,7 +314,7 @@ resource "google_project_iam_member" "build_logs" {
 
 # Training as a Vertex AI custom job (CASHMATCH_VERTEX_TRAINING): the trainer creates and polls
 # jobs, which run as their own account; that account only reads datasets and writes models in
-# the bucket (services/trainer/vertex_job.py needs nothing else).
+# the bucket (shared/src/cashmatch/entrypoints/vertex_job.py needs nothing else).
 resource "google_service_account" "train_job" {
   count        = var.enable_vertex_training ? 1 : 0
   account_id   = "cashmatch-train-job"
@@ -478,7 +478,7 @@ resource "google_pubsub_subscription" "push" {
   message_retention_duration = "604800s"
 
   # `cashmatch redrive` republishes a dead message addressed to one subscription only
-  # (shared/adapters/gcp/bus.py); the others must not receive it a second time.
+  # (shared/src/cashmatch/adapters/gcp/bus.py); the others must not receive it a second time.
   filter = "NOT attributes:cashmatch_only_for OR attributes.cashmatch_only_for = \"${each.key}\""
 
   push_config {

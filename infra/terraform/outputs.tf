@@ -33,7 +33,7 @@ output "topics" {
 }
 
 output "build_service_account" {
-  description = "Pass as service_account to the Cloud Build request (shared/adapters/gcp/cloud_build.py)"
+  description = "Pass as service_account to the Cloud Build request (shared/src/cashmatch/adapters/gcp/cloud_build.py)"
   value       = google_service_account.build.email
 }
 

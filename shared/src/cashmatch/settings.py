@@ -252,7 +252,7 @@ def _reject_unknown(env_file: str | None) -> None:
     if unknown:
         raise SettingsError(
             f"unknown setting(s): {', '.join(unknown)} (names start with CASHMATCH_; "
-            "see shared/settings.py)"
+            "see shared/src/cashmatch/settings.py)"
         )
 
 

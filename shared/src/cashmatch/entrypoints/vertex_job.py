@@ -3,7 +3,7 @@
     python -m cashmatch.entrypoints.vertex_job --dataset-uri gs://... --dataset-version ds-... \
         --model-version m-...
 
-The trainer service submits this (shared/adapters/gcp/vertex_training.py) with the same
+The trainer service submits this (adapters/gcp/vertex_training.py) with the same
 CASHMATCH_* settings it runs with, waits for the job, and registers the version from what the
 job wrote: the artifact and, last, its result (digest, metrics) through the very function the
 in-process path uses (`train_and_store`). The job needs only the blob store: no bus, no

@@ -218,7 +218,7 @@ class MatcherService:
 
 # columns --------------------------------------------------------------------
 # Built column by column from the validated models, as numpy arrays: a DataFrame costs more
-# than blocking the request (shared/matching/candidates.Columns).
+# than blocking the request (shared/src/cashmatch/domain/matching/candidates.Columns).
 _DATES = frozenset({"booking_date", "issue_date", "due_date"})
 _MONEY = frozenset({"amount", "open_amount"})
 

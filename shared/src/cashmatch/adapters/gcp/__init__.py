@@ -160,7 +160,7 @@ def build_gke_serving(settings: Settings, blobs: BlobStore) -> Serving:
 
 
 def build_vertex_training(settings: Settings) -> RemoteTraining:
-    """Vertex AI custom jobs running services/trainer/vertex_job.py in the trainer's image."""
+    """Vertex AI custom jobs running cashmatch.entrypoints.vertex_job in the trainer's image."""
     from cashmatch.adapters.gcp.vertex import job_client
     from cashmatch.adapters.gcp.vertex_training import JOB_SETTINGS, VertexTraining
 

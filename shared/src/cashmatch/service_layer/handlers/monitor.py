@@ -44,12 +44,6 @@ def summary_key(month: str) -> str:
     return f"{PREFIX}/{month}.json"
 
 
-def _config(ports: Ports) -> DriftConfig:
-    # Settings may carry a `drift` section; until then the defaults apply.
-    config = getattr(ports.settings, "drift", None)
-    return config if isinstance(config, DriftConfig) else DriftConfig()
-
-
 def _months(ports: Ports, payload: DatasetReady) -> tuple[list[MonthBatch], MonthBatch | None]:
     manifest = ports.datasets.read_manifest(payload.dataset_uri)
     try:
@@ -129,7 +123,7 @@ def monitor(event: Envelope, ports: Ports) -> str:
             return f"no transfers of {month} in the dataset: nothing to compare"
         if not reference:
             return f"no month before {month} in the dataset: nothing to compare with"
-        config = _config(ports)
+        config = ports.settings.drift
         report = compute_drift(
             reference,
             current,
