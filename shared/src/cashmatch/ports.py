@@ -168,7 +168,7 @@ class WarehouseSchemaError(Exception):
 
 @runtime_checkable
 class Warehouse(Protocol):
-    """Read-only access to the finance system's contract tables (DESIGN.md)."""
+    """Read-only access to the finance system's contract tables (docs/DESIGN.md)."""
 
     def check_schema(self) -> None:
         """Raise WarehouseSchemaError naming every missing table or column."""

@@ -1,7 +1,7 @@
 """The data contract with the finance system: tables, columns and their types.
 
 One place that names every column, so the simulator, the warehouse adapters, the collector's
-validation and the matcher agree on the same schema (see DESIGN.md, "Data contract").
+validation and the matcher agree on the same schema (see docs/DESIGN.md, "Data contract").
 """
 
 from __future__ import annotations

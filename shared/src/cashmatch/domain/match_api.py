@@ -1,6 +1,6 @@
 """The matcher's HTTP contract: pydantic models of every request and response body.
 
-Requests follow the finance system's data contract (DESIGN.md) so a client sends the rows it
+Requests follow the finance system's data contract (docs/DESIGN.md) so a client sends the rows it
 already has. Unknown fields are rejected, every string is bounded and every amount finite, so
 nothing a client sends reaches the model in a shape it was not trained on.
 """

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 _TEXT_DTYPE = pd.Series(["text"]).dtype
 
 
-# The contract's types in BigQuery (DESIGN.md: amounts are NUMERIC there).
+# The contract's types in BigQuery (docs/DESIGN.md: amounts are NUMERIC there).
 BIGQUERY_TYPES = {
     "string": "STRING",
     "decimal": "NUMERIC",
