@@ -515,9 +515,10 @@ resource "google_pubsub_subscription" "push" {
 
 # --- optional monthly month.closed -------------------------------------------------------------
 
-# Cloud Scheduler can only publish a fixed body, but month.closed must name the month and have a
-# fresh id, so the schedule runs a one-shot Cloud Run job that publishes through the CLI
-# (`cashmatch publish month.closed --month <previous month>`) with the collector's image.
+# Cloud Scheduler can only publish a fixed body, but month.closed must name the month, so the
+# schedule runs a one-shot Cloud Run job in the collector's image that publishes it for the
+# previous month (`python -m cashmatch.entrypoints.close_month`: no CLI, which that image does
+# not install; the event id is derived from the month, so a retried job publishes it once).
 resource "google_service_account" "closer" {
   count        = var.enable_month_closed_schedule ? 1 : 0
   account_id   = "cashmatch-month-closer"
@@ -531,7 +532,7 @@ resource "google_pubsub_topic_iam_member" "closer_publishes" {
   member = google_service_account.closer[0].member
 }
 
-# The CLI's publish writes the bus journal (deduplication) in the bucket.
+# Publishing writes the bus journal (deduplication) in the bucket.
 resource "google_storage_bucket_iam_member" "closer_journal" {
   count  = var.enable_month_closed_schedule ? 1 : 0
   bucket = google_storage_bucket.data.name
@@ -553,7 +554,7 @@ resource "google_cloud_run_v2_job" "close_month" {
       timeout         = "300s"
       containers {
         image   = var.images["collector"]
-        command = ["sh", "-c", "exec cashmatch publish month.closed --month \"$(date -u -d \"$(date -u +%Y-%m-01) -1 day\" +%Y-%m)\""]
+        command = ["python", "-m", "cashmatch.entrypoints.close_month"]
         dynamic "env" {
           for_each = {
             CASHMATCH_STACK     = "gcp"

@@ -60,7 +60,11 @@ def test_the_archive_holds_the_code_the_model_and_its_record(stored):
         assert model.read() == artifact
         packed = json.loads(packed_record.read())
     assert packed["artifact_digest"] == record.artifact_digest
-    assert {"pyproject.toml", "infra/serving.Dockerfile", "shared/src/cashmatch/entrypoints/matcher/app.py"} <= names
+    assert {
+        "pyproject.toml",
+        "infra/serving.Dockerfile",
+        "shared/src/cashmatch/entrypoints/matcher/app.py",
+    } <= names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     first = blobs.get(key).data
     time.sleep(1.1)  # gzip headers carry a time in whole seconds

@@ -3,7 +3,8 @@
 Run by tests/integration/test_members.py as `<member env>/bin/python smoke.py <service>` with
 CASHMATCH_WORKSPACE (and CASHMATCH_WAREHOUSE) set. It imports nothing but what the member
 declares: no pytest, no test helpers. A Cloud Run service gets the newest event of its topic on
-the workspace's bus posted to its own functions-framework function (services/<name>/main.py,
+the workspace's bus posted to its own functions-framework function (the collector's
+month.closed published by the scheduled close's entry point, as on Google Cloud) (services/<name>/main.py,
 the image's CMD), and must publish what it promises; the matcher builds its Ray Serve app and
 answers a match over HTTP from its FastAPI ingress. Prints one JSON line: what happened.
 """
@@ -66,11 +67,11 @@ def run_service(service: str) -> dict:
     ports = bootstrap(load_settings())
     takes, answers = CHAIN[service]
     if service == "collector":
-        from cashmatch.domain.events import MonthClosed, make_event
+        # what the scheduled close runs in the collector's image (infra/terraform/main.tf)
+        from cashmatch.entrypoints.close_month import main as close_month
 
-        data = make_event(MonthClosed(month="2025-03"), source="smoke").to_bytes()
-    else:
-        _, data, _ = ports.bus.get_message(newest(ports.bus, takes).message_id)
+        assert close_month(["--month", "2025-03"]) == 0
+    _, data, _ = ports.bus.get_message(newest(ports.bus, takes).message_id)
     before = {r.message_id for r in ports.bus.log(limit=1000)}
     status = post_to_function(service, data)
     new = sorted({r.topic for r in ports.bus.log(limit=1000) if r.message_id not in before})

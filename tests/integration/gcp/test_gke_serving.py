@@ -186,7 +186,11 @@ def test_changed_serving_code_is_built_first_and_the_new_image_rolled_out(kube, 
     )
     with tarfile.open(fileobj=io.BytesIO(archive.data), mode="r:gz") as tar:
         names = set(tar.getnames())
-    assert {"infra/serving.Dockerfile", "shared/src/cashmatch/entrypoints/matcher/app.py", "model/record.json"} <= names
+    assert {
+        "infra/serving.Dockerfile",
+        "shared/src/cashmatch/entrypoints/matcher/app.py",
+        "model/record.json",
+    } <= names
     # It waited for the build (WORKING, then SUCCESS) before patching.
     gets = builds.recorder.calls("GET", r"/v1/projects/test-project/builds/b-\d+")
     assert len(gets) == 2
