@@ -1,6 +1,5 @@
-"""The signals of one month the monitor compares: per-transfer rates (invoice references in
-titles, transfers paying none or several invoices, known payers), payment delays, and
-model-independent features of each labelled pair."""
+"""The signals of one month the monitor compares: per-transfer flags, payment delays, and
+model-independent features of each labelled (transfer, invoice) pair."""
 
 from __future__ import annotations
 
