@@ -1,8 +1,5 @@
 """Terraform (python-hcl2) against cashmatch.bootstrap: subscriptions pushed with an OIDC token and
 a dead-letter policy, the bucket locked down, no owner/editor roles.
-
-for_each resources are expanded from `locals` (only literal maps and lists are understood), so
-the names checked are the ones Terraform will create.
 """
 
 from __future__ import annotations
@@ -59,7 +56,11 @@ def load_terraform(tf_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], 
 
 
 def instances(resource: dict[str, Any], local_values: dict[str, Any]) -> dict[str, Any]:
-    """Instance key -> each.value of a resource (one instance keyed by '' without for_each)."""
+    """Instance key -> each.value of a resource (one instance keyed by '' without for_each).
+
+    for_each is expanded from `locals` (only literal maps and lists are understood), so the names
+    checked are the ones Terraform will create.
+    """
     for_each = resource["body"].get("for_each")
     if for_each is None:
         return {"": None}
@@ -93,28 +94,18 @@ def _block(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
+# subscription id -> (body, where it is defined, each.key, each.value)
+_Subscriptions = dict[str, tuple[dict[str, Any], str, str, Any]]
+
+
 def check_terraform(tf_dir: Path, subscriptions: dict[str, str], dead_letter: str) -> list[str]:
+    """Problems of the Terraform in `tf_dir` against the subscriptions (name -> topic) and the
+    dead-letter topic the code uses; [] when it provisions them all as required."""
     resources, local_values, problems = load_terraform(tf_dir)
     if problems:
         return problems
-
-    # topic id -> (resource address, file)
-    topics: dict[str, str] = {}
-    for res in (r for r in resources if r["type"] == "google_pubsub_topic"):
-        for key, value in instances(res, local_values).items():
-            name = _resolve(res["body"].get("name"), key, value)
-            local_ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(name))
-            if local_ref:
-                name = local_values.get(local_ref.group(1), name)
-            topics[str(name)] = f"{res['file']}: google_pubsub_topic.{res['name']}"
-
-    subs: dict[str, tuple[dict[str, Any], str, str, Any]] = {}
-    for res in (r for r in resources if r["type"] == "google_pubsub_subscription"):
-        for key, value in instances(res, local_values).items():
-            name = str(_resolve(res["body"].get("name"), key, value))
-            where = f"{res['file']}: google_pubsub_subscription.{res['name']}[{name!r}]"
-            subs[name] = (res["body"], where, key, value)
-
+    topics = _topics(resources, local_values)
+    subs = _subscriptions(resources, local_values)
     for sub, topic in sorted(subscriptions.items()):
         if topic not in topics:
             problems.append(
@@ -125,37 +116,71 @@ def check_terraform(tf_dir: Path, subscriptions: dict[str, str], dead_letter: st
                 f"{tf_dir.name}: no google_pubsub_subscription named {sub!r} (topic {topic})"
             )
             continue
-        body, where, key, value = subs[sub]
-        ref = str(body.get("topic", ""))
-        wanted = (
-            isinstance(value, dict) and value.get("topic") == topic and "each.value.topic" in ref
-        )
-        if not wanted and "google_pubsub_topic" not in ref:
-            problems.append(f"{where}: topic is {ref!r}, expected the topic {topic!r}")
-        elif "each.value.topic" in ref and not wanted:
-            problems.append(f"{where}: subscribes to {value!r}, expected topic {topic!r}")
-        push = _block(body, "push_config")
-        if push is None:
-            problems.append(f"{where}: no push_config (the services receive push deliveries)")
-        else:
-            oidc = _block(push, "oidc_token")
-            if oidc is None:
-                problems.append(f"{where}: push_config has no oidc_token")
-            elif not oidc.get("service_account_email") or not oidc.get("audience"):
-                problems.append(f"{where}: oidc_token needs service_account_email and audience")
-        dlp = _block(body, "dead_letter_policy")
-        if dlp is None:
-            problems.append(f"{where}: no dead_letter_policy")
-        elif "dead_letter" not in str(dlp.get("dead_letter_topic", "")):
-            problems.append(f"{where}: dead_letter_policy does not point at the dead-letter topic")
-        if _block(body, "retry_policy") is None:
-            problems.append(
-                f"{where}: no retry_policy (immediate redelivery hammers a failing service)"
-            )
-
+        body, where, _, value = subs[sub]
+        problems += _subscription_problems(body, where, value, topic)
     if dead_letter not in topics:
         problems.append(f"{tf_dir.name}: no google_pubsub_topic named {dead_letter!r}")
+    problems += _bucket_problems(tf_dir, resources)
+    problems += _role_problems(resources)
+    return problems
 
+
+def _topics(resources: list[dict[str, Any]], local_values: dict[str, Any]) -> dict[str, str]:
+    """Topic id -> where it is defined ("<file>: google_pubsub_topic.<name>")."""
+    topics: dict[str, str] = {}
+    for res in (r for r in resources if r["type"] == "google_pubsub_topic"):
+        for key, value in instances(res, local_values).items():
+            name = _resolve(res["body"].get("name"), key, value)
+            local_ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(name))
+            if local_ref:
+                name = local_values.get(local_ref.group(1), name)
+            topics[str(name)] = f"{res['file']}: google_pubsub_topic.{res['name']}"
+    return topics
+
+
+def _subscriptions(resources: list[dict[str, Any]], local_values: dict[str, Any]) -> _Subscriptions:
+    subs: _Subscriptions = {}
+    for res in (r for r in resources if r["type"] == "google_pubsub_subscription"):
+        for key, value in instances(res, local_values).items():
+            name = str(_resolve(res["body"].get("name"), key, value))
+            where = f"{res['file']}: google_pubsub_subscription.{res['name']}[{name!r}]"
+            subs[name] = (res["body"], where, key, value)
+    return subs
+
+
+def _subscription_problems(body: dict[str, Any], where: str, value: Any, topic: str) -> list[str]:
+    """A subscription must read `topic`, push with an OIDC token, dead-letter and back off."""
+    problems: list[str] = []
+    ref = str(body.get("topic", ""))
+    wanted = isinstance(value, dict) and value.get("topic") == topic and "each.value.topic" in ref
+    if not wanted and "google_pubsub_topic" not in ref:
+        problems.append(f"{where}: topic is {ref!r}, expected the topic {topic!r}")
+    elif "each.value.topic" in ref and not wanted:
+        problems.append(f"{where}: subscribes to {value!r}, expected topic {topic!r}")
+    push = _block(body, "push_config")
+    if push is None:
+        problems.append(f"{where}: no push_config (the services receive push deliveries)")
+    else:
+        oidc = _block(push, "oidc_token")
+        if oidc is None:
+            problems.append(f"{where}: push_config has no oidc_token")
+        elif not oidc.get("service_account_email") or not oidc.get("audience"):
+            problems.append(f"{where}: oidc_token needs service_account_email and audience")
+    dlp = _block(body, "dead_letter_policy")
+    if dlp is None:
+        problems.append(f"{where}: no dead_letter_policy")
+    elif "dead_letter" not in str(dlp.get("dead_letter_topic", "")):
+        problems.append(f"{where}: dead_letter_policy does not point at the dead-letter topic")
+    if _block(body, "retry_policy") is None:
+        problems.append(
+            f"{where}: no retry_policy (immediate redelivery hammers a failing service)"
+        )
+    return problems
+
+
+def _bucket_problems(tf_dir: Path, resources: list[dict[str, Any]]) -> list[str]:
+    """At least one bucket, and every bucket versioned, uniform access, never public."""
+    problems: list[str] = []
     buckets = [r for r in resources if r["type"] == "google_storage_bucket"]
     if not buckets:
         problems.append(f"{tf_dir.name}: no google_storage_bucket")
@@ -169,7 +194,12 @@ def check_terraform(tf_dir: Path, subscriptions: dict[str, str], dead_letter: st
             problems.append(f"{where}: uniform_bucket_level_access is not true")
         if body.get("public_access_prevention") != "enforced":
             problems.append(f"{where}: public_access_prevention is not 'enforced'")
+    return problems
 
+
+def _role_problems(resources: list[dict[str, Any]]) -> list[str]:
+    """No IAM resource grants owner or editor."""
+    problems: list[str] = []
     for res in resources:
         if "iam" not in res["type"]:
             continue

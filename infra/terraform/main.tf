@@ -4,8 +4,8 @@
 # Names match the code exactly, so nothing maps between them: topic ids ARE the event topics
 # of shared/src/cashmatch/domain/events.py ("month.closed", ...: dots are legal in Pub/Sub ids), subscription ids ARE
 # the keys of shared.bootstrap.SUBSCRIPTIONS, and the dead-letter topic is DEAD_LETTER_TOPIC.
-# PubSubEventBus (shared/src/cashmatch/adapters/gcp/bus.py) builds projects/<p>/topics/<topic> from the same
-# names, and infra/check_infra.py fails when the two drift apart.
+# PubSubEventBus (shared/src/cashmatch/adapters/gcp/bus/) builds projects/<p>/topics/<topic>
+# from the same names, and infra/check_infra.py fails when the two drift apart.
 
 data "google_project" "this" {
   project_id = var.project
@@ -478,7 +478,7 @@ resource "google_pubsub_subscription" "push" {
   message_retention_duration = "604800s"
 
   # `cashmatch redrive` republishes a dead message addressed to one subscription only
-  # (shared/src/cashmatch/adapters/gcp/bus.py); the others must not receive it a second time.
+  # (shared/src/cashmatch/adapters/gcp/bus/); the others must not receive it a second time.
   filter = "NOT attributes:cashmatch_only_for OR attributes.cashmatch_only_for = \"${each.key}\""
 
   push_config {

@@ -9,7 +9,8 @@ import pytest
 
 from cashmatch.domain.matching import month_batches
 from cashmatch.domain.monitoring import DriftConfig, compute_drift, performance_drift
-from cashmatch.domain.monitoring.drift import has_reference, psi, two_proportion_p_value
+from cashmatch.domain.monitoring.signals import has_reference
+from cashmatch.domain.monitoring.stats import psi, two_proportion_p_value
 
 pytestmark = pytest.mark.unit
 

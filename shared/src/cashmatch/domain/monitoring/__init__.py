@@ -1,15 +1,13 @@
-"""Monitoring: drift of a new month against the training reference, and its HTML report.
+"""Monitoring: drift of a new month against the training reference, and the champion's ageing
+(the HTML report is service_layer/reporting/drift.py)."""
 
-Public face: `DriftConfig`, `DriftReport`, `compute_drift`, `performance_drift` (the HTML report
-is service_layer/reporting/drift.py)."""
-
-from cashmatch.domain.monitoring.drift import (
+from cashmatch.domain.monitoring.comparisons import performance_drift
+from cashmatch.domain.monitoring.drift import compute_drift
+from cashmatch.domain.monitoring.report import (
     ColumnDrift,
     DriftConfig,
     DriftReport,
     PerformanceDrift,
-    compute_drift,
-    performance_drift,
 )
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -68,81 +69,30 @@ def _without(part: Slice, transfer_ids: set[str]) -> Slice:
     )
 
 
+class _Collected(NamedTuple):
+    """What a run read, by month: the validated slices and the rows they left out."""
+
+    slices: dict[str, Slice]
+    quarantines: dict[str, pd.DataFrame]
+
+
 def collect(event: Envelope, ports: Ports) -> str:
     """Handle month.closed; idempotent: the same month always yields the same slice and manifest."""
     payload = event.payload()
     assert isinstance(payload, MonthClosed)
     month = payload.month
     first, _ = _check_month(ports, month)
-    datasets = ports.datasets
-    settings = ports.settings
-
-    test_manifest = datasets.test_manifest()
+    test_manifest = ports.datasets.test_manifest()
     test_created = False
     if test_manifest is None:
-        # The first run is a backfill: all labelled history up to the closed month.
-        months = months_between(first, month)
-        read = [_read_month(ports, m) for m in months]
-        whole = Slice(
-            *(
-                pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
-                for n in ("transfers", "invoices", "matches")
-            )
-        )
-        quarantines = {m: q for m, (_, q) in zip(months, read, strict=True)}
-        if whole.transfers.empty:
-            raise PermanentError(
-                f"no valid transfers up to {month}: nothing to build a test set from"
-            )
-        in_test = is_test_transfer(
-            whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed
-        )
-        test_ids = set(whole.transfers.loc[in_test, "transfer_id"])
-        test_part = Slice(
-            whole.transfers[in_test],
-            whole.invoices,
-            whole.matches[whole.matches["transfer_id"].isin(test_ids)],
-        )
-        test_manifest, test_created = datasets.freeze_test_set(
-            test_part, backfill_until=month, caused_by=event.id
-        )
-        slices = {m: s for m, (s, _) in zip(months, read, strict=True)}
+        collected, test_manifest, test_created = _backfill(ports, first, month, event.id)
     else:
-        part, quarantine = _read_month(ports, month)
-        if part.transfers.empty and quarantine.empty:
-            raise PermanentError(f"no transfers booked in {month}")
-        slices, quarantines = {month: part}, {month: quarantine}
-
-    # Rows no month can hold are reported with the month being closed: none vanishes unseen.
-    unplaced = ports.warehouse.unplaced()
-    if not unplaced.empty:
-        quarantines[month] = pd.concat(
-            [quarantines[month], unplaced.assign(month=month)], ignore_index=True
-        )
-
-    # A month inside the backfill keeps its test transfers out of training, on every rebuild.
-    frozen_ids = set(datasets.test_set().transfers["transfer_id"])
-    for m, part in slices.items():
-        datasets.write_slice(m, _without(part, frozen_ids), quarantines[m])
-
-    training_months = [m for m in datasets.slice_months() if m <= month]
-    manifest_body = {
-        "month": month,
-        "training_months": training_months,
-        "slices": {m: datasets.slice_digests(m) for m in training_months},
-        "test_set_version": test_manifest["version"],
-        "split": {"fraction": settings.test_fraction, "seed": settings.split_seed},
-    }
-    uri, version = datasets.write_manifest(month, manifest_body)
-    month_slice = datasets.read_slice(month)
-    rows = {
-        "month_transfers": len(month_slice.transfers),
-        "month_labels": len(month_slice.matches),
-        "month_open_invoices": len(month_slice.invoices),
-        "train_transfers": sum(datasets.slice_rows(m) for m in training_months),
-        "test_transfers": int(test_manifest["rows"]["transfers"]),
-    }
-    quarantined = len(quarantines[month])
+        collected = _collect_month(ports, month)
+    _add_unplaced(ports, collected.quarantines, month)
+    _write_slices(ports, collected)
+    training_months, uri, version = _write_manifest(ports, month, test_manifest)
+    rows = _row_counts(ports, month, training_months, test_manifest)
+    quarantined = len(collected.quarantines[month])
     answer = DatasetReady(
         month=month,
         dataset_uri=uri,
@@ -157,3 +107,92 @@ def collect(event: Envelope, ports: Ports) -> str:
     publish_answer(ports, event, answer, SOURCE)
     log.info("collected %s: %s", month, json.dumps(rows))
     return f"dataset {version}: {rows['month_transfers']} transfers, {quarantined} quarantined"
+
+
+def _backfill(
+    ports: Ports, first: str, month: str, cause_id: str
+) -> tuple[_Collected, dict[str, Any], bool]:
+    """The first run: all labelled history up to the closed month, and the frozen test set
+    drawn from it. Returns (what was read, the test set's manifest, whether this run froze it)."""
+    months = months_between(first, month)
+    read = [_read_month(ports, m) for m in months]
+    whole = Slice(
+        *(
+            pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
+            for n in ("transfers", "invoices", "matches")
+        )
+    )
+    quarantines = {m: q for m, (_, q) in zip(months, read, strict=True)}
+    if whole.transfers.empty:
+        raise PermanentError(f"no valid transfers up to {month}: nothing to build a test set from")
+    settings = ports.settings
+    in_test = is_test_transfer(
+        whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed
+    )
+    test_ids = set(whole.transfers.loc[in_test, "transfer_id"])
+    test_part = Slice(
+        whole.transfers[in_test],
+        whole.invoices,
+        whole.matches[whole.matches["transfer_id"].isin(test_ids)],
+    )
+    test_manifest, test_created = ports.datasets.freeze_test_set(
+        test_part, backfill_until=month, caused_by=cause_id
+    )
+    slices = {m: s for m, (s, _) in zip(months, read, strict=True)}
+    return _Collected(slices, quarantines), test_manifest, test_created
+
+
+def _collect_month(ports: Ports, month: str) -> _Collected:
+    part, quarantine = _read_month(ports, month)
+    if part.transfers.empty and quarantine.empty:
+        raise PermanentError(f"no transfers booked in {month}")
+    return _Collected({month: part}, {month: quarantine})
+
+
+def _add_unplaced(ports: Ports, quarantines: dict[str, pd.DataFrame], month: str) -> None:
+    # Rows no month can hold are reported with the month being closed: none vanishes unseen.
+    unplaced = ports.warehouse.unplaced()
+    if not unplaced.empty:
+        quarantines[month] = pd.concat(
+            [quarantines[month], unplaced.assign(month=month)], ignore_index=True
+        )
+
+
+def _write_slices(ports: Ports, collected: _Collected) -> None:
+    datasets = ports.datasets
+    # A month inside the backfill keeps its test transfers out of training, on every rebuild.
+    frozen_ids = set(datasets.test_set().transfers["transfer_id"])
+    for m, part in collected.slices.items():
+        datasets.write_slice(m, _without(part, frozen_ids), collected.quarantines[m])
+
+
+def _write_manifest(
+    ports: Ports, month: str, test_manifest: dict[str, Any]
+) -> tuple[list[str], str, str]:
+    """Write the dataset manifest of `month`: (its training months, uri, version)."""
+    datasets = ports.datasets
+    settings = ports.settings
+    training_months = [m for m in datasets.slice_months() if m <= month]
+    manifest_body = {
+        "month": month,
+        "training_months": training_months,
+        "slices": {m: datasets.slice_digests(m) for m in training_months},
+        "test_set_version": test_manifest["version"],
+        "split": {"fraction": settings.test_fraction, "seed": settings.split_seed},
+    }
+    uri, version = datasets.write_manifest(month, manifest_body)
+    return training_months, uri, version
+
+
+def _row_counts(
+    ports: Ports, month: str, training_months: list[str], test_manifest: dict[str, Any]
+) -> dict[str, int]:
+    datasets = ports.datasets
+    month_slice = datasets.read_slice(month)
+    return {
+        "month_transfers": len(month_slice.transfers),
+        "month_labels": len(month_slice.matches),
+        "month_open_invoices": len(month_slice.invoices),
+        "train_transfers": sum(datasets.slice_rows(m) for m in training_months),
+        "test_transfers": int(test_manifest["rows"]["transfers"]),
+    }

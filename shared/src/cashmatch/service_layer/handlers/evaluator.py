@@ -4,9 +4,11 @@ by compare-and-swap or reject → evaluation.passed / evaluation.rejected."""
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import pandas as pd
 
+from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.evaluation.curves import precision_coverage_curve
 from cashmatch.domain.evaluation.gates import decide
@@ -60,17 +62,17 @@ def evaluate(event: Envelope, ports: Ports) -> str:
     return f"{payload.model_version} {state}: {verdict.reasons[0]}"
 
 
+class _Decision(NamedTuple):
+    """The outcome of comparing the candidate with the champion (and of promoting it)."""
+
+    passed: bool
+    reasons: list[str]
+    champion_version: str | None
+    champion_metrics: dict[str, float] | None
+
+
 def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
-    registry = ports.registry
-    try:
-        record = registry.get(payload.model_version)
-    except KeyError as exc:
-        raise PermanentError(str(exc)) from None
-    if record.artifact_digest != payload.artifact_digest:
-        raise PermanentError(
-            f"event digest {payload.artifact_digest[:12]}… differs from the registry's "
-            f"{record.artifact_digest[:12]}… for {record.version}"
-        )
+    record = _registered(ports, payload)
     candidate = _load(ports, record)
     test = ports.datasets.test_set()
     test_manifest = ports.datasets.test_manifest()
@@ -84,7 +86,56 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         "rules": precision_coverage_curve(rules_predictions, test.transfers, test.matches),
     }
     save_curve(ports.blobs, record.version, curves["candidate"])
+    decision = _decide_and_promote(ports, record, test, test_version, metrics, curves, cause_id)
+    newest = _newest_month_metrics(ports, payload.month, decision.champion_version)
+    verdict_topic = EvaluationPassed.topic if decision.passed else EvaluationRejected.topic
+    decided_at = ports.clock()
+    verdict = Verdict(
+        version=record.version,
+        passed=decision.passed,
+        reasons=decision.reasons,
+        metrics=metrics,
+        baseline_metrics=baseline,
+        champion_version=decision.champion_version,
+        champion_metrics=decision.champion_metrics,
+        newest_month_metrics=newest,
+        decided_at=decided_at,
+        event_id=derived_id(cause_id, verdict_topic),
+        caused_by=cause_id,
+        test_set_version=test_version,
+    )
+    report_uri = _write_report(ports, payload.month, verdict, curves)
+    verdict = verdict.model_copy(update={"report_uri": report_uri})
+    return ports.registry.record_verdict(verdict)
 
+
+def _registered(ports: Ports, payload: ModelTrained) -> ModelRecord:
+    """The registry's record of the trained version, which must hold the event's artifact."""
+    try:
+        record = ports.registry.get(payload.model_version)
+    except KeyError as exc:
+        raise PermanentError(str(exc)) from None
+    if record.artifact_digest != payload.artifact_digest:
+        raise PermanentError(
+            f"event digest {payload.artifact_digest[:12]}… differs from the registry's "
+            f"{record.artifact_digest[:12]}… for {record.version}"
+        )
+    return record
+
+
+def _decide_and_promote(
+    ports: Ports,
+    record: ModelRecord,
+    test: Slice,
+    test_version: str | None,
+    metrics: dict[str, float],
+    curves: dict[str, pd.DataFrame],
+    cause_id: str,
+) -> _Decision:
+    """Gate the candidate against the current champion and promote it by compare-and-swap,
+    comparing again when the champion changes meanwhile. Adds the champion's curve to `curves`.
+    """
+    registry = ports.registry
     champion_version: str | None = None
     champion_metrics: dict[str, float] | None = None
     passed, reasons = False, ["not judged"]
@@ -99,18 +150,9 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         champion_version = pointer.version
         champion_metrics = None
         if champion_version is not None:
-            champion_metrics = _champion_metrics(ports, champion_version, test_version, metrics)
-            champion_curve = load_curve(ports.blobs, champion_version)
-            if champion_metrics is None or champion_curve is None:
-                champion = _load(ports, registry.get(champion_version))
-                champion_predictions = predict_slice(champion.predict, test)
-                champion_metrics = evaluate_predictions(
-                    champion_predictions, test.transfers, test.matches
-                )
-                champion_curve = precision_coverage_curve(
-                    champion_predictions, test.transfers, test.matches
-                )
-            curves["champion"] = champion_curve
+            champion_metrics, curves["champion"] = _champion_scores(
+                ports, champion_version, test, test_version, metrics
+            )
         passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
         if not passed:
             break
@@ -123,27 +165,24 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
             )
     else:
         passed, reasons = False, [f"lost {MAX_RACES} promotion races in a row; giving up"]
+    return _Decision(passed, [*reasons, *notes], champion_version, champion_metrics)
 
-    newest = _newest_month_metrics(ports, payload.month, champion_version)
-    verdict_topic = EvaluationPassed.topic if passed else EvaluationRejected.topic
-    decided_at = ports.clock()
-    verdict = Verdict(
-        version=record.version,
-        passed=passed,
-        reasons=[*reasons, *notes],
-        metrics=metrics,
-        baseline_metrics=baseline,
-        champion_version=champion_version,
-        champion_metrics=champion_metrics,
-        newest_month_metrics=newest,
-        decided_at=decided_at,
-        event_id=derived_id(cause_id, verdict_topic),
-        caused_by=cause_id,
-        test_set_version=test_version,
-    )
-    report_uri = _write_report(ports, payload.month, verdict, curves)
-    verdict = verdict.model_copy(update={"report_uri": report_uri})
-    return registry.record_verdict(verdict)
+
+def _champion_scores(
+    ports: Ports, version: str, test: Slice, test_version: str | None, wanted: dict[str, float]
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The champion's metrics and curve on the test set: kept from its own evaluation when
+    they still apply, else scored again."""
+    champion_metrics = _champion_metrics(ports, version, test_version, wanted)
+    champion_curve = load_curve(ports.blobs, version)
+    if champion_metrics is None or champion_curve is None:
+        champion = _load(ports, ports.registry.get(version))
+        champion_predictions = predict_slice(champion.predict, test)
+        champion_metrics = evaluate_predictions(champion_predictions, test.transfers, test.matches)
+        champion_curve = precision_coverage_curve(
+            champion_predictions, test.transfers, test.matches
+        )
+    return champion_metrics, champion_curve
 
 
 def _write_report(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cashmatch.domain.monitoring.drift import DriftReport
+from cashmatch.domain.monitoring.report import DriftReport
 from cashmatch.service_layer.reporting.html import badge, bullet_list, esc, fmt, page, table
 from cashmatch.service_layer.reporting.svg import bar_chart, histogram_chart
 
