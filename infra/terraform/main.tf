@@ -2,8 +2,9 @@
 # one least-privilege identity per service. The matcher's GKE cluster is in gke.tf.
 #
 # Names match the code exactly, so nothing maps between them: topic ids ARE the event topics
-# of shared/src/cashmatch/domain/events.py ("month.closed", ...: dots are legal in Pub/Sub ids), subscription ids ARE
-# the keys of shared.bootstrap.SUBSCRIPTIONS, and the dead-letter topic is DEAD_LETTER_TOPIC.
+# of cashmatch.domain.events ("month.closed", ...: dots are legal in Pub/Sub ids), subscription
+# ids ARE the keys of cashmatch.domain.subscriptions.SUBSCRIPTIONS, and the dead-letter topic is
+# its DEAD_LETTER_TOPIC.
 # PubSubEventBus (shared/src/cashmatch/adapters/gcp/bus/) builds projects/<p>/topics/<topic>
 # from the same names, and infra/check_infra.py fails when the two drift apart.
 
@@ -26,7 +27,7 @@ locals {
   ]
   dead_letter_topic = "dead-letter"
 
-  # shared.bootstrap.SUBSCRIPTIONS, plus the Cloud Run service that receives each one: the
+  # cashmatch.domain.subscriptions.SUBSCRIPTIONS, plus the Cloud Run service that receives each one: the
   # alerter is one service behind three subscriptions (services/alerter/main.py).
   subscriptions = {
     "collector"      = { topic = "month.closed", service = "collector" }

@@ -1,5 +1,5 @@
 """One contract for every Warehouse adapter: DuckDB (a file) and BigQuery (bqemulator), loaded
-with the same rows (tests/fakes/contract_rows.py)."""
+with the same rows (tests/fakes/warehouse_tables.py)."""
 
 from __future__ import annotations
 

@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     @property
     def drift(self) -> DriftConfig:
         """The monitor's thresholds."""
+        # Imported when asked for: the monitoring package needs scipy and rapidfuzz (the `model`
+        # extra), which the collector's, deployer's and alerter's images do not install.
         from cashmatch.domain.monitoring import DriftConfig
 
         return DriftConfig(

@@ -1,5 +1,5 @@
 """The whole chain for two months on the gcp stack: BigQuery (bqemulator), Cloud Storage
-(gcp-storage-emulator) and Pub/Sub (the fake server), wired by build_gcp_ports.
+(gcp-storage-emulator) and Pub/Sub (the fake server), wired by cashmatch.bootstrap.
 
 Pub/Sub's push delivery to Cloud Run is not emulated: the test pulls each subscription and hands
 every delivery to cashmatch.service_layer.dispatch.dispatch, as the CLI's worker does."""

@@ -1,4 +1,4 @@
-"""Settings for GKE serving and Vertex AI, and how build_gcp_ports wires them (no network:
+"""Settings for GKE serving and Vertex AI, and how the gcp adapters are wired (no network:
 the clients are only constructed, with google.auth.default answering anonymous credentials)."""
 
 from __future__ import annotations

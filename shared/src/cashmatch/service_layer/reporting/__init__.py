@@ -2,7 +2,7 @@
 
 Public face: `render_evaluation_report`, `precision_coverage_curve`, `champion_history`, and
 where reports and curves are stored (`save_report`, `save_curve`, `load_curve`).
-(`render_drift_report` lives with the drift computation in `cashmatch.domain.monitoring`.)
+(`render_drift_report` is in `service_layer/reporting/drift.py`.)
 """
 
 from cashmatch.service_layer.reporting.evaluation import (
