@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from cashmatch.domain.contract import MATCHES
 from cashmatch.domain.dataset.split import months_between
-from cashmatch.domain.dataset.validation import validate_month
 from cashmatch.domain.matching import MonthBatch, TrainedMatcher
 from cashmatch.ports import Warehouse
+from cashmatch.service_layer.month_reading import month_dates, read_month
 
 OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision"]
-
-
-def _bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    period = pd.Period(month, freq="M")
-    return period.start_time, (period + 1).start_time
 
 
 def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthBatch]:
@@ -30,13 +24,8 @@ def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthB
     last = str(pd.Period(month, freq="M") - 1)
     batches = []
     for m in months_between(first, last):
-        start, end = (t.date() for t in _bounds(m))
         # The collector's row checks: a bad row of an earlier month teaches nothing.
-        checked = validate_month(
-            warehouse.transfers(start, end),
-            warehouse.open_invoices(start, end),
-            warehouse.matches(start, end),
-        )
+        checked = read_month(warehouse, m)
         batches.append(MonthBatch(m, checked.transfers, checked.invoices, checked.matches))
     return batches
 
@@ -46,14 +35,11 @@ def match_month(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions for every valid transfer booked in `month` (one row per predicted pair), and
     the month's rows set aside as invalid, by key with the reason (the collector's checks)."""
-    start, end = (t.date() for t in _bounds(month))
+    start, end = month_dates(month)
     transfers = warehouse.transfers(start, end)
     if transfers.empty:
         raise ValueError(f"no transfers booked in {month}")
-    no_labels = pd.DataFrame(columns=MATCHES.column_names)
-    checked = validate_month(
-        transfers, warehouse.open_invoices(start, end, with_period_labels=False), no_labels
-    )
+    checked = read_month(warehouse, month, labelled=False, transfers=transfers)
     history = history_before(warehouse, month, history_months)
     predictions = model.predict(checked.transfers, checked.invoices, history=history)
     return predictions[OUTPUT_COLUMNS], checked.quarantine

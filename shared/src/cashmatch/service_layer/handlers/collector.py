@@ -11,29 +11,18 @@ import pandas as pd
 
 from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.dataset.split import is_test_transfer, months_between
-from cashmatch.domain.dataset.validation import validate_month
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.events import DatasetReady, Envelope, MonthClosed
 from cashmatch.service_layer.context import Ports
+from cashmatch.service_layer.month_reading import read_month
 from cashmatch.service_layer.publishing import publish_answer
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/collector"
 
 
-def _month_range(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    start = pd.Period(month, freq="M").start_time
-    return start, (pd.Period(month, freq="M") + 1).start_time
-
-
 def _read_month(ports: Ports, month: str) -> tuple[Slice, pd.DataFrame]:
-    start, end = (t.date() for t in _month_range(month))
-    warehouse = ports.warehouse
-    checked = validate_month(
-        warehouse.transfers(start, end),
-        warehouse.open_invoices(start, end),
-        warehouse.matches(start, end),
-    )
+    checked = read_month(ports.warehouse, month)
     frames = [checked.transfers, checked.invoices, checked.matches]
     for frame in frames:
         frame["month"] = month
