@@ -147,14 +147,23 @@ def exactly(metrics: dict[str, float]):
 
 def test_out_of_order_verdict_is_not_rolled_out(ports):
     close(ports, "2025-03")
+    (old,) = events_on(ports, "evaluation.passed")  # the first champion's verdict
     close(ports, "2025-04")
-    passed = events_on(ports, "evaluation.passed")
-    champion = ports.registry.champion()[0].version
-    stale = [e for e in passed if e.data["model_version"] != champion]
-    for event in stale:
-        outcome = handle_bytes("deployer", HANDLERS["deployer"], event.to_bytes(), ports)
-        assert f"the champion is now {champion}" in outcome
-    assert ports.registry.deployed()[0].version == champion
+    first = old.data["model_version"]
+    second = next(r.version for r in ports.registry.versions() if r.version != first)
+    # A newer promotion, whatever the 2025-04 verdict was: the second model becomes champion
+    # by the registry's compare-and-swap, as its evaluator would have made it.
+    _, generation = ports.registry.champion()
+    ports.registry.promote(second, generation, by="test", reason="a newer champion")
+    deployed_before = ports.registry.deployed()[0]
+    announced = len(events_on(ports, "model.deployed"))
+
+    # The first champion's verdict arrives again, late: it must not be rolled out.
+    outcome = handle_bytes("deployer", HANDLERS["deployer"], old.to_bytes(), ports)
+
+    assert outcome == f"skipped {first}: the champion is now {second}"
+    assert ports.registry.deployed()[0] == deployed_before
+    assert len(events_on(ports, "model.deployed")) == announced
 
 
 def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
