@@ -220,16 +220,41 @@ def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
     assert losers[0].champion_version == winners[0].version
 
 
-def test_tampered_artifact_is_refused_and_parked(ports):
-    close(ports, "2025-03")
-    (trained,) = events_on(ports, "model.trained")
-    key = ports.blobs.key_from_uri(trained.data["model_uri"])
+def _tamper(ports, model_uri: str) -> None:
+    key = ports.blobs.key_from_uri(model_uri)
     data = bytearray(ports.blobs.get(key).data)
     data[len(data) // 2] ^= 0xFF
     ports.blobs.put(key, bytes(data))
+
+
+def test_tampered_artifact_is_refused_and_parked(ports):
+    close(ports, "2025-03")
+    (trained,) = events_on(ports, "model.trained")
+    _tamper(ports, trained.data["model_uri"])
     ports.blobs.delete(f"registry/verdicts/{trained.data['model_version']}.json")
-    with pytest.raises(PermanentError, match="does not match the registered"):
-        HANDLERS["evaluator"](trained, ports)
+
+    # The same model.trained delivered again (a redelivery, as the bus would): judged afresh.
+    ports.bus.publish(
+        "model.trained", trained.to_bytes(), trained.attributes(), message_id="again-" + trained.id
+    )
+    run_until_idle(ports, HANDLERS, timeout_s=120)
+
+    (parked,) = [d for d in ports.bus.dead_letters() if d.message_id == "again-" + trained.id]
+    assert parked.subscription == "evaluator" and parked.attempts == 1  # parked, not retried
+    assert "does not match the registered" in parked.detail
+    assert ports.registry.verdict(trained.data["model_version"]) is None  # nothing judged
+
+
+def test_a_tampered_champion_is_not_loaded_by_the_monitor(ports, caplog):
+    close(ports, "2025-03")
+    champion = ports.registry.get(ports.registry.champion()[0].version)
+    _tamper(ports, champion.model_uri)
+    with caplog.at_level("WARNING"):
+        close(ports, "2025-04")
+    # The drift of the data is still reported; the champion's performance is not checked on a
+    # model that is not the registered one.
+    assert f"champion {champion.version} not checked on 2025-04" in caplog.text
+    assert "does not match the registered" in caplog.text
 
 
 def test_transient_failures_retry_then_dead_letter(make_ports, small_warehouse, monkeypatch):
