@@ -199,6 +199,12 @@ def test_concurrent_single_requests_are_batched_without_mixing_answers(stack):
         (lambda b: b["open_invoices"][0].update(currency="euro"), "currency"),
         (lambda b: b["open_invoices"][1].update(surprise=1), "surprise"),
         (lambda b: b.update(open_invoices="none"), "open_invoices"),
+        # ids a person cannot see or that break a CSV line; an invoice that contradicts itself
+        (lambda b: b["transfer"].update(transfer_id="   "), "transfer_id"),
+        (lambda b: b["transfer"].update(transfer_id="t\x00"), "transfer_id"),
+        (lambda b: b["open_invoices"][0].update(invoice_id="i\n1"), "invoice_id"),
+        (lambda b: b["open_invoices"][0].update(due_date="2000-01-01"), "due_date"),
+        (lambda b: b["transfer"].update(amount=True), "amount"),
     ],
 )
 def test_invalid_requests_get_422_naming_the_field(stack, mutate, field):
