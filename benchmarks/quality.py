@@ -44,9 +44,10 @@ from cashmatch.domain.matching import (
     rules_baseline,
     train_matcher,
 )
-from cashmatch.domain.matching.candidates import candidate_pairs, prepare
+from cashmatch.domain.matching.candidates import candidate_pairs
 from cashmatch.domain.matching.knowledge import combine, observations, payer_map
 from cashmatch.domain.matching.metrics import per_transfer
+from cashmatch.domain.matching.prepared import prepare
 
 
 def _config_kwargs(cls, wanted: dict) -> dict:

@@ -11,23 +11,16 @@ which of several same-amount invoices of a counterparty is the oldest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from cashmatch.domain.matching.candidates import (
-    FLAG_COLUMNS,
-    BlockingParams,
-    Columns,
-    PayerIndex,
-    Prepared,
-    expand,
-    lookup,
-    payer_index,
-)
+from cashmatch.domain.matching.candidates import FLAG_COLUMNS, BlockingParams
+from cashmatch.domain.matching.codes import expand, lookup
+from cashmatch.domain.matching.indexes import HabitIndex, PayerIndex, habit_index, payer_index
+from cashmatch.domain.matching.prepared import Prepared
 from cashmatch.domain.matching.subsets import MAX_POOL, explaining_subsets
+from cashmatch.domain.matching.tables import Columns
 
 FEATURES = [
     *FLAG_COLUMNS,
@@ -90,32 +83,6 @@ _PAYER_COLUMNS = [
 ]
 # Below this many pairs rapidfuzz's worker threads cost more than they save (same results).
 _PARALLEL_MIN_PAIRS = 5_000
-
-
-@dataclass(frozen=True)
-class HabitIndex:
-    """`knowledge.habit_table` as a lookup: counterparty -> (observations, oldest, newest share)."""
-
-    values: dict[str, tuple[float, float, float]]
-
-    @classmethod
-    def of(cls, habits: pd.DataFrame | None) -> HabitIndex:
-        """Index a frame as `knowledge.habit_table` returns it."""
-        if habits is None or habits.empty:
-            return cls({})
-        rows = zip(
-            (str(c) for c in habits["counterparty_id"].to_numpy(dtype=object)),
-            habits["habit_n"].to_numpy(np.float64).tolist(),
-            habits["oldest_share"].to_numpy(np.float64).tolist(),
-            habits["newest_share"].to_numpy(np.float64).tolist(),
-            strict=True,
-        )
-        return cls({cp: (n, old, new) for cp, n, old, new in rows})
-
-
-def habit_index(habits: pd.DataFrame | HabitIndex | None) -> HabitIndex:
-    """The index of a habit table (itself if it is one already)."""
-    return habits if isinstance(habits, HabitIndex) else HabitIndex.of(habits)
 
 
 def _sorted_groups(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

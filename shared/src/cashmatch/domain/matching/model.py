@@ -39,22 +39,15 @@ from cashmatch.domain.matching.assembly import (
     option_matrix,
 )
 from cashmatch.domain.matching.batches import MonthBatch
-from cashmatch.domain.matching.candidates import (
-    BlockingParams,
-    Columns,
-    PayerIndex,
-    Prepared,
-    Table,
-    as_frame,
-    candidate_columns,
-    prepare,
-    with_open_amount,
-)
-from cashmatch.domain.matching.features import FEATURES, HabitIndex, pair_features
+from cashmatch.domain.matching.candidates import BlockingParams, candidate_columns
+from cashmatch.domain.matching.features import FEATURES, pair_features
 from cashmatch.domain.matching.forest import Forest, flattened
+from cashmatch.domain.matching.indexes import HabitIndex, PayerIndex
 from cashmatch.domain.matching.metrics import auto_rate_at
 from cashmatch.domain.matching.output import allocated, assemble_output
+from cashmatch.domain.matching.prepared import Prepared, prepare
 from cashmatch.domain.matching.subsets import fits
+from cashmatch.domain.matching.tables import Columns, Table, as_frame, with_open_amount
 
 NO_AUTO_THRESHOLD = 1.01  # above every probability: nothing is settled automatically
 
