@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 import cashmatch.domain.matching.knowledge as knowledge
 from cashmatch.domain.matching.assembly import option_matrix
@@ -40,6 +42,9 @@ from cashmatch.domain.matching.prepared import Prepared
 from cashmatch.domain.matching.scoring import Scored, score_input
 from cashmatch.domain.matching.settlement import option_labels, options
 from cashmatch.domain.matching.trained import TrainedMatcher
+
+# The payer map and habit table a month was scored with.
+_Knowledge: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
 
 
 def train_matcher(months: list[MonthBatch], config: MatcherConfig | None = None) -> TrainedMatcher:
@@ -60,56 +65,20 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
     with clock("knowledge"):
         obs = [knowledge.observations(b) for b in batches]
         habit_obs = [knowledge.habit_observations(b) for b in batches]
-
-    # Score month by month, keeping only what fitting needs: the pair model's rows and, for the
-    # out-of-fold scores the set model learns from, the sampled transfers' features as float32.
-    rng = np.random.default_rng(cfg.seed)
-    data: list[Scored] = []
-    fit_rows: list[tuple[np.ndarray, np.ndarray]] = []
-    known: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}  # calibration months' knowledge
-    for k, b in enumerate(batches):
-        with clock("knowledge"):
-            payer = knowledge.payer_map(knowledge.combine(obs[:k]))
-            habits = knowledge.habit_table(knowledge.combine_habits(habit_obs[:k]))
-        with clock("scoring"):
-            s = score_input(
-                _fit_sample(b.transfers, cfg.max_fit_transfers_per_month),
-                b.invoices,
-                payer,
-                cfg,
-                b.matches,
-                habits,
-                month_transfers=b.transfers,
-            )
-            _training_rows(s, cfg.easy_negative_rate, rng)
-            fit_rows.append(_fit_rows(s))
-            data.append(_slim(s))
-        if k >= n - n_cal:
-            known[k] = (payer, habits)
+    data, fit_rows, known = _score_months(batches, obs, habit_obs, n_cal, cfg, clock)
     n_true = sum(s.n_true_pairs for s in data)
     n_found = sum(int(_labels(s).sum()) for s in data)
     n_pairs = sum(len(s.pairs) for s in data)
 
     n_folds = max(1, min(cfg.n_folds, n))
     fold_of = [k * n_folds // n for k in range(n)]
-    fold_models = []
     with clock("pair_fits"):
-        for f in range(n_folds):
-            train_idx = [k for k in range(n) if fold_of[k] != f] or list(range(n))
-            fold_models.append(fit(new_pair_model(cfg), *_stack([fit_rows[k] for k in train_idx])))
-        pair_model = fit(new_pair_model(cfg), *_stack(fit_rows))
+        fold_models, pair_model = _fit_pair_models(fit_rows, fold_of, n_folds, cfg)
     del fit_rows
 
-    opt_X, opt_y, opt_month, opt_t, opt_n = [], [], [], [], []
     with clock("set_fits"):
-        for k, s in enumerate(data):
-            opts, members = options(s, proba(fold_models[fold_of[k]], s.X), cfg)
-            opt_X.append(option_matrix(opts))
-            opt_y.append(option_labels(s, opts, members))
-            opt_month.append(np.full(len(opts), k))
-            opt_t.append(opts[["t"]].assign(k=k))
-            opt_n.append(len(s.prepared.transfers))
-        del data, s
+        opt_X, opt_y, opt_month, opt_t, opt_n = _option_rows(data, fold_models, fold_of, cfg)
+        del data  # the months' features go before their option matrices are stacked
         X_set = np.concatenate(opt_X)
         y_set = np.concatenate(opt_y)
         m_set = np.concatenate(opt_month)
@@ -130,12 +99,7 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
             for k in range(n)
         ]
     with clock("knowledge"):
-        all_obs = knowledge.combine(obs)
-        if len(all_obs) > cfg.max_observations:
-            all_obs = all_obs.sort_values("month").tail(cfg.max_observations)
-        all_habits = knowledge.combine_habits(habit_obs)
-        if len(all_habits) > cfg.max_observations:
-            all_habits = all_habits.sort_values("month").tail(cfg.max_observations)
+        all_obs, all_habits = _kept_knowledge(obs, habit_obs, cfg.max_observations)
     metrics.update(
         {
             "candidate_recall": n_found / n_true if n_true else 1.0,
@@ -159,6 +123,94 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
         metrics,
         all_habits.reset_index(drop=True),
     )
+
+
+def _score_months(
+    batches: list[MonthBatch],
+    obs: list[pd.DataFrame],
+    habit_obs: list[pd.DataFrame],
+    n_cal: int,
+    cfg: MatcherConfig,
+    clock: _Stopwatch,
+) -> tuple[list[Scored], list[tuple[np.ndarray, np.ndarray]], dict[int, _Knowledge]]:
+    """Every month scored with the knowledge of the months before it.
+
+    Keeps only what fitting needs: the pair model's rows and, for the out-of-fold scores the set
+    model learns from, the sampled transfers' features as float32; and the knowledge each of the
+    last `n_cal` (calibration) months was scored with.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    data: list[Scored] = []
+    fit_rows: list[tuple[np.ndarray, np.ndarray]] = []
+    known: dict[int, _Knowledge] = {}
+    for k, b in enumerate(batches):
+        with clock("knowledge"):
+            payer = knowledge.payer_map(knowledge.combine(obs[:k]))
+            habits = knowledge.habit_table(knowledge.combine_habits(habit_obs[:k]))
+        with clock("scoring"):
+            s = score_input(
+                _fit_sample(b.transfers, cfg.max_fit_transfers_per_month),
+                b.invoices,
+                payer,
+                cfg,
+                b.matches,
+                habits,
+                month_transfers=b.transfers,
+            )
+            _training_rows(s, cfg.easy_negative_rate, rng)
+            fit_rows.append(_fit_rows(s))
+            data.append(_slim(s))
+        if k >= len(batches) - n_cal:
+            known[k] = (payer, habits)
+    return data, fit_rows, known
+
+
+def _fit_pair_models(
+    fit_rows: list[tuple[np.ndarray, np.ndarray]],
+    fold_of: list[int],
+    n_folds: int,
+    cfg: MatcherConfig,
+) -> tuple[list[HistGradientBoostingClassifier], HistGradientBoostingClassifier]:
+    """One pair model per fold (fitted on the other folds' months), and one on every month."""
+    n = len(fit_rows)
+    fold_models = []
+    for f in range(n_folds):
+        train_idx = [k for k in range(n) if fold_of[k] != f] or list(range(n))
+        fold_models.append(fit(new_pair_model(cfg), *_stack([fit_rows[k] for k in train_idx])))
+    pair_model = fit(new_pair_model(cfg), *_stack(fit_rows))
+    return fold_models, pair_model
+
+
+def _option_rows(
+    data: list[Scored],
+    fold_models: list[HistGradientBoostingClassifier],
+    fold_of: list[int],
+    cfg: MatcherConfig,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[pd.DataFrame], list[int]]:
+    """The set model's training data per month, built on out-of-fold pair scores: option
+    features, labels, month index, (t, month) of each option, and the transfers scored."""
+    opt_X, opt_y, opt_month, opt_t, opt_n = [], [], [], [], []
+    for k, s in enumerate(data):
+        opts, members = options(s, proba(fold_models[fold_of[k]], s.X), cfg)
+        opt_X.append(option_matrix(opts))
+        opt_y.append(option_labels(s, opts, members))
+        opt_month.append(np.full(len(opts), k))
+        opt_t.append(opts[["t"]].assign(k=k))
+        opt_n.append(len(s.prepared.transfers))
+    return opt_X, opt_y, opt_month, opt_t, opt_n
+
+
+def _kept_knowledge(
+    obs: list[pd.DataFrame], habit_obs: list[pd.DataFrame], cap: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All payer and habit observations, each cut to the newest `cap` rows (the model file's)."""
+    all_obs = knowledge.combine(obs)
+    if len(all_obs) > cap:
+        all_obs = all_obs.sort_values("month").tail(cap)
+    all_habits = knowledge.combine_habits(habit_obs)
+    if len(all_habits) > cap:
+        all_habits = all_habits.sort_values("month").tail(cap)
+    return all_obs, all_habits
 
 
 def _training_rows(s: Scored, rate: float, rng: np.random.Generator) -> None:
