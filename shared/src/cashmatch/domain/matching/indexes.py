@@ -25,15 +25,13 @@ class PayerIndex:
     start: np.ndarray  # the entries of key id k are start[k]:start[k + 1]
     cps: np.ndarray  # counterparty id per entry (object)
     n: np.ndarray  # transfers per entry (float64)
-    entry_key: np.ndarray  # key id of each entry
 
     @classmethod
     def of(cls, payer: pd.DataFrame | None) -> PayerIndex:
         """Index a frame as `knowledge.payer_map` returns it."""
         if payer is None or payer.empty:
             empty = np.zeros(0)
-            no_rows = np.zeros(0, dtype=np.int64)
-            return cls({}, empty, np.zeros(1, dtype=np.int64), empty.astype(object), empty, no_rows)
+            return cls({}, empty, np.zeros(1, dtype=np.int64), empty.astype(object), empty)
         ids: dict = {}
         codes = encode(as_objects(payer["payer_key"]), ids)
         order = np.argsort(codes, kind="stable")
@@ -47,7 +45,6 @@ class PayerIndex:
             start,
             np.array([str(c) for c in as_objects(payer["counterparty_id"])[order]], dtype=object),
             payer["n"].to_numpy(np.float64)[order],
-            codes[order],
         )
 
     @property
