@@ -22,6 +22,7 @@ def _ranking(d: Decision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def decisions_at(confidence: np.ndarray, threshold: float) -> np.ndarray:
+    """ "auto" where the confidence reaches the threshold, else "review"."""
     return np.where(confidence >= threshold, "auto", "review")
 
 

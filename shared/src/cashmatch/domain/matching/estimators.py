@@ -56,6 +56,7 @@ def _monotonic(names: list[str], signs: dict[str, int]) -> list[int]:
 
 
 def new_pair_model(cfg: MatcherConfig) -> HistGradientBoostingClassifier:
+    """An unfitted pair model: is this invoice one the transfer pays?"""
     return HistGradientBoostingClassifier(
         monotonic_cst=_monotonic(FEATURES, PAIR_MONOTONIC),
         max_iter=cfg.pair_max_iter,
@@ -69,6 +70,7 @@ def new_pair_model(cfg: MatcherConfig) -> HistGradientBoostingClassifier:
 
 
 def new_set_model(cfg: MatcherConfig) -> HistGradientBoostingClassifier:
+    """An unfitted set model: is this option exactly the transfer's answer?"""
     return HistGradientBoostingClassifier(
         monotonic_cst=_monotonic(SET_FEATURES, SET_MONOTONIC),
         max_iter=cfg.set_max_iter,
@@ -87,6 +89,7 @@ def fit(
     y: np.ndarray,
     weight: np.ndarray | None = None,
 ):
+    """`model` fitted; a ValueError that says what to do when `y` holds one class only."""
     if len(np.unique(y)) < 2:
         raise ValueError(
             "training data holds only one class (no matched or no unmatched candidates); "
@@ -100,6 +103,7 @@ Model: TypeAlias = HistGradientBoostingClassifier | Forest
 
 
 def proba(model: Model, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """P(class 1) per row of X, read as float32 as the models are fitted."""
     if len(X) == 0:
         return np.zeros(0)
     if isinstance(model, Forest):
@@ -108,6 +112,7 @@ def proba(model: Model, X: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 
 def training_threads(cfg: MatcherConfig):
+    """At most `cfg.n_threads` OpenMP threads while the block runs (0: no cap)."""
     # threadpoolctl ships with scikit-learn; it caps the OpenMP threads of the estimators.
     return threadpool_limits(cfg.n_threads) if cfg.n_threads > 0 else contextlib.nullcontext()
 

@@ -42,6 +42,8 @@ def score_input(
     teacher_forcing: bool = True,
     month_transfers: pd.DataFrame | None = None,
 ) -> Scored:
+    """Candidates and pair features of the transfers against the invoices; with `matches`, the
+    labels too (and, under teacher forcing, no invoices a labelled transfer closed earlier)."""
     p = prepare(transfers, invoices)
     params = cfg.blocking()
     pairs = Columns(candidate_columns(p, payer, params))

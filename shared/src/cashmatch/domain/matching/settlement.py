@@ -16,7 +16,8 @@ from cashmatch.domain.matching.scoring import Scored
 from cashmatch.domain.matching.subsets import fits
 
 
-def options(s: Scored, scores: np.ndarray, cfg: MatcherConfig):
+def options(s: Scored, scores: np.ndarray, cfg: MatcherConfig) -> tuple[pd.DataFrame, Members]:
+    """Every transfer's options with their set features (`assembly.build_options`)."""
     p = s.prepared
     i = s.pairs["i"]
     columns = {
@@ -32,6 +33,7 @@ def options(s: Scored, scores: np.ndarray, cfg: MatcherConfig):
 
 
 def option_labels(s: Scored, opts: pd.DataFrame, members: Members) -> np.ndarray:
+    """1 for each option that is exactly its transfer's labelled set, else 0 (int8)."""
     inv_ids = s.prepared.i_ids
     i_pos = s.pairs["i"]
     t = opts["t"].to_numpy()
@@ -87,12 +89,14 @@ def settle_in_order(
 
 @dataclass
 class Decision:
+    """A settled prediction: the pairs scored, every option, and the one chosen per transfer."""
+
     s: Scored
     scores: np.ndarray
     opts: pd.DataFrame
     members: Members
-    best: np.ndarray
-    conf: np.ndarray
+    best: np.ndarray  # the chosen option of each transfer
+    conf: np.ndarray  # its probability: the transfer's confidence
 
 
 def decide(
@@ -104,7 +108,7 @@ def decide(
     """Score, assemble and settle; then redo the transfers whose invoices an earlier one closed.
 
     The second pass drops, for each transfer, the invoices closed by transfers booked before it
-    and recomputes its features, as training does with the labels (`_drop_settled_earlier`).
+    and recomputes its features, as training does with the labels (`scoring.score_input`).
     """
     scores = proba(pair_model, s.X)
     opts, members = options(s, scores, cfg)

@@ -151,12 +151,14 @@ class TrainedMatcher:
         return own[2], own[3]
 
     def _run(self, transfers: Table, invoices: Table, history: list[MonthBatch] | None) -> Decision:
+        """The settled prediction `predict` and `answers` read."""
         payer, habits = self._knowledge(history)
         with prediction_threads(self.config):
             s = score_input(transfers, invoices, payer, self.config, habits=habits)
             return decide(*self._forests(), self.config, s)
 
     def _output(self, d: Decision) -> pd.DataFrame:
+        """`predict`'s frame of a settled prediction."""
         i_pos = d.s.pairs["i"]
         chosen = [i_pos[d.members[b]] for b in d.best]
         pair_scores = [d.scores[d.members[b]] for b in d.best]

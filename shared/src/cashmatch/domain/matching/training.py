@@ -1,19 +1,4 @@
-"""Training the matcher (`train_matcher`): both models, the payer knowledge and the threshold.
-
-Training works month by month, as the data arrives:
-
-1. Candidates and pair features of each month use only the payer knowledge of the months before
-   it, exactly as prediction will (no peeking at a month's own labels). A month larger than
-   `max_fit_transfers_per_month` is scored and fitted on a stable sample of its transfers; the
-   knowledge still comes from all of its labels.
-2. The pair model is cross-fitted over blocks of months, so every training month gets pair scores
-   from a model that did not see it; the set model learns from answers built on those honest
-   scores.
-3. The last `calibration_months` months are held out from the set model once more: the confidence
-   threshold that keeps auto-settled answers at least `target_precision` exactly right is chosen
-   there, on data neither model saw.
-4. Both models are refitted on everything and keep that threshold.
-"""
+"""Training the matcher (`train_matcher`): both models, the payer knowledge and the threshold."""
 
 from __future__ import annotations
 
@@ -48,7 +33,22 @@ _Knowledge: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
 
 
 def train_matcher(months: list[MonthBatch], config: MatcherConfig | None = None) -> TrainedMatcher:
-    """Train on labelled months (any order; they are sorted here). Unlabelled months are skipped."""
+    """Train on labelled months (any order; they are sorted here). Unlabelled months are skipped.
+
+    Training works month by month, as the data arrives:
+
+    1. Candidates and pair features of each month use only the payer knowledge of the months
+       before it, exactly as prediction will (no peeking at a month's own labels). A month
+       larger than `max_fit_transfers_per_month` is scored and fitted on a stable sample of its
+       transfers; the knowledge still comes from all of its labels.
+    2. The pair model is cross-fitted over blocks of months, so every training month gets pair
+       scores from a model that did not see it; the set model learns from answers built on
+       those honest scores.
+    3. The last `calibration_months` months are held out from the set model once more: the
+       confidence threshold that keeps auto-settled answers at least `target_precision` exactly
+       right is chosen there, on data neither model saw.
+    4. Both models are refitted on everything and keep that threshold.
+    """
     cfg = config or MatcherConfig()
     with training_threads(cfg):
         return _train(months, cfg)
