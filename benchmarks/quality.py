@@ -177,7 +177,7 @@ PREDICT_STAGES = ["prepare", "blocking", "features", "pair model", "set assembly
 PREDICT_HOOKS: dict[str, dict[str, str]] = {
     "scoring": {
         "prepare": "prepare",
-        "candidate_pairs": "blocking",
+        "candidate_columns": "blocking",
         "pair_features": "features",
     },
     "settlement": {
