@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import inspect
 import json
 import resource
@@ -30,6 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 from rich.console import Console
@@ -44,9 +46,10 @@ from cashmatch.domain.matching import (
     rules_baseline,
     train_matcher,
 )
-from cashmatch.domain.matching.candidates import candidate_pairs, prepare
+from cashmatch.domain.matching.candidates import candidate_pairs
 from cashmatch.domain.matching.knowledge import combine, observations, payer_map
 from cashmatch.domain.matching.metrics import per_transfer
+from cashmatch.domain.matching.prepared import prepare
 
 
 def _config_kwargs(cls, wanted: dict) -> dict:
@@ -169,15 +172,20 @@ WARMUP_MONTHS = 2  # the simulator's first months ramp up (about 37% and 74% of 
 TARGETS = {"predict_s": 120.0, "predict_mb": 4096.0, "train_s": 900.0}  # at 100k a month
 TRAIN_STAGES = ["knowledge", "scoring", "pair_fits", "set_fits", "calibration"]
 PREDICT_STAGES = ["prepare", "blocking", "features", "pair model", "set assembly"]
-# Functions of cashmatch.domain.matching.model the predict stages are timed through
-# (see stage_clock).
-PREDICT_HOOKS: dict[str, str] = {
-    "prepare": "prepare",
-    "candidate_pairs": "blocking",
-    "pair_features": "features",
-    "_proba": "pair model",  # or "set assembly" when given set features, see _proba_stage
-    "_options": "set assembly",
-    "_settle_in_order": "set assembly",
+# Functions the predict stages are timed through, by the module of cashmatch.domain.matching
+# that calls them (see stage_clock).
+PREDICT_HOOKS: dict[str, dict[str, str]] = {
+    "scoring": {
+        "prepare": "prepare",
+        "candidate_columns": "blocking",
+        "pair_features": "features",
+    },
+    "settlement": {
+        "pair_features": "features",
+        "proba": "pair model",  # or "set assembly" when given set features, see _proba_stage
+        "options": "set assembly",
+        "settle_in_order": "set assembly",
+    },
 }
 
 
@@ -187,17 +195,24 @@ def peak_mb() -> float:
 
 
 @contextlib.contextmanager
-def stage_clock(module, hooks: dict[str, str]) -> Iterator[dict[str, float]]:
-    """Seconds spent in each stage while the block runs, by wrapping `module`'s functions.
+def stage_clock(hooks: dict[str, dict[str, str]]) -> Iterator[dict[str, float]]:
+    """Seconds spent in each stage while the block runs, by wrapping the modules' functions.
 
     Only the outermost wrapped call is timed, so a stage calling another is not counted twice.
-    A name the module no longer has is skipped: its time shows up as "other".
+    A name a module no longer has is skipped: its time shows up as "other".
     """
     spent: dict[str, float] = defaultdict(float)
     active: list[bool] = []
-    originals = {name: getattr(module, name) for name in hooks if hasattr(module, name)}
+    originals: list[tuple[ModuleType, str, str, Callable]] = []  # module, name, stage, function
+    for short, stages in hooks.items():
+        module = importlib.import_module(f"cashmatch.domain.matching.{short}")
+        originals += [
+            (module, name, stage, getattr(module, name))
+            for name, stage in stages.items()
+            if hasattr(module, name)
+        ]
 
-    def timed(fn: Callable, name: str) -> Callable:
+    def timed(fn: Callable, name: str, stage: str) -> Callable:
         def wrapper(*a, **kw):
             if active:
                 return fn(*a, **kw)
@@ -206,18 +221,17 @@ def stage_clock(module, hooks: dict[str, str]) -> Iterator[dict[str, float]]:
             try:
                 return fn(*a, **kw)
             finally:
-                stage = _proba_stage(a) if name == "_proba" else hooks[name]
-                spent[stage] += time.perf_counter() - t0
+                spent[_proba_stage(a) if name == "proba" else stage] += time.perf_counter() - t0
                 active.pop()
 
         return wrapper
 
-    for name, fn in originals.items():
-        setattr(module, name, timed(fn, name))
+    for module, name, stage, fn in originals:
+        setattr(module, name, timed(fn, name, stage))
     try:
         yield spent
     finally:
-        for name, fn in originals.items():
+        for module, name, _, fn in originals:
             setattr(module, name, fn)
 
 
@@ -300,12 +314,10 @@ def step_train(folder: Path, job: dict) -> dict:
 
 def step_predict(folder: Path, job: dict) -> dict:
     """Child: predict the stored month with the stored model, timing each stage."""
-    from cashmatch.domain.matching import model as model_module
-
     month = json.loads((folder / "synth.json").read_text())["test_month"]
     b = _read_month(folder, "test", month)
     matcher = TrainedMatcher.from_bytes((folder / "model.zip").read_bytes())
-    with stage_clock(model_module, PREDICT_HOOKS) as spent:
+    with stage_clock(PREDICT_HOOKS) as spent:
         t0 = time.perf_counter()
         pred = matcher.predict(b.transfers, b.invoices)
         seconds = time.perf_counter() - t0

@@ -22,8 +22,8 @@ from cashmatch.domain.matching import (
     train_matcher,
 )
 from cashmatch.domain.matching.assembly import allocate
+from cashmatch.domain.matching.calibration import choose_threshold
 from cashmatch.domain.matching.metrics import auto_rate_at
-from cashmatch.domain.matching.model import choose_threshold
 from cashmatch.domain.matching.text import invoice_keys, title_keys
 from cashmatch.domain.matching.toydata import toy_data
 
@@ -165,7 +165,8 @@ def _habit_history(iban: str, paid: str) -> list[MonthBatch]:
 def test_counterparty_habit_from_history_moves_the_pair_scores(model):
     # ZENITH has always paid its newest (or, in the other history, its oldest) equal invoice.
     from cashmatch.domain.matching import knowledge
-    from cashmatch.domain.matching.model import _proba, _score_input
+    from cashmatch.domain.matching.estimators import proba as _proba
+    from cashmatch.domain.matching.scoring import score_input as _score_input
 
     iban = "DE44444444444444444444"
     book = pd.DataFrame(
@@ -479,7 +480,7 @@ def test_train_rejects_no_labels():
 
 
 def test_fit_sample_is_capped_and_stable():
-    from cashmatch.domain.matching.model import _fit_sample
+    from cashmatch.domain.matching.training import _fit_sample
 
     tr = pd.DataFrame([_tr(f"t{k}", 10.0 + k, f"INV-{k}") for k in range(50)])
     sample = _fit_sample(tr, 20)
@@ -492,7 +493,8 @@ def test_fit_sample_is_capped_and_stable():
 def test_a_sampled_month_scores_its_transfers_as_the_whole_month_does(toy):
     """Candidates and features of a transfer do not depend on the other transfers scored with it
     (teacher forcing reads the whole month's labels), so fitting on a sample loses nothing else."""
-    from cashmatch.domain.matching.model import _fit_sample, _score_input
+    from cashmatch.domain.matching.scoring import score_input as _score_input
+    from cashmatch.domain.matching.training import _fit_sample
 
     _, batches = toy
     b = batches[3]

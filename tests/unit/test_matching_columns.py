@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cashmatch.domain.matching.candidates import Columns
+from cashmatch.domain.matching.tables import Columns
 
 
 def _pairs() -> Columns:

@@ -111,22 +111,25 @@ def observe(m, transfers, invoices, observations, habits) -> dict:
 
     knowledge = import_module(f"{m.__name__}.knowledge")
     candidates = import_module(f"{m.__name__}.candidates")
+    prepared = import_module(f"{m.__name__}.prepared")
     features = import_module(f"{m.__name__}.features")
-    model_module = import_module(f"{m.__name__}.model")
+    assembly = import_module(f"{m.__name__}.assembly")
+    config_module = import_module(f"{m.__name__}.config")
+    trained = import_module(f"{m.__name__}.trained")
     params = candidates.BlockingParams(**BLOCKING)
     payer = knowledge.payer_map(knowledge.combine([observations]))
     table = knowledge.habit_table(knowledge.combine_habits([habits]))
-    p = candidates.prepare(transfers, invoices)
+    p = prepared.prepare(transfers, invoices)
     pairs = candidates.candidate_pairs(p, payer, params)
     X = features.pair_features(p, pairs, payer, params, table)
     flags = pairs[candidates.FLAG_COLUMNS].to_numpy(np.int64) << np.arange(
         len(candidates.FLAG_COLUMNS)
     )
-    config = model_module.MatcherConfig(**BLOCKING)
-    matcher = model_module.TrainedMatcher(
+    config = config_module.MatcherConfig(**BLOCKING)
+    matcher = trained.TrainedMatcher(
         config,
         Logistic(list(features.FEATURES), PAIR_WEIGHTS, -4.0),
-        Logistic(list(model_module.SET_FEATURES), SET_WEIGHTS, -3.0),
+        Logistic(list(assembly.SET_FEATURES), SET_WEIGHTS, -3.0),
         THRESHOLD,
         observations,
         {},

@@ -191,7 +191,8 @@ def test_the_service_answers_as_the_model_does_on_frames(model, requests_):
 
 def test_the_option_matrix_is_the_set_features_in_order(model, toy):
     from cashmatch.domain.matching.assembly import SET_FEATURES, option_matrix
-    from cashmatch.domain.matching.model import _decide, _score_input
+    from cashmatch.domain.matching.scoring import score_input as _score_input
+    from cashmatch.domain.matching.settlement import decide as _decide
 
     month = toy[-1]
     payer, habits = model._knowledge(None)

@@ -33,7 +33,7 @@ from cashmatch.domain.match_api import (
     Transfer,
 )
 from cashmatch.domain.matching import Answer, TrainedMatcher
-from cashmatch.domain.matching.candidates import Columns
+from cashmatch.domain.matching.tables import Columns
 from cashmatch.domain.model_records import ModelRecord
 from cashmatch.service_layer.model_store import load_verified
 from cashmatch.service_layer.registry import ModelRegistry
@@ -218,7 +218,7 @@ class MatcherService:
 
 # columns --------------------------------------------------------------------
 # Built column by column from the validated models, as numpy arrays: a DataFrame costs more
-# than blocking the request (shared/src/cashmatch/domain/matching/candidates.Columns).
+# than blocking the request (cashmatch.domain.matching.tables.Columns).
 _DATES = frozenset({"booking_date", "issue_date", "due_date"})
 _MONEY = frozenset({"amount", "open_amount"})
 

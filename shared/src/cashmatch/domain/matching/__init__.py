@@ -5,10 +5,13 @@ Public face: `MonthBatch` and `month_batches` (data), `MatcherConfig`, `train_ma
 is compared with) and `evaluate` (metrics).
 """
 
+from cashmatch.domain.matching.answers import Answer
 from cashmatch.domain.matching.baseline import rules_baseline
 from cashmatch.domain.matching.batches import MonthBatch, month_batches
+from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.metrics import evaluate
-from cashmatch.domain.matching.model import Answer, MatcherConfig, TrainedMatcher, train_matcher
+from cashmatch.domain.matching.trained import TrainedMatcher
+from cashmatch.domain.matching.training import train_matcher
 
 __all__ = [
     "Answer",

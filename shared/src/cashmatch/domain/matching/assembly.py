@@ -10,6 +10,7 @@ which option is exactly right and how likely that is, which is the confidence of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -240,12 +241,69 @@ def build_options(
     Returns the option frame (t plus SET_FEATURES) and the pair rows of every option.
     """
     t_all = np.asarray(pairs["t"], dtype=np.int64)
-    n = len(t_all)
     open_amt = np.asarray(pairs["open"], dtype=np.float64)
     ref = np.asarray(pairs["ref_strong"], dtype=np.float64)
     cp_codes = pd.factorize(np.asarray(pairs["cp"]))[0]
     issue = np.asarray(pairs["issue"], dtype=np.int64)
     t_amounts = np.asarray(t_amounts, dtype=np.float64)
+    r = _rank_pairs(t_all, scores, n_transfers)
+    m_t, m_kind, m_rows, n_fit = _multi_options(
+        r.order, r.bounds, scores, open_amt, ref, cp_codes, issue, t_amounts, max_fee, max_discount
+    )
+    opt_t, kind, sizes, members = _lay_out(
+        n_transfers, t_all[r.singles], r.singles, m_t, m_kind, m_rows
+    )
+    n_opts, rows = len(opt_t), members.rows
+    mem_opt = np.repeat(np.arange(n_opts), sizes)  # the option of each member row
+
+    ll = _log_likelihoods(scores, t_all, opt_t, rows, mem_opt, n_transfers)
+    sum_open = np.bincount(mem_opt, weights=open_amt[rows], minlength=n_opts)
+    amount = t_amounts[opt_t]
+    resid = sum_open - amount
+    n_ref_in = np.bincount(mem_opt, weights=ref[rows], minlength=n_opts)
+    n_ref_total = np.bincount(t_all, weights=ref, minlength=n_transfers)
+    mex, p_out = _best_left_out(r, members, mem_opt, opt_t)
+    features = {
+        "kind": kind,
+        "size": sizes,
+        **_member_scores(scores, sizes, members, mem_opt),
+        "p_out_max": p_out,
+        "p_best": r.best[opt_t],
+        "p_second": r.second[opt_t],
+        "ll": ll,
+        "ll_margin": _likelihood_margin(ll, opt_t, n_transfers),
+        "rel_resid": resid / np.maximum(amount, 0.01),
+        "abs_resid": np.where(sizes > 0, np.abs(resid), amount),
+        "fit": np.where(sizes > 0, fits(sum_open, amount, max_fee, max_discount), 0),
+        "n_credit": np.bincount(mem_opt, weights=open_amt[rows] < 0, minlength=n_opts),
+        "n_cp": _counterparty_counts(cp_codes, rows, mem_opt, n_opts),
+        "n_ref_in": n_ref_in,
+        "n_ref_out": n_ref_total[opt_t] - n_ref_in,
+        "n_cand": r.counts[opt_t],
+        "top1_in": mex > 0,
+        "n_fit_subsets": n_fit[opt_t],
+        "log_amount": np.log1p(amount),
+    }
+    return _option_frame(opt_t, features), members
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """The candidate pairs of every transfer ordered by score, best first."""
+
+    order: np.ndarray  # pair rows, by transfer, then score
+    bounds: np.ndarray  # where each transfer's rows start in `order` (then the number of pairs)
+    counts: np.ndarray  # candidates per transfer
+    rank: np.ndarray  # rank of each pair row within its transfer (0: the best)
+    sorted_scores: np.ndarray  # the scores in `order`, then a 0 for "no candidate left"
+    singles: np.ndarray  # pair rows ranked among the N_SINGLES best of their transfer
+    best: np.ndarray  # per transfer, the best score (0 without candidates)
+    second: np.ndarray  # per transfer, the second best score (0 without a second candidate)
+
+
+def _rank_pairs(t_all: np.ndarray, scores: np.ndarray, n_transfers: int) -> _Ranking:
+    """Every transfer's candidates ranked by pair score (see `_Ranking`)."""
+    n = len(t_all)
     order = np.lexsort((-scores, t_all))
     bounds = np.searchsorted(t_all[order], np.arange(n_transfers + 1))
     counts = np.diff(bounds)
@@ -253,15 +311,32 @@ def build_options(
     rank = np.empty(n, dtype=np.int64)
     rank[order] = rank_sorted
     sorted_scores = np.append(scores[order], 0.0)
-
-    singles = order[rank_sorted < N_SINGLES]
-    m_t, m_kind, m_rows, n_fit = _multi_options(
-        order, bounds, scores, open_amt, ref, cp_codes, issue, t_amounts, max_fee, max_discount
+    return _Ranking(
+        order,
+        bounds,
+        counts,
+        rank,
+        sorted_scores,
+        singles=order[rank_sorted < N_SINGLES],
+        best=np.where(counts > 0, sorted_scores[np.minimum(bounds[:-1], n)], 0.0),
+        second=np.where(counts > 1, sorted_scores[np.minimum(bounds[:-1] + 1, n)], 0.0),
     )
+
+
+def _lay_out(
+    n_transfers: int,
+    single_t: np.ndarray,
+    singles: np.ndarray,
+    m_t: list[int],
+    m_kind: list[int],
+    m_rows: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Members]:
+    """All options in one order (the empty one of every transfer, the singles, the multi-invoice
+    ones): the transfer, kind and size of each, and their member rows."""
     n_single, n_multi = len(singles), len(m_t)
     n_opts = n_transfers + n_single + n_multi
     opt_t = np.concatenate(
-        [np.arange(n_transfers), t_all[singles], np.asarray(m_t, dtype=np.int64)]
+        [np.arange(n_transfers), single_t, np.asarray(m_t, dtype=np.int64)]
     ).astype(np.int64)
     kind = np.concatenate(
         [
@@ -283,44 +358,74 @@ def build_options(
         if n_opts > n_transfers
         else (np.zeros(0, dtype=np.int64))
     )
-    members = Members(ptr, rows)
-    mem_opt = np.repeat(np.arange(n_opts), sizes)
+    return opt_t, kind, sizes, Members(ptr, rows)
 
-    p = scores[rows]
+
+def _log_likelihoods(
+    scores: np.ndarray,
+    t_all: np.ndarray,
+    opt_t: np.ndarray,
+    rows: np.ndarray,
+    mem_opt: np.ndarray,
+    n_transfers: int,
+) -> np.ndarray:
+    """Per option, the log-likelihood of its transfer's candidates being exactly its members."""
     lp, lq = _logit_terms(scores)
     base_ll = np.bincount(t_all, weights=lq, minlength=n_transfers)
-    ll = base_ll[opt_t] + np.bincount(mem_opt, weights=(lp - lq)[rows], minlength=n_opts)
-    sum_open = np.bincount(mem_opt, weights=open_amt[rows], minlength=n_opts)
+    return base_ll[opt_t] + np.bincount(mem_opt, weights=(lp - lq)[rows], minlength=len(opt_t))
+
+
+def _member_scores(
+    scores: np.ndarray, sizes: np.ndarray, members: Members, mem_opt: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The lowest, mean and highest pair score of each option's members (0 for none)."""
+    n_opts = len(sizes)
+    p = scores[members.rows]
     p_sum = np.bincount(mem_opt, weights=p, minlength=n_opts)
     p_min = np.zeros(n_opts)
     p_max = np.zeros(n_opts)
-    n_cp = np.zeros(n_opts)
-    if len(rows):
+    if len(members.rows):
         # Members are stored option after option, so each option's rows are one segment.
         filled = np.flatnonzero(sizes > 0)
-        p_min[filled] = np.minimum.reduceat(p, ptr[filled])
-        p_max[filled] = np.maximum.reduceat(p, ptr[filled])
-        width = int(cp_codes.max()) + 1
-        distinct = np.unique(mem_opt * width + cp_codes[rows]) // width
-        n_cp = np.bincount(distinct, minlength=n_opts).astype(np.float64)
-    # The best candidate left out of an option is the first rank missing from its members.
-    member_rank = rank[rows]
-    by_rank = np.lexsort((member_rank, mem_opt))
-    pos = np.arange(len(rows)) - ptr[mem_opt]
-    mex = np.bincount(
-        mem_opt, weights=(member_rank[by_rank] == pos).astype(float), minlength=n_opts
-    ).astype(np.int64)
-    out_idx = np.where(mex < counts[opt_t], bounds[opt_t] + mex, n)
-    p_out = sorted_scores[out_idx]
-    p_best = np.where(counts > 0, sorted_scores[np.minimum(bounds[:-1], n)], 0.0)
-    p_second = np.where(counts > 1, sorted_scores[np.minimum(bounds[:-1] + 1, n)], 0.0)
-    amount = t_amounts[opt_t]
-    resid = sum_open - amount
-    fit = np.where(sizes > 0, fits(sum_open, amount, max_fee, max_discount), 0)
-    n_ref_in = np.bincount(mem_opt, weights=ref[rows], minlength=n_opts)
-    n_ref_total = np.bincount(t_all, weights=ref, minlength=n_transfers)
+        p_min[filled] = np.minimum.reduceat(p, members.ptr[filled])
+        p_max[filled] = np.maximum.reduceat(p, members.ptr[filled])
+    return {
+        "p_min": p_min,
+        "p_mean": np.where(sizes > 0, p_sum / np.maximum(sizes, 1), 0.0),
+        "p_max": p_max,
+    }
 
-    # Margin of each option's likelihood over the best other option of the same transfer.
+
+def _counterparty_counts(
+    cp_codes: np.ndarray, rows: np.ndarray, mem_opt: np.ndarray, n_opts: int
+) -> np.ndarray:
+    """Distinct counterparties among each option's members."""
+    if not len(rows):
+        return np.zeros(n_opts)
+    width = int(cp_codes.max()) + 1
+    distinct = np.unique(mem_opt * width + cp_codes[rows]) // width
+    return np.bincount(distinct, minlength=n_opts).astype(np.float64)
+
+
+def _best_left_out(
+    r: _Ranking, members: Members, mem_opt: np.ndarray, opt_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per option, how many of its transfer's best candidates in a row it holds, and the score
+    of the best candidate it leaves out (0 if none is left)."""
+    # The best candidate left out of an option is the first rank missing from its members.
+    member_rank = r.rank[members.rows]
+    by_rank = np.lexsort((member_rank, mem_opt))
+    pos = np.arange(len(members.rows)) - members.ptr[mem_opt]
+    mex = np.bincount(
+        mem_opt, weights=(member_rank[by_rank] == pos).astype(float), minlength=len(opt_t)
+    ).astype(np.int64)
+    out_idx = np.where(mex < r.counts[opt_t], r.bounds[opt_t] + mex, len(r.rank))
+    return mex, r.sorted_scores[out_idx]
+
+
+def _likelihood_margin(ll: np.ndarray, opt_t: np.ndarray, n_transfers: int) -> np.ndarray:
+    """Margin of each option's likelihood over the best other option of the same transfer."""
+    n_opts = len(opt_t)
     o_sorted = np.lexsort((-ll, opt_t))
     first = np.searchsorted(opt_t[o_sorted], np.arange(n_transfers))
     best_ll = ll[o_sorted[first]]
@@ -329,36 +434,16 @@ def build_options(
     is_best = np.zeros(n_opts, dtype=bool)
     is_best[o_sorted[first]] = True
     other = np.where(is_best, second_ll[opt_t], best_ll[opt_t])
-    margin = np.clip(np.where(np.isfinite(other), ll - other, 50.0), -50, 50)
+    return np.clip(np.where(np.isfinite(other), ll - other, 50.0), -50, 50)
 
-    features = {
-        "kind": kind,
-        "size": sizes,
-        "p_min": p_min,
-        "p_mean": np.where(sizes > 0, p_sum / np.maximum(sizes, 1), 0.0),
-        "p_max": p_max,
-        "p_out_max": p_out,
-        "p_best": p_best[opt_t],
-        "p_second": p_second[opt_t],
-        "ll": ll,
-        "ll_margin": margin,
-        "rel_resid": resid / np.maximum(amount, 0.01),
-        "abs_resid": np.where(sizes > 0, np.abs(resid), amount),
-        "fit": fit,
-        "n_credit": np.bincount(mem_opt, weights=open_amt[rows] < 0, minlength=n_opts),
-        "n_cp": n_cp,
-        "n_ref_in": n_ref_in,
-        "n_ref_out": n_ref_total[opt_t] - n_ref_in,
-        "n_cand": counts[opt_t],
-        "top1_in": mex > 0,
-        "n_fit_subsets": n_fit[opt_t],
-        "log_amount": np.log1p(amount),
-    }
+
+def _option_frame(opt_t: np.ndarray, features: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The option frame: `t`, then SET_FEATURES in order."""
     # One float block (cheap to build and to hand to the set model) plus the transfer index;
     # filled feature by feature, then handed to pandas as its block without a copy.
-    block = np.empty((len(SET_FEATURES), n_opts), dtype=np.float64)
+    block = np.empty((len(SET_FEATURES), len(opt_t)), dtype=np.float64)
     for k, name in enumerate(SET_FEATURES):
         block[k] = features[name]
     opts = pd.DataFrame(block.T, columns=_FEATURE_COLUMNS, copy=False)
     opts.insert(0, "t", opt_t)
-    return opts, members
+    return opts

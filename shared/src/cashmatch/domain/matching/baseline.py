@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cashmatch.domain.matching.candidates import BlockingParams, _iban_pairs, _ref_pairs, prepare
+from cashmatch.domain.matching.candidates import BlockingParams, iban_pairs, ref_pairs
 from cashmatch.domain.matching.output import assemble_output
+from cashmatch.domain.matching.prepared import prepare
 
 
 def _unique_hits(hit: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
@@ -30,7 +31,7 @@ def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFr
     amounts = tr["amount"].to_numpy()
     opens = inv["open_amount"].to_numpy()
 
-    refs = _ref_pairs(p, BlockingParams())
+    refs = ref_pairs(p, BlockingParams())
     if len(refs):
         t = refs["t"].to_numpy(np.int64)
         i = refs["i"].to_numpy(np.int64)
@@ -45,7 +46,7 @@ def rules_baseline(transfers: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFr
             chosen[grp[0]] = grp[1]
             confidence[grp[0]] = 1.0
 
-    ib = _iban_pairs(p)
+    ib = iban_pairs(p)
     if len(ib):
         t = ib["t"].to_numpy(np.int64)
         i = ib["i"].to_numpy(np.int64)

@@ -13,8 +13,6 @@ import pandas as pd
 
 from cashmatch.domain.contract import INVOICES, MATCHES, TRANSFERS
 
-MATCH_COLUMNS = ["transfer_id", "invoice_id", "amount"]
-
 
 def empty_matches() -> pd.DataFrame:
     """An empty labels frame with the contract columns."""

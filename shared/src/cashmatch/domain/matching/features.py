@@ -11,23 +11,16 @@ which of several same-amount invoices of a counterparty is the oldest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from cashmatch.domain.matching.candidates import (
-    FLAG_COLUMNS,
-    BlockingParams,
-    Columns,
-    PayerIndex,
-    Prepared,
-    expand,
-    lookup,
-    payer_index,
-)
+from cashmatch.domain.matching.candidates import FLAG_COLUMNS, BlockingParams
+from cashmatch.domain.matching.codes import expand, lookup
+from cashmatch.domain.matching.indexes import HabitIndex, PayerIndex, habit_index, payer_index
+from cashmatch.domain.matching.prepared import Prepared
 from cashmatch.domain.matching.subsets import MAX_POOL, explaining_subsets
+from cashmatch.domain.matching.tables import Columns
 
 FEATURES = [
     *FLAG_COLUMNS,
@@ -90,32 +83,6 @@ _PAYER_COLUMNS = [
 ]
 # Below this many pairs rapidfuzz's worker threads cost more than they save (same results).
 _PARALLEL_MIN_PAIRS = 5_000
-
-
-@dataclass(frozen=True)
-class HabitIndex:
-    """`knowledge.habit_table` as a lookup: counterparty -> (observations, oldest, newest share)."""
-
-    values: dict[str, tuple[float, float, float]]
-
-    @classmethod
-    def of(cls, habits: pd.DataFrame | None) -> HabitIndex:
-        """Index a frame as `knowledge.habit_table` returns it."""
-        if habits is None or habits.empty:
-            return cls({})
-        rows = zip(
-            (str(c) for c in habits["counterparty_id"].to_numpy(dtype=object)),
-            habits["habit_n"].to_numpy(np.float64).tolist(),
-            habits["oldest_share"].to_numpy(np.float64).tolist(),
-            habits["newest_share"].to_numpy(np.float64).tolist(),
-            strict=True,
-        )
-        return cls({cp: (n, old, new) for cp, n, old, new in rows})
-
-
-def habit_index(habits: pd.DataFrame | HabitIndex | None) -> HabitIndex:
-    """The index of a habit table (itself if it is one already)."""
-    return habits if isinstance(habits, HabitIndex) else HabitIndex.of(habits)
 
 
 def _sorted_groups(keys: list[np.ndarray], value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -264,89 +231,149 @@ def pair_features(
 ) -> pd.DataFrame:
     """The feature matrix (float32 columns named in FEATURES), one row per candidate pair."""
     payer = payer_index(payer)
+    t, i, X = _flag_matrix(pairs)
+    n_t = len(p.transfers)
+    ref_strong = _reference_features(X, p, t, i)
+    cp = p.i_cp[i]
+    _account_and_payer_features(X, p, t, i, cp, payer)
+    ta, oa, eq_open = _amount_features(X, p, t, i)
+    issue = _date_features(X, p, t, i)
+    _counterparty_features(X, t, cp, issue, oa, ta, n_t, params)
+    _transfer_features(X, t, ref_strong, eq_open, n_t)
+    _same_amount_features(X, t, cp, oa, issue)
+    habit_n, oldest, newest = _habits(p, cp, habit_index(habits))
+    _put(X, "cp_habit_n", habit_n)
+    _put(X, "cp_oldest_share", oldest)
+    _put(X, "cp_newest_share", newest)
+    _put(X, "n_cand_t", np.bincount(t, minlength=n_t)[t])
+    return pd.DataFrame(X, columns=_INDEX, copy=False)
+
+
+def _put(X: np.ndarray, name: str, values) -> None:
+    X[:, _COLUMN[name]] = values
+
+
+def _flag_matrix(pairs: pd.DataFrame | Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs' transfer and invoice positions, and the feature matrix with their blocking
+    flags filled in (every other feature 0)."""
     # One conversion of the whole frame: selecting its columns one by one costs more than all
-    # the features of a one-transfer input.
+    # the features of a one-transfer input. The copy (half the size of X for a large input)
+    # lives only in here, not to the end of pair_features.
     columns = {c: k for k, c in enumerate(list(pairs.columns))}
     raw = pairs.to_numpy(np.int64)
     t = raw[:, columns["t"]].copy()
     i = raw[:, columns["i"]].copy()
-    n, n_t = len(t), len(p.transfers)
-    X = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    X = np.zeros((len(t), len(FEATURES)), dtype=np.float32)
     X[:, _FLAGS] = raw[:, [columns[c] for c in FLAG_COLUMNS]]
-    del raw  # a large input's copy of the pairs is half the size of X: not kept to the end
+    return t, i, X
 
-    def put(name: str, values) -> None:
-        X[:, _COLUMN[name]] = values
 
+def _reference_features(X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """The invoice number in the title (exact keys, typo-tolerant similarity), the names and
+    the tax id there, and the lengths; returns `ref_strong`, which later features count."""
     ref_strong = X[:, [_COLUMN["ref_C"], _COLUMN["ref_D"], _COLUMN["ref_Z"]]].max(axis=1)
-    put("ref_strong", ref_strong)
+    _put(X, "ref_strong", ref_strong)
 
     title_c = p.t_title_c[t]
     number_c = p.i_number_c[i]
-    if n:
-        put("ref_partial", _ratio(number_c, title_c, fuzz.partial_ratio))
-        put("ref_digits_partial", _ratio(p.i_digits[i], p.t_digits[t], fuzz.partial_ratio))
-        put("name_sim", _ratio(p.t_name[t], p.i_name[i], fuzz.token_set_ratio))
-        put("name_in_title", _ratio(p.i_name_c[i], title_c, fuzz.partial_ratio))
-    put("number_len", p.i_number_len[i])
-    put("title_len", p.t_title_len[t])
+    if len(t):
+        _put(X, "ref_partial", _ratio(number_c, title_c, fuzz.partial_ratio))
+        _put(X, "ref_digits_partial", _ratio(p.i_digits[i], p.t_digits[t], fuzz.partial_ratio))
+        _put(X, "name_sim", _ratio(p.t_name[t], p.i_name[i], fuzz.token_set_ratio))
+        _put(X, "name_in_title", _ratio(p.i_name_c[i], title_c, fuzz.partial_ratio))
+    _put(X, "number_len", p.i_number_len[i])
+    _put(X, "title_len", p.t_title_len[t])
     # A tax id (5+ characters) written in the title; only pairs with such an id are compared.
-    tax_in_title = np.zeros(n, dtype=bool)
+    tax_in_title = np.zeros(len(t), dtype=bool)
     check = np.flatnonzero(p.i_tax_len[i] >= 5)
     tax_in_title[check] = [p.i_tax_c[i[k]] in title_c[k] for k in check.tolist()]
-    put("tax_in_title", tax_in_title)
+    _put(X, "tax_in_title", tax_in_title)
+    return ref_strong
 
+
+def _account_and_payer_features(
+    X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray, cp: np.ndarray, payer: PayerIndex
+) -> None:
+    """The payer's account equal to the invoice's, and what earlier labels say of the payer."""
     t_iban, i_iban = p.iban_codes
-    put("iban_eq", (t_iban[t] == i_iban[i]) & (p.t_iban[t] != ""))
-    cp = p.i_cp[i]
+    _put(X, "iban_eq", (t_iban[t] == i_iban[i]) & (p.t_iban[t] != ""))
     for name, values in zip(_PAYER_COLUMNS, _payer_features(p, t, cp, payer), strict=True):
-        put(name, values)
+        _put(X, name, values)
 
+
+def _amount_features(
+    X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How the transfer amount relates to the invoice's open and gross amounts; returns the
+    transfer amount, the open amount and `eq_open` of each pair."""
     ta = p.t_amount[t]
     oa = p.i_open[i]
     ia = p.i_amount[i]
     diff = oa - ta
-    put("log_amount", np.log1p(ta).astype(np.float32))
-    put("log_open", (np.sign(oa) * np.log1p(np.abs(oa))).astype(np.float32))
-    put("diff", diff.astype(np.float32))
-    put("rel_diff", (diff / np.maximum(np.abs(oa), 0.01)).astype(np.float32))
+    _put(X, "log_amount", np.log1p(ta).astype(np.float32))
+    _put(X, "log_open", (np.sign(oa) * np.log1p(np.abs(oa))).astype(np.float32))
+    _put(X, "diff", diff.astype(np.float32))
+    _put(X, "rel_diff", (diff / np.maximum(np.abs(oa), 0.01)).astype(np.float32))
     eq_open = (np.abs(diff) < 0.005).astype(np.float32)
-    put("eq_open", eq_open)
-    put("eq_amount", np.abs(ia - ta) < 0.005)
-    put("frac", np.clip(ta / np.where(np.abs(oa) < 0.01, 0.01, oa), -10, 10).astype(np.float32))
-    put("is_credit", oa < 0)
-    put("partly_paid", np.abs(oa - ia) >= 0.005)
+    _put(X, "eq_open", eq_open)
+    _put(X, "eq_amount", np.abs(ia - ta) < 0.005)
+    _put(X, "frac", np.clip(ta / np.where(np.abs(oa) < 0.01, 0.01, oa), -10, 10).astype(np.float32))
+    _put(X, "is_credit", oa < 0)
+    _put(X, "partly_paid", np.abs(oa - ia) >= 0.005)
+    return ta, oa, eq_open
 
+
+def _date_features(X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Days from the invoice's issue and due date to the booking; returns the issue days."""
     issue = p.i_issue[i]
     booking = p.t_day[t]
-    put("days_since_issue", (booking - issue).astype(np.float32))
-    put("days_past_due", (booking - p.i_due[i]).astype(np.float32))
+    _put(X, "days_since_issue", (booking - issue).astype(np.float32))
+    _put(X, "days_past_due", (booking - p.i_due[i]).astype(np.float32))
+    return issue
 
+
+def _counterparty_features(
+    X: np.ndarray,
+    t: np.ndarray,
+    cp: np.ndarray,
+    issue: np.ndarray,
+    oa: np.ndarray,
+    ta: np.ndarray,
+    n_t: int,
+    params: BlockingParams,
+) -> None:
+    """The invoice among its counterparty's candidates of the transfer: age rank, how many, and
+    whether it is part of a subset of them that explains the amount."""
     # Several open invoices of one counterparty: which is oldest is what decides.
     order, bounds = _sorted_groups([t, cp], issue)
     age_rank, n_cp_cand = _group_rank(order, bounds)
-    put("age_rank_cp", age_rank)
-    put("n_cand_cp", n_cp_cand)
+    _put(X, "age_rank_cp", age_rank)
+    _put(X, "n_cand_cp", n_cp_cand)
     # Distinct counterparties of a transfer: its (transfer, counterparty) groups.
-    put("n_cp_t", np.bincount(t[order[bounds[:-1]]], minlength=n_t)[t])
+    _put(X, "n_cp_t", np.bincount(t[order[bounds[:-1]]], minlength=n_t)[t])
     in_exact, in_tol, n_sub = _subset_features(order, bounds, oa, ta, params)
-    put("in_exact_subset", in_exact)
-    put("in_tol_subset", in_tol)
-    put("n_subsets", n_sub)
+    _put(X, "in_exact_subset", in_exact)
+    _put(X, "in_tol_subset", in_tol)
+    _put(X, "n_subsets", n_sub)
 
+
+def _transfer_features(
+    X: np.ndarray, t: np.ndarray, ref_strong: np.ndarray, eq_open: np.ndarray, n_t: int
+) -> None:
+    """Counts over the transfer's candidates: strong references and equal open amounts."""
     n_strong = _per_transfer_sum(t, ref_strong, n_t)
-    put("n_strong_ref_t", n_strong)
-    put("strong_ref_unique", (ref_strong > 0) & (n_strong == 1))
-    put("n_eq_open_t", _per_transfer_sum(t, eq_open, n_t))
+    _put(X, "n_strong_ref_t", n_strong)
+    _put(X, "strong_ref_unique", (ref_strong > 0) & (n_strong == 1))
+    _put(X, "n_eq_open_t", _per_transfer_sum(t, eq_open, n_t))
+
+
+def _same_amount_features(
+    X: np.ndarray, t: np.ndarray, cp: np.ndarray, oa: np.ndarray, issue: np.ndarray
+) -> None:
+    """Rank from oldest and newest among the counterparty's candidates of the same amount."""
     cents = np.round(oa * 100).astype(np.int64)
     # Same amount too (subscriptions): rank by issue date within (transfer, counterparty, amount).
     rank_old, size_same = _group_rank(*_sorted_groups([t, cp, cents], issue))
-    put("same_amount_rank_old", rank_old)
-    put("same_amount_rank_new", size_same - 1 - rank_old)
-    put("n_same_amount_cp", size_same)
-    habit_n, oldest, newest = _habits(p, cp, habit_index(habits))
-    put("cp_habit_n", habit_n)
-    put("cp_oldest_share", oldest)
-    put("cp_newest_share", newest)
-    put("n_cand_t", np.bincount(t, minlength=n_t)[t])
-    return pd.DataFrame(X, columns=_INDEX, copy=False)
+    _put(X, "same_amount_rank_old", rank_old)
+    _put(X, "same_amount_rank_new", size_same - 1 - rank_old)
+    _put(X, "n_same_amount_cp", size_same)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cashmatch.domain.matching.assembly import allocate
-from cashmatch.domain.matching.candidates import Prepared
+from cashmatch.domain.matching.prepared import Prepared
 
 OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision", "pair_score"]
 

@@ -1,4 +1,4 @@
-"""Safe persistence of a TrainedMatcher: no pickle anywhere.
+"""Safe persistence of a trained matcher's parts (`MatcherParts`): no pickle anywhere.
 
 The file is a zip with a manifest of SHA-256 digests, JSON metadata, the two estimators in skops
 format, loaded with an explicit list of trusted types, and the payer knowledge as parquet. Anything
@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 
 import pandas as pd
 import sklearn
@@ -19,6 +20,7 @@ import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from cashmatch.domain.matching.assembly import SET_FEATURES
+from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.features import FEATURES
 from cashmatch.domain.matching.knowledge import HABIT_COLUMNS, OBS_COLUMNS
 
@@ -36,12 +38,29 @@ TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # reproducible bytes for the same model
 
 
+@dataclass
+class MatcherParts:
+    """What a model file holds: `TrainedMatcher`'s constructor arguments, in that order.
+
+    `TrainedMatcher.to_bytes` and `from_bytes` go through this record, so the file format needs
+    nothing of the matcher itself (and the matcher imports this module, not the reverse).
+    """
+
+    config: MatcherConfig
+    pair_model: HistGradientBoostingClassifier
+    set_model: HistGradientBoostingClassifier
+    threshold: float
+    observations: pd.DataFrame
+    training_metrics: dict[str, float]
+    habits: pd.DataFrame
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def dump_matcher(m) -> bytes:
-    """Serialise a TrainedMatcher (see module docstring for the layout)."""
+def dump_matcher(m: MatcherParts) -> bytes:
+    """Serialise a matcher's parts (see module docstring for the layout)."""
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -90,10 +109,8 @@ def _load_estimator(data: bytes, name: str, n_features: int) -> HistGradientBoos
     return est
 
 
-def load_matcher(data: bytes):
+def load_matcher(data: bytes) -> MatcherParts:
     """Deserialise bytes written by dump_matcher; ValueError on anything unexpected."""
-    from cashmatch.domain.matching.model import MatcherConfig, TrainedMatcher
-
     if not isinstance(data, bytes | bytearray):
         raise ValueError("a matcher must be loaded from bytes")
     try:
@@ -136,7 +153,7 @@ def load_matcher(data: bytes):
         habits = habits.astype(object).astype({"rank_old": "int64", "rank_new": "int64"})
     except (TypeError, ValueError) as e:
         raise ValueError(f"habits: ranks are not integers ({e})") from e
-    return TrainedMatcher(config, pair_model, set_model, threshold, obs, metrics, habits)
+    return MatcherParts(config, pair_model, set_model, threshold, obs, metrics, habits)
 
 
 def _read_table(blob: bytes, name: str, columns: list[str]) -> pd.DataFrame:
