@@ -8,7 +8,6 @@ import threading
 import pandas as pd
 import pytest
 
-from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.evaluation.scoring import score, score_rules
 from cashmatch.domain.events import MonthClosed, make_event, parse_event
 from cashmatch.domain.matching import rules_baseline

@@ -1,4 +1,6 @@
-"""Metrics of a set of predictions against human labels (DESIGN.md, "matching task").
+"""Metrics of a set of predictions against human labels.
+
+docs/DESIGN.md, "The matching task and its metrics", defines the task these measure.
 
 A transfer's answer is exactly right when its predicted invoice set equals the labelled set, both
 empty included. `auto_rate@99` is the business number: the largest share of transfers that can be
