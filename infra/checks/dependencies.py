@@ -96,6 +96,46 @@ def check_dependencies(root: Path = ROOT) -> list[str]:
                 f"services/{member.name}/pyproject.toml: cashmatch must come from the "
                 "workspace ([tool.uv.sources] cashmatch = { workspace = true })"
             )
+    return problems + check_python_range(root)
+
+
+def _minors(spec: str) -> tuple[int, int]:
+    """(lowest, first excluded) minor of a `>=3.X,<3.Y` requires-python."""
+    low = re.search(r">=\s*3\.(\d+)", spec)
+    high = re.search(r"<\s*3\.(\d+)", spec)
+    if not low or not high:
+        raise ValueError(f"requires-python {spec!r} is not of the form >=3.X,<3.Y")
+    return int(low.group(1)), int(high.group(1))
+
+
+def unsupported(lock: dict, minor: int) -> list[str]:
+    """Locked packages with neither an sdist nor a wheel this CPython (3.minor) can install."""
+    tag = f"-cp3{minor}-"
+    missing = []
+    for package in lock["package"]:
+        names = [w["url"].rsplit("/", 1)[1] for w in package.get("wheels", [])]
+        if not names or package.get("sdist"):
+            continue
+        if all("-win" in n for n in names):  # Windows-only (pywin32): never on our images
+            continue
+        if not any(tag in n or "-py3-none-" in n or "-abi3-" in n for n in names):
+            missing.append(str(package["name"]))
+    return missing
+
+
+def check_python_range(root: Path = ROOT) -> list[str]:
+    """The declared Python range is exactly what the lock can install: every version in it has
+    a wheel (or an sdist) of every locked package, and the next version up does not."""
+    spec = tomllib.loads((root / "pyproject.toml").read_text())["project"]["requires-python"]
+    lock = tomllib.loads((root / "uv.lock").read_text())
+    low, high = _minors(spec)
+    problems = [
+        f"requires-python {spec}: the lock cannot install {', '.join(missing)} on 3.{minor}"
+        for minor in range(low, high)
+        if (missing := unsupported(lock, minor))
+    ]
+    if not unsupported(lock, high):
+        problems.append(f"requires-python {spec}: the lock also installs on 3.{high}; widen it")
     return problems
 
 

@@ -368,3 +368,22 @@ def test_the_audit_reports_vulnerable_packages(monkeypatch, tmp_path, capsys) ->
     assert "VULNERABLE jinja2 2.4.1: PYSEC-1 (fixed in 2.10.1)" in out
     assert "not audited: local-thing" in out
     assert "2 packages audited, 1 vulnerable, 1 not audited" in out
+
+
+def test_the_declared_python_range_is_what_the_lock_installs(repo_copy: Path) -> None:
+    from infra.checks.dependencies import check_python_range
+
+    assert check_python_range(repo_copy) == []
+    pyproject = repo_copy / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(
+        text.replace('requires-python = ">=3.11,<3.14"', 'requires-python = ">=3.11,<3.15"')
+    )
+    (wider,) = check_python_range(repo_copy)
+    assert "the lock cannot install ray on 3.14" in wider
+    pyproject.write_text(
+        text.replace('requires-python = ">=3.11,<3.14"', 'requires-python = ">=3.11,<3.13"')
+    )
+    assert check_python_range(repo_copy) == [
+        "requires-python >=3.11,<3.13: the lock also installs on 3.13; widen it"
+    ]
