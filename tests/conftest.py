@@ -64,8 +64,30 @@ def bad_inputs() -> dict[str, int]:
     return _BAD_INPUTS
 
 
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    """Remember every skipped test: a skip is a promise the run did not check."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No silent skips: every dependency of the suite is in uv.lock and every emulator is
+    started by the tests, so a skipped test fails the run (CASHMATCH_ALLOW_SKIPS=1 allows them
+    for a run by hand)."""
+    if _SKIPPED and os.environ.get("CASHMATCH_ALLOW_SKIPS") != "1" and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Print what the bad-input tests tried, so the count is visible in every run."""
+    """Print what the bad-input tests tried, so the count is visible in every run; name the
+    skips that fail the run."""
+    if _SKIPPED and os.environ.get("CASHMATCH_ALLOW_SKIPS") != "1":
+        terminalreporter.section("skipped tests fail the run")
+        for nodeid in _SKIPPED:
+            terminalreporter.write_line(f"SKIPPED {nodeid}")
     if _BAD_INPUTS:
         terminalreporter.section("bad input tried")
         for kind, count in sorted(_BAD_INPUTS.items()):

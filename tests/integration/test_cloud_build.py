@@ -25,7 +25,7 @@ from cashmatch.domain.model_records import ModelRecord
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-cloudbuild = pytest.importorskip("google.cloud.devtools.cloudbuild_v1")
+from google.cloud.devtools import cloudbuild_v1 as cloudbuild  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import shutil
 import subprocess
 import urllib.error
@@ -14,11 +13,9 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("hcl2")
 
 ROOT = Path(__file__).resolve().parents[2]
 # uv's words when the package index cannot be reached (no network on this machine).
-_OFFLINE = re.compile(r"(?i)failed to fetch|dns error|could not connect|connection refused|offline")
 
 
 def _load(name: str, path: Path):
@@ -297,9 +294,9 @@ def test_checkov_leaves_no_finding_unexplained() -> None:
     with uv (~10 s from a package index); only an unreachable index skips the test."""
     checker = _checker()
     ready, detail = checker.checkov_ready(ROOT)
-    if not ready and _OFFLINE.search(detail):
-        pytest.skip(f"uv cannot install checkov from the package index: {detail[-300:]}")
-    assert ready, detail
+    # No skip: CI reaches the package index, and a checkov that cannot be installed is a
+    # failure to see, not a pass.
+    assert ready, f"checkov could not be installed or run: {detail[-600:]}"
 
     outcome = checker.run_checkov(ROOT)
 

@@ -34,7 +34,6 @@ def test_everything_is_off_by_default(anonymous_google):
 
 
 def test_configured_gke_and_vertex_are_wired(anonymous_google):
-    pytest.importorskip("google.cloud.aiplatform_v1")
     settings = load_settings(
         **GCP,
         gke_endpoint="https://gke-abc.europe-west1.gke.goog",

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 REPOSITORY = "europe-west1-docker.pkg.dev/test-project/cashmatch/matcher"
-cloudbuild = pytest.importorskip("google.cloud.devtools.cloudbuild_v1")
+from google.cloud.devtools import cloudbuild_v1 as cloudbuild  # noqa: E402
 
 
 @pytest.fixture
@@ -322,7 +322,6 @@ def test_the_ca_certificate_is_the_only_trust_for_a_private_endpoint(tmp_path):
 
     import httpx
 
-    pytest.importorskip("cryptography")
     ca_pem, cert_pem, key_pem = _self_signed_chain()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)

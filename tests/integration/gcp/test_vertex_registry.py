@@ -18,7 +18,7 @@ from tests.fakes.models import model_record
 from tests.integration.gcp.google_api_recorder import FakeVertexModels
 
 pytestmark = pytest.mark.integration
-aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
+from google.cloud import aiplatform_v1  # noqa: E402
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from tests.integration.gcp.google_api_recorder import FakeVertexJobs, FakeVertex
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
+from google.cloud import aiplatform_v1  # noqa: E402
 
 
 @pytest.fixture
