@@ -157,7 +157,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     options = parser.parse_args()
 
-    from benchmarks.serve import free_port, single_bodies, table, train_and_register
+    from benchmarks.serving.report import table
+    from benchmarks.serving.servers import free_port
+    from benchmarks.serving.workload import single_bodies, train_and_register
     from cashmatch.adapters.local.blobstore import DirectoryBlobStore
     from cashmatch.adapters.local.ray_head import stop_local_serving
     from cashmatch.adapters.local.ray_serving import LocalRayServing
