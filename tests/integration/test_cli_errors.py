@@ -59,8 +59,9 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
 def test_the_demo_checks_everything_before_it_deletes_or_writes(
     options, said, tmp_path, monkeypatch, capsys
 ):
-    precious = tmp_path / "precious"
-    precious.mkdir()
+    # A path as long as pytest's may be on another machine: the message is never wrapped.
+    precious = tmp_path / ("a-long-folder-name-" * 8) / "precious"
+    precious.mkdir(parents=True)
     (precious / "notes.txt").write_text("keep me")
     monkeypatch.setattr(
         sys, "argv", ["cashmatch", "demo", "--workspace", str(precious), "--serving", "none"]
