@@ -71,6 +71,15 @@ def test_an_error_through_a_pipe_is_one_whole_line(long_dir):
     assert "\x1b[" not in done.stderr  # no colour codes in a log either
 
 
+def test_a_usage_error_through_a_pipe_is_one_whole_line(long_dir):
+    missing = long_dir / "missing" / "predictions.csv"
+    done = cashmatch("match", "--month", "2025-04", "--out", str(missing))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert f"error: Invalid value for --out: {missing.parent} is not a folder" in lines
+    assert "Usage: cashmatch match [OPTIONS]" in lines
+
+
 def test_an_error_at_a_narrow_terminal_wraps_between_words_only(tmp_path):
     precious = _someone_s_folder(tmp_path)
     done = cashmatch("demo", "--workspace", str(precious), "--serving", "none", terminal=True)
