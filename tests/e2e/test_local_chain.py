@@ -80,17 +80,17 @@ def test_months_flow_through_the_chain(cashmatch):
     assert test_manifest["months"] == ["2025-01", "2025-02", "2025-03"]
     frozen = {p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")}
     models = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models["versions"]) == 1
-    first = models["versions"][0]
+    assert len(models) == 1
+    first = models[0]
     assert first["training_months"] == ["2025-01", "2025-02", "2025-03"]
-    assert models["champion"] == first["version"]
-    assert models["deployed"] == first["version"]
+    assert first["champion"] and first["deployed"]
 
     cashmatch("publish", "month.closed", "--month", "2025-04")
     cashmatch("run")
     models = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models["versions"]) == 2
-    assert models["versions"][1]["training_months"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert len(models) == 2
+    assert models[1]["training_months"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    (champion,) = [m["version"] for m in models if m["champion"]]
     # the test set is frozen: byte for byte what the first run wrote
     assert frozen == {
         p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
@@ -99,8 +99,7 @@ def test_months_flow_through_the_chain(cashmatch):
     assert manifest_04["test_set_version"] == test_manifest["version"]
 
     # Every verdict is recorded with its reasons; the chain's events all reached "done".
-    rows = [r for r in models["models"]]
-    assert all(r["verdict"] in {"passed", "rejected"} for r in rows)
+    assert all(m["verdict"] in {"passed", "rejected"} for m in models)
     log = json.loads(cashmatch("events", "--json", "--limit", "100").stdout)
     states = {(r["topic"], r["state"]) for r in log}
     for topic in ("month.closed", "dataset.ready", "model.trained"):
@@ -117,8 +116,8 @@ def test_months_flow_through_the_chain(cashmatch):
     assert "already trained" in out
     assert "already judged" in out
     models_after = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models_after["versions"]) == 2
-    assert models_after["champion"] == models["champion"]
+    assert len(models_after) == 2
+    assert [m["version"] for m in models_after if m["champion"]] == [champion]
     assert (blobs(ws) / "datasets/months/2025-04/transfers.parquet").read_bytes() == slice_before
     assert frozen == {
         p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
@@ -126,7 +125,8 @@ def test_months_flow_through_the_chain(cashmatch):
 
     # status: the champion's lineage back to its months, the report of every verdict, drift
     status = json.loads(cashmatch("status", "--json").stdout)
-    assert status["champion"]["version"] == models["champion"]
+    assert status["champion"]["version"] == champion
+    assert status["models"] == models_after  # the same objects as `models --json`
     assert status["champion"]["training_months"][0] == "2025-01"
     assert status["test_set"]["months"] == ["2025-01", "2025-02", "2025-03"]
     assert [m["month"] for m in status["months"]] == ["2025-01", "2025-02", "2025-03", "2025-04"]

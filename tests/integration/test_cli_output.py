@@ -1,16 +1,18 @@
 """What the CLI prints, for people and for programs: off a terminal nothing is wrapped (however
-long the paths), and at an 80-column terminal the demo's month tables fit and keep their words
-whole."""
+long the paths), at an 80-column terminal the demo's month tables fit and keep their words whole,
+and `--json` is JSON alone on stdout, with the documented fields and whole ids."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from rich.cells import cell_len
 
@@ -20,6 +22,35 @@ pytestmark = pytest.mark.integration
 CASHMATCH = str(Path(sys.executable).with_name("cashmatch"))  # the installed console script
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ERROR = "is not empty and has no .cashmatch-demo, the mark of a folder the demo made"
+
+DELIVERY = {
+    "message_id",
+    "topic",
+    "month",
+    "subscription",
+    "state",
+    "attempts",
+    "detail",
+    "published_at",
+    "updated_at",
+    "attributes",
+}
+MODEL = {
+    "version",
+    "dataset_version",
+    "training_months",
+    "artifact_digest",
+    "verdict",
+    "why",
+    "reasons",
+    "auto_rate@99",
+    "exact_set_accuracy",
+    "rules_auto_rate@99",
+    "report",
+    "champion",
+    "deployed",
+    "endpoint",
+}
 
 
 def screen(text: str) -> list[str]:
@@ -165,3 +196,95 @@ def test_the_demo_month_tables_keep_every_cell_whole(terminal, monkeypatch):
         for fact in facts[:-1]:
             said = f"{fact['month']} {fact['candidate']} {fact['verdict']}: "
             assert said + "; ".join(fact["reasons"]) in lines
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict[str, str]:
+    """A workspace after one close of 2025-03 (with a transfer of it made invalid) and one
+    malformed event; the CLI's environment for it."""
+    folder = tmp_path_factory.mktemp("chain")
+    warehouse = folder / "warehouse.duckdb"
+    synth = ["synth", "--months", "4", "--scale", "0.2", "--out", str(warehouse)]
+    assert cashmatch(*synth).returncode == 0
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "UPDATE transfers SET currency = 'euro' WHERE transfer_id = (SELECT min(transfer_id) "
+            "FROM transfers WHERE booking_date >= DATE '2025-03-01')"
+        )
+    bad = folder / "bad.json"
+    bad.write_text("{not json")
+    env = {
+        "CASHMATCH_WORKSPACE": str(folder / "ws"),
+        "CASHMATCH_WAREHOUSE": str(warehouse),
+        "CASHMATCH_MIN_BACKOFF_S": "0",
+    }
+    for args in (
+        ["publish", "month.closed", "--month", "2025-03"],
+        ["publish", "month.closed", "--raw", str(bad)],
+        ["run"],
+    ):
+        done = cashmatch(*args, **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return env
+
+
+def _json(chain: dict[str, str], *args: str) -> object:
+    """The command's --json, run at a (pretend) terminal: still JSON alone on stdout."""
+    done = cashmatch(*args, "--json", terminal=True, **chain)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # nothing else on stdout, no colour codes
+
+
+def test_models_json_lists_every_version_with_the_table_fields(chain):
+    (model,) = _json(chain, "models")
+    assert set(model) == MODEL
+    assert re.fullmatch(r"m-[0-9a-f]{12}", model["version"])  # whole, not the table's 8
+    assert model["training_months"] == ["2025-01", "2025-02", "2025-03"]
+    assert model["champion"] is model["deployed"] is True
+    assert model["verdict"] == "passed" and model["why"] == model["reasons"][0]
+    assert all(isinstance(model[k], float) for k in ("auto_rate@99", "exact_set_accuracy"))
+
+
+def test_events_and_dead_letters_json_are_lists_of_deliveries(chain):
+    events = _json(chain, "events", "--limit", "100")
+    assert events and all(set(e) == DELIVERY for e in events)
+    assert {(e["topic"], e["state"]) for e in events} >= {("month.closed", "done")}
+    assert all(len(e["message_id"]) == 36 for e in events)  # uuids, whole
+    (dead,) = _json(chain, "dead-letters")
+    assert set(dead) == DELIVERY
+    assert dead["state"] == "dead" and "not JSON" in dead["detail"]
+    assert dead["message_id"] in {e["message_id"] for e in events}
+    only = _json(chain, "events", "--month", "2025-03", "--state", "done")
+    assert only and {(e["month"], e["state"]) for e in only} == {("2025-03", "done")}
+
+
+def test_quarantine_json_lists_the_rows_set_aside(chain):
+    rows = _json(chain, "quarantine", "--month", "2025-03")
+    assert rows and all(set(r) == {"month", "table", "key", "reason"} for r in rows)
+    (euro,) = [r for r in rows if "currency not ISO 4217" in r["reason"]]
+    assert euro["table"] == "transfers" and euro["month"] == "2025-03"
+
+
+def test_status_json_shows_models_and_events_as_their_own_commands_do(chain):
+    status = _json(chain, "status", "--events", "5")
+    assert set(status) == {
+        "months",
+        "test_set",
+        "models",
+        "champion",
+        "champion_history",
+        "deployed",
+        "events",
+        "dead_letters",
+    }
+    assert status["models"] == _json(chain, "models")
+    assert len(status["events"]) == 5 and all(set(e) == DELIVERY for e in status["events"])
+    assert status["dead_letters"] == 1
+    assert status["champion"]["version"] == status["deployed"]["version"]
+
+
+def test_an_error_of_a_json_command_goes_to_stderr_alone(chain):
+    done = cashmatch("quarantine", "--month", "2025-04", "--json", **chain)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip() == "error: month 2025-04 has not been collected"

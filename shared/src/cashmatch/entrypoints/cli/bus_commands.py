@@ -16,7 +16,7 @@ from rich.text import Text
 
 from cashmatch.domain.events import PAYLOADS, MalformedEvent, make_event, parse_event
 from cashmatch.domain.subscriptions import SUBSCRIPTIONS
-from cashmatch.entrypoints.cli import output, params, session
+from cashmatch.entrypoints.cli import output, params, session, views
 from cashmatch.service_layer.publishing import publish_event
 
 PANEL = "Events on the bus"
@@ -98,47 +98,60 @@ def events(
     ] = None,
     as_json: params.JsonFlag = False,
 ) -> None:
-    """The newest events and what each subscriber made of them."""
+    """The newest events and what each subscriber made of them.
+
+    --json: a list, newest first, of one object per event and subscriber:
+    {message_id, topic, month, subscription, state, attempts, detail,
+    published_at, updated_at, attributes}
+    """
     records = session.ports().bus.log(limit=limit if not (month or state) else 100_000, topic=topic)
-    records = [
-        r
+    shown = [
+        views.delivery(r)
         for r in records
         if (month is None or r.attributes.get("month") == month)
         and (state is None or r.state == state)
     ][:limit]
     if as_json:
-        output.as_json([r.__dict__ for r in records])
+        output.as_json(shown)
         return
     output.table(
         "events (newest first)",
         ["time", "id", "topic", "month", "subscriber", "state", "tries", "outcome"],
         [
             [
-                r.published_at.strftime("%H:%M:%S"),
-                output.short(r.message_id),
-                r.topic,
-                r.attributes.get("month", ""),
-                r.subscription,
-                r.state,
-                r.attempts,
-                r.detail[:90],
+                d["published_at"][11:19],
+                output.short(d["message_id"]),
+                d["topic"],
+                d["month"] or "",
+                d["subscription"],
+                d["state"],
+                d["attempts"],
+                d["detail"][:90],
             ]
-            for r in records
+            for d in shown
         ],
     )
 
 
 @commands.command("dead-letters", rich_help_panel=PANEL)
 def dead_letters(as_json: params.JsonFlag = False) -> None:
-    """Events parked after failing for good, with the reason."""
-    records = session.ports().bus.dead_letters()
+    """Events parked after failing for good, with the reason.
+
+    --json: a list of objects as `events --json` gives them:
+    {message_id, topic, month, subscription, state, attempts, detail,
+    published_at, updated_at, attributes}
+    """
+    shown = [views.delivery(r) for r in session.ports().bus.dead_letters()]
     if as_json:
-        output.as_json([r.__dict__ for r in records])
+        output.as_json(shown)
         return
     output.table(
         "dead letters",
-        ["id", "topic", "subscriber", "tries", "reason"],
-        [[r.message_id, r.topic, r.subscription, r.attempts, r.detail] for r in records],
+        ["id", "topic", "month", "subscriber", "tries", "reason"],
+        [
+            [d["message_id"], d["topic"], d["month"], d["subscription"], d["attempts"], d["detail"]]
+            for d in shown
+        ],
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cashmatch.entrypoints.cli import output, params, session
+from cashmatch.entrypoints.cli import output, params, session, views
 
 PANEL = "Data, status and the demo"
 commands = typer.Typer()
@@ -52,30 +52,46 @@ def quarantine(
     month: Annotated[str, typer.Option(help="YYYY-MM", callback=params.month)],
     as_json: params.JsonFlag = False,
 ) -> None:
-    """Rows the collector set aside for a month, by key, with the reason."""
+    """Rows the collector set aside for a month, by key, with the reason.
+
+    --json: a list of one object per row set aside: {month, table, key, reason}
+    """
     from cashmatch.ports import BlobNotFound
 
     try:
         rows = session.ports().datasets.read_quarantine(month)
     except BlobNotFound:
-        output.fail(f"month {month} has not been collected")
-        raise typer.Exit(1) from None
+        raise output.UserError(f"month {month} has not been collected") from None
+    shown = views.quarantined(rows, month)
     if as_json:
-        output.as_json(rows.to_dict(orient="records"))
+        output.as_json(shown)
         return
     output.table(
-        f"quarantine of {month}: {len(rows)} rows",
+        f"quarantine of {month}: {len(shown)} rows",
         ["table", "key", "reason"],
-        rows[["table", "key", "reason"]].values.tolist(),
+        [[q["table"], q["key"], q["reason"]] for q in shown],
     )
 
 
 @commands.command(rich_help_panel=PANEL)
 def status(
     as_json: params.JsonFlag = False,
-    events: Annotated[int, typer.Option(help="how many recent events")] = 10,
+    events: Annotated[int, typer.Option(min=0, help="how many recent events")] = 10,
 ) -> None:
-    """Months, datasets, models and verdicts, the champion's lineage, the deployment, events."""
+    """Months, datasets, models and verdicts, the champion's lineage, the deployment, events.
+
+    --json: one object with a field per section the tables show:
+    months: a list of {month, train_transfers, quarantined, dataset_version,
+    training_months}
+    test_set: {version, months, rows}, or null
+    models: a list as `models --json` gives it
+    champion: {version, dataset_version, dataset_uri, training_months,
+    trained_because_of, approval}, or null
+    champion_history: a list of {version, previous, at, by, reason}
+    deployed: {version, endpoint, history (a list as champion_history)}
+    events: a list as `events --json` gives it
+    dead_letters: how many there are
+    """
     from cashmatch.entrypoints.cli.status import gather, show
 
     current = gather(session.ports(), events=events)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cashmatch.entrypoints.cli import output, params, session
+from cashmatch.entrypoints.cli import output, params, session, views
 
 PANEL = "Models and serving"
 commands = typer.Typer()
@@ -18,36 +18,35 @@ _MODEL_COLUMNS += ["role", "report"]
 
 @commands.command(rich_help_panel=PANEL)
 def models(as_json: params.JsonFlag = False) -> None:
-    """Model versions with metrics, verdicts and lineage; the champion and the deployed one."""
-    registry = session.ports().registry
-    summary = registry.describe()
-    rows = []
-    for record in registry.versions():
-        verdict = registry.verdict(record.version)
-        rows.append(
-            {
-                "version": record.version,
-                "trained_for": record.dataset_version,
-                "months": f"{record.training_months[0]}..{record.training_months[-1]}",
-                "auto_rate@99": verdict.metrics.get("auto_rate@99") if verdict else None,
-                "exact": verdict.metrics.get("exact_set_accuracy") if verdict else None,
-                "rules_auto": verdict.baseline_metrics.get("auto_rate@99") if verdict else None,
-                "verdict": ("passed" if verdict.passed else "rejected") if verdict else "pending",
-                "report": verdict.report_uri if verdict else None,
-                "role": " ".join(
-                    r
-                    for r, v in (
-                        ("champion", summary["champion"]),
-                        ("deployed", summary["deployed"]),
-                    )
-                    if v == record.version
-                ),
-            }
-        )
+    """Model versions with metrics, verdicts and lineage; the champion and the deployed one.
+
+    --json: a list, oldest first, of one object per version:
+    {version, dataset_version, training_months, artifact_digest,
+    verdict, why, reasons, auto_rate@99, exact_set_accuracy, rules_auto_rate@99,
+    report, champion, deployed, endpoint}
+    """
+    shown = views.models(session.ports().registry)
     if as_json:
-        output.as_json({**summary, "models": rows})
+        output.as_json(shown)
         return
-    output.table("models", list(rows[0]) if rows else ["version"], [list(r.values()) for r in rows])
+    output.table(
+        "models",
+        _MODEL_COLUMNS,
+        [
+            [
+                m["version"],
+                m["dataset_version"],
+                views.months_span(m["training_months"]),
+                m["auto_rate@99"],
+                m["exact_set_accuracy"],
+                m["rules_auto_rate@99"],
+                m["verdict"],
+                views.role(m),
+                m["report"],
+            ]
+            for m in shown
+        ],
+    )
 
 
 @commands.command(rich_help_panel=PANEL)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from cashmatch.domain.events import checked_month
 from cashmatch.domain.subscriptions import SUBSCRIPTIONS
 
-JSON_HELP = "print JSON on stdout instead of the table"
+JSON_HELP = "print JSON on stdout instead of the table (its shape: see above)"
 # The `--json` flag of every command that has one.
 JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
