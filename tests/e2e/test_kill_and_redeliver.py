@@ -92,9 +92,8 @@ def test_killed_mid_work_then_redelivered(env, tmp_path, service, topic):
     assert taken["state"] == "done"
     assert taken["attempts"] == 2, "the killed attempt counts; the second one finished"
     models = json.loads(cli(env, "models", "--json"))
-    assert len(models["versions"]) == 1, "one model for one dataset, however often it ran"
-    assert models["champion"] == models["versions"][0]["version"]
-    assert models["deployed"] == models["champion"]
+    assert len(models) == 1, "one model for one dataset, however often it ran"
+    assert models[0]["champion"] and models[0]["deployed"]
     assert len({r["message_id"] for r in log if r["topic"] == "dataset.ready"}) == 1
     assert len({r["message_id"] for r in log if r["topic"] == "model.trained"}) == 1
     files = visible_files(Path(env["CASHMATCH_WORKSPACE"]))

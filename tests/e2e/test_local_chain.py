@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 pytestmark = pytest.mark.e2e
 # The installed console script, exactly as a person runs it (not `python -m`, which would find
@@ -78,17 +80,17 @@ def test_months_flow_through_the_chain(cashmatch):
     assert test_manifest["months"] == ["2025-01", "2025-02", "2025-03"]
     frozen = {p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")}
     models = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models["versions"]) == 1
-    first = models["versions"][0]
+    assert len(models) == 1
+    first = models[0]
     assert first["training_months"] == ["2025-01", "2025-02", "2025-03"]
-    assert models["champion"] == first["version"]
-    assert models["deployed"] == first["version"]
+    assert first["champion"] and first["deployed"]
 
     cashmatch("publish", "month.closed", "--month", "2025-04")
     cashmatch("run")
     models = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models["versions"]) == 2
-    assert models["versions"][1]["training_months"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert len(models) == 2
+    assert models[1]["training_months"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    (champion,) = [m["version"] for m in models if m["champion"]]
     # the test set is frozen: byte for byte what the first run wrote
     assert frozen == {
         p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
@@ -97,8 +99,7 @@ def test_months_flow_through_the_chain(cashmatch):
     assert manifest_04["test_set_version"] == test_manifest["version"]
 
     # Every verdict is recorded with its reasons; the chain's events all reached "done".
-    rows = [r for r in models["models"]]
-    assert all(r["verdict"] in {"passed", "rejected"} for r in rows)
+    assert all(m["verdict"] in {"passed", "rejected"} for m in models)
     log = json.loads(cashmatch("events", "--json", "--limit", "100").stdout)
     states = {(r["topic"], r["state"]) for r in log}
     for topic in ("month.closed", "dataset.ready", "model.trained"):
@@ -115,8 +116,8 @@ def test_months_flow_through_the_chain(cashmatch):
     assert "already trained" in out
     assert "already judged" in out
     models_after = json.loads(cashmatch("models", "--json").stdout)
-    assert len(models_after["versions"]) == 2
-    assert models_after["champion"] == models["champion"]
+    assert len(models_after) == 2
+    assert [m["version"] for m in models_after if m["champion"]] == [champion]
     assert (blobs(ws) / "datasets/months/2025-04/transfers.parquet").read_bytes() == slice_before
     assert frozen == {
         p.name: p.read_bytes() for p in (blobs(ws) / "datasets/test").glob("*.parquet")
@@ -124,7 +125,8 @@ def test_months_flow_through_the_chain(cashmatch):
 
     # status: the champion's lineage back to its months, the report of every verdict, drift
     status = json.loads(cashmatch("status", "--json").stdout)
-    assert status["champion"]["version"] == models["champion"]
+    assert status["champion"]["version"] == champion
+    assert status["models"] == models_after  # the same objects as `models --json`
     assert status["champion"]["training_months"][0] == "2025-01"
     assert status["test_set"]["months"] == ["2025-01", "2025-02", "2025-03"]
     assert [m["month"] for m in status["months"]] == ["2025-01", "2025-02", "2025-03", "2025-04"]
@@ -239,21 +241,43 @@ def test_match_without_a_model_says_so(cashmatch, tmp_path):
     assert "no deployed model yet" in done.stderr
 
 
+def _screen(text: str) -> list[str]:
+    """The lines a terminal shows: what each line's last carriage return left, no escapes."""
+    return [
+        re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line.split("\r")[-1]) for line in text.split("\n")
+    ]
+
+
 def test_the_demo_runs_the_chain_and_replaces_its_own_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
-    env["COLUMNS"] = "250"
-    folder = tmp_path / "demo"
+    env.pop("FORCE_COLOR", None)
+    env.pop("TTY_COMPATIBLE", None)
+    env["COLUMNS"] = "80"
+    folder = tmp_path / ("a-long-folder-name/" * 8) / "demo"  # paths wider than the terminal
     demo = [CASHMATCH, "demo", "--workspace", str(folder), "--months", "4", "--scale", "0.3"]
-    for _ in range(2):  # the second run replaces the first one's folder
+    # First at an 80-column terminal, then into a pipe; the second run replaces the first's folder.
+    for at_a_terminal in (True, False):
         done = subprocess.run(
-            [*demo, "--serving", "none"], env=env, capture_output=True, text=True, timeout=600
+            [*demo, "--serving", "none"],
+            env={**env, "FORCE_COLOR": "1"} if at_a_terminal else env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("│ 2025-")]
-    assert [r.split("│")[1].strip() for r in rows] == ["2025-03", "2025-04"]
-    assert all("passed" in r or "rejected" in r for r in rows)
-    assert "republished month.closed 2025-04: 0 new model versions" in done.stdout
-    assert "dead letters: 0" in done.stdout
+        lines = _screen(done.stdout)
+        rows = [line for line in lines if line.startswith("│")]
+        # two month tables and the republish table, one line per row: no cell wrapped
+        assert [r.split("│")[1].strip() for r in rows[:4]] == ["2025-03", "2025-04"] * 2
+        assert all(r.split("│")[7].strip() in {"passed", "rejected"} for r in rows[:2])
+        if at_a_terminal:
+            assert all(cell_len(line) <= 80 for line in lines), "\n".join(lines)
+    versions = [r.split("│")[6].strip() for r in rows[:2]]
+    assert all(len(v) == 8 and v.startswith("m-") for v in versions)  # short ids in the table
+    # into a pipe every line is whole, however long: the verdicts name the versions in full
+    assert sum(1 for line in lines if line.startswith(("2025-03 m-", "2025-04 m-"))) == 2
+    assert "republished month.closed 2025-04: 0 new model versions" in lines
+    assert any(line.startswith(f"dead letters: 0; workspace {folder}/workspace;") for line in lines)
     reports = folder / "workspace" / "blobs" / "reports"
     assert len(list((reports / "evaluations").glob("*.html"))) == 2
     assert sorted(p.name for p in folder.iterdir()) == [

@@ -36,7 +36,7 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CASHMATCH_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setenv("CASHMATCH_WAREHOUSE", str(tmp_path / "missing.duckdb"))
-    monkeypatch.setenv("COLUMNS", "300")  # rich wraps error boxes at the terminal width
+    monkeypatch.setenv("COLUMNS", "80")  # off a terminal, no width wraps a message
     monkeypatch.setattr(sys, "argv", ["cashmatch", *args])
     with pytest.raises(SystemExit) as ended:
         main()
@@ -59,8 +59,9 @@ def test_a_bad_command_line_is_one_clear_line(args, said, tmp_path, monkeypatch,
 def test_the_demo_checks_everything_before_it_deletes_or_writes(
     options, said, tmp_path, monkeypatch, capsys
 ):
-    precious = tmp_path / "precious"
-    precious.mkdir()
+    # A path as long as pytest's may be on another machine: the message is never wrapped.
+    precious = tmp_path / ("a-long-folder-name-" * 8) / "precious"
+    precious.mkdir(parents=True)
     (precious / "notes.txt").write_text("keep me")
     monkeypatch.setattr(
         sys, "argv", ["cashmatch", "demo", "--workspace", str(precious), "--serving", "none"]
@@ -76,14 +77,14 @@ def test_the_demo_checks_everything_before_it_deletes_or_writes(
 def test_the_gcp_stack_without_credentials_is_one_line(tmp_path, monkeypatch, capsys):
     from google.auth.exceptions import DefaultCredentialsError
 
-    from cashmatch.entrypoints.cli import main as cli
+    from cashmatch.entrypoints.cli import session
 
     def no_credentials():
         # What bootstrap meets on a machine without Application Default Credentials (raised
         # here: the real lookup would ask the metadata server, off this machine).
         raise DefaultCredentialsError("Your default credentials were not found.")
 
-    monkeypatch.setattr(cli, "ports", no_credentials)
+    monkeypatch.setattr(session, "ports", no_credentials)
     monkeypatch.setattr(sys, "argv", ["cashmatch", "status"])
     with pytest.raises(SystemExit) as ended:
         main()
@@ -108,13 +109,13 @@ def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch, 
 
 
 def test_a_bug_is_not_passed_off_as_a_usage_error(tmp_path, monkeypatch, capsys):
-    from cashmatch.entrypoints.cli import main as cli
+    from cashmatch.entrypoints.cli import session
 
     def broken():
         return {}["amount"]  # a programming error somewhere below a command
 
     monkeypatch.setenv("CASHMATCH_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setattr(cli, "ports", broken)
+    monkeypatch.setattr(session, "ports", broken)
     monkeypatch.setattr(sys, "argv", ["cashmatch", "status"])
     with pytest.raises(KeyError):  # keeps its traceback (and exit 1), not "error: ..." exit 2
         main()

@@ -1,4 +1,4 @@
-"""`python -m cashmatch_cli` runs the cashmatch CLI."""
+"""`python -m cashmatch.entrypoints.cli` runs the cashmatch CLI."""
 
 from cashmatch.entrypoints.cli.main import main
 

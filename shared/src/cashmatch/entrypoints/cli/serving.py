@@ -1,6 +1,6 @@
 """`cashmatch serve`, `cashmatch rollback --to VERSION`, `cashmatch serve-stop`: local Ray Serve.
 
-Plain functions over the settings; cashmatch_cli/main.py only parses arguments and calls them. They
+Plain functions over the settings; model_commands.py only parses arguments and calls them. They
 print through cashmatch.entrypoints.cli.output and end a failed command with typer.Exit(1).
 """
 
@@ -127,4 +127,4 @@ def stop_command(settings: Settings) -> None:
 
     with output.console.status("stopping Ray Serve…"):
         outcome = stop_local_serving(settings.workspace)
-    output.console.print(outcome)
+    output.say(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cashmatch.entrypoints.cli import output
+from cashmatch.entrypoints.cli import output, views
 from cashmatch.ports import BlobNotFound
 from cashmatch.service_layer.context import Ports
 
@@ -40,23 +40,6 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
     registry = ports.registry
     champion, _ = registry.champion()
     deployed, _ = registry.deployed()
-    models = []
-    for record in registry.versions():
-        verdict = registry.verdict(record.version)
-        models.append(
-            {
-                "version": record.version,
-                "dataset_version": record.dataset_version,
-                "training_months": record.training_months,
-                "artifact_digest": record.artifact_digest,
-                "verdict": None
-                if verdict is None
-                else ("passed" if verdict.passed else "rejected"),
-                "why": verdict.reasons[0] if verdict else None,
-                "auto_rate@99": verdict.metrics.get("auto_rate@99") if verdict else None,
-                "report": verdict.report_uri if verdict else None,
-            }
-        )
     lineage = None
     if champion.version is not None:
         record = registry.get(champion.version)
@@ -74,7 +57,7 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
         "test_set": None
         if test is None
         else {"version": test["version"], "months": test["months"], "rows": test["rows"]},
-        "models": models,
+        "models": views.models(registry),
         "champion": lineage,
         "champion_history": [h.model_dump(mode="json") for h in champion.history],
         "deployed": {
@@ -82,26 +65,27 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
             "endpoint": deployed.endpoint,
             "history": [h.model_dump(mode="json") for h in deployed.history],
         },
-        "events": [
-            {
-                "at": r.published_at.isoformat(timespec="seconds"),
-                "id": r.message_id,
-                "topic": r.topic,
-                "month": r.attributes.get("month"),
-                "subscriber": r.subscription,
-                "state": r.state,
-                "detail": r.detail,
-            }
-            for r in ports.bus.log(limit=events)
-        ],
+        "events": [views.delivery(r) for r in ports.bus.log(limit=events)][:events],
         "dead_letters": len(ports.bus.dead_letters()),
     }
 
 
+def _by(cause: str) -> str:
+    """Who moved a pointer: a person's command as it is, an event by the start of its id."""
+    return cause if cause.startswith("cli:") else output.short(cause) or ""
+
+
 def show(status: dict[str, Any]) -> None:
     """Print the status as tables."""
+    _show_data(status)
+    _show_models(status)
+    _show_pointers(status)
+    _show_events(status)
+
+
+def _show_data(status: dict[str, Any]) -> None:
     test = status["test_set"]
-    output.console.print(
+    output.say(
         "frozen test set: "
         + (
             f"{test['version']} ({', '.join(test['months'])}; "
@@ -124,13 +108,16 @@ def show(status: dict[str, Any]) -> None:
             for m in status["months"]
         ],
     )
+
+
+def _show_models(status: dict[str, Any]) -> None:
     output.table(
         "models",
         ["version", "months", "verdict", "auto@99", "why", "report"],
         [
             [
                 m["version"],
-                f"{m['training_months'][0]}..{m['training_months'][-1]}",
+                views.months_span(m["training_months"]),
                 m["verdict"],
                 m["auto_rate@99"],
                 m["why"],
@@ -139,20 +126,24 @@ def show(status: dict[str, Any]) -> None:
             for m in status["models"]
         ],
     )
+
+
+def _show_pointers(status: dict[str, Any]) -> None:
     champion = status["champion"]
     if champion:
-        output.console.print(
-            f"champion [bold]{champion['version']}[/bold] ← dataset {champion['dataset_version']} "
-            f"← months {', '.join(champion['training_months'])}"
+        output.say(
+            f"champion {champion['version']} ← dataset {champion['dataset_version']} "
+            f"← months {', '.join(champion['training_months'])}",
+            style="bold",
         )
     deployed = status["deployed"]
     if deployed["version"] is not None:
-        output.console.print(f"deployed {deployed['version']} at {deployed['endpoint']}")
+        output.say(f"deployed {deployed['version']} at {deployed['endpoint']}")
     else:
-        output.console.print("nothing deployed yet")
+        output.say("nothing deployed yet")
     if champion and champion["version"] != deployed["version"]:
         version, approval = champion["version"], champion["approval"]
-        output.console.print(
+        output.say(
             f"champion {version} waits for approval: cashmatch approve {version}"
             if approval == "waiting"
             else f"champion {version} is not deployed ({approval or 'roll-out pending'})"
@@ -161,19 +152,29 @@ def show(status: dict[str, Any]) -> None:
         "promotions and roll-outs",
         ["pointer", "at", "version", "previous", "by", "reason"],
         [
-            ["champion", h["at"][:19], h["version"], h["previous"], h["by"][:8], h["reason"]]
+            ["champion", h["at"][:19], h["version"], h["previous"], _by(h["by"]), h["reason"]]
             for h in status["champion_history"]
         ]
         + [
-            ["deployed", h["at"][:19], h["version"], h["previous"], h["by"][:8], h["reason"]]
+            ["deployed", h["at"][:19], h["version"], h["previous"], _by(h["by"]), h["reason"]]
             for h in deployed["history"]
         ],
     )
+
+
+def _show_events(status: dict[str, Any]) -> None:
     output.table(
         f"last events ({status['dead_letters']} dead letters in all)",
         ["at", "topic", "month", "subscriber", "state", "outcome"],
         [
-            [e["at"][11:19], e["topic"], e["month"], e["subscriber"], e["state"], e["detail"][:70]]
+            [
+                e["published_at"][11:19],
+                e["topic"],
+                e["month"],
+                e["subscription"],
+                e["state"],
+                e["detail"][:70],
+            ]
             for e in status["events"]
         ],
     )
