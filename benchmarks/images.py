@@ -23,6 +23,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root holds infra/
+    sys.path.insert(0, str(ROOT))
+
+from infra.checks.dependencies import sync_member  # noqa: E402
+
 MEMBERS = ["collector", "trainer", "evaluator", "deployer", "monitor", "alerter", "matcher"]
 # what the cold start imports: a Cloud Run service's functions-framework source, the matcher's
 # Serve app (the RayService's import_path)
@@ -37,23 +42,6 @@ MEASURE = (
     "import resource, time; t = time.perf_counter(); {code}; "
     "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 )
-
-
-def uv() -> str:
-    beside = Path(sys.executable).with_name("uv")
-    return str(beside) if beside.is_file() else "uv"
-
-
-def sync(name: str, where: Path) -> Path:
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(where / name)}
-    env.pop("VIRTUAL_ENV", None)
-    subprocess.run(
-        [uv(), "sync", "--locked", "--no-dev", "--quiet", "--package", f"cashmatch-{name}"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    return where / name
 
 
 def size_mb(env: Path) -> float:
@@ -102,8 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cashmatch-images-") as tmp:
         for name in MEMBERS:
             started = time.perf_counter()
-            env = sync(name, Path(tmp))
-            python = env / "bin" / "python"
+            env = Path(tmp) / name
+            python = sync_member(name, env)
             seconds, rss = cold_import(python, ENTRY[name], args.runs)
             everything = ENTRY[name] if name == "matcher" else EVERYTHING + ENTRY[name]
             base_seconds, base_rss = cold_import(baseline_python, everything, args.runs)

@@ -8,6 +8,7 @@ install Ray, or a service that has no use for it the Vertex AI SDK.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess  # nosec B404 # one fixed argv of uv, no shell
@@ -42,6 +43,24 @@ def uv_binary() -> str:
     if not found:
         raise FileNotFoundError("uv not found: run `make setup` (uv is a dev dependency)")
     return found
+
+
+def sync_member(name: str, env_dir: Path, root: Path = ROOT) -> Path:
+    """A fresh environment at `env_dir` with `cashmatch-<name>` alone, as its image installs
+    it (`uv sync --locked --no-dev --package ...`); returns its python."""
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(env_dir)}
+    env.pop("VIRTUAL_ENV", None)
+    argv = [
+        uv_binary(),
+        "sync",
+        "--locked",
+        "--no-dev",
+        "--quiet",
+        "--package",
+        f"cashmatch-{name}",
+    ]
+    subprocess.run(argv, cwd=root, env=env, check=True, timeout=900)  # noqa: S603 # nosec B603
+    return env_dir / "bin" / "python"
 
 
 def member_names(root: Path = ROOT) -> list[str]:

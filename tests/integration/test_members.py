@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.checks.dependencies import uv_binary
+from infra.checks.dependencies import sync_member
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,7 @@ SERVICES = ["collector", "trainer", "monitor", "evaluator", "deployer", "alerter
 
 def member_env(name: str, where: Path) -> Path:
     """A fresh environment with `cashmatch-<name>` alone, from uv.lock; its python."""
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(where / f"env-{name}")}
-    env.pop("VIRTUAL_ENV", None)
-    subprocess.run(
-        [uv_binary(), "sync", "--locked", "--no-dev", "--quiet", "--package", f"cashmatch-{name}"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=600,
-    )
-    return where / f"env-{name}" / "bin" / "python"
+    return sync_member(name, where / f"env-{name}")
 
 
 def installed(python: Path) -> set[str]:

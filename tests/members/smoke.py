@@ -91,24 +91,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_matcher() -> dict:
+def serve_api(service) -> tuple[object, int]:
+    """The matcher's FastAPI ingress over `service` on a free loopback port (uvicorn, a thread);
+    the server and its port."""
     import uvicorn
 
-    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
     from cashmatch.entrypoints.matcher.api import Limits, create_api
-    from cashmatch.entrypoints.matcher.app import MatcherArgs, build_app
-    from cashmatch.service_layer.matcher import MatcherService, ServingConfig
-    from cashmatch.service_layer.registry import ModelRegistry
-    from cashmatch.settings import load_settings
-
-    settings = load_settings()
-    blobs = DirectoryBlobStore(settings.workspace.expanduser().resolve() / "blobs")
-    args = MatcherArgs(store="local", blob_root=str(blobs.root))
-    build_app(args)  # the Serve application binds: Ray Serve and the app's imports are here
-    registry = ModelRegistry(blobs)
-    champion = registry.champion()[0].version
-    service = MatcherService(registry)
-    service.apply(ServingConfig(model_version=champion))
 
     class Backend:
         async def match_one(self, request):
@@ -131,47 +119,46 @@ def run_matcher() -> dict:
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    today = dt.date(2025, 3, 14).isoformat()
-    request = {
-        "transfer": {
-            "transfer_id": "t-1",
-            "booking_date": today,
-            "amount": 1230.0,
-            "currency": "PLN",
-            "title": "FV/2025/03/0042",
-            "direction": "incoming",
-        },
-        "open_invoices": [
-            {
-                "invoice_id": "i-1",
-                "invoice_number": "FV/2025/03/0042",
-                "direction": "receivable",
-                "counterparty_id": "c-1",
-                "counterparty_name": "Acme",
-                "currency": "PLN",
-                "amount": 1230.0,
-                "issue_date": "2025-03-01",
-                "due_date": "2025-03-15",
-            }
-        ],
-    }
+    return server, port
+
+
+REQUEST = {
+    "transfer": {"transfer_id": "t-1", "booking_date": dt.date(2025, 3, 14).isoformat(),
+                 "amount": 1230.0, "currency": "PLN", "title": "FV/2025/03/0042",
+                 "direction": "incoming"},
+    "open_invoices": [{"invoice_id": "i-1", "invoice_number": "FV/2025/03/0042",
+                       "direction": "receivable", "counterparty_id": "c-1",
+                       "counterparty_name": "Acme", "currency": "PLN", "amount": 1230.0,
+                       "issue_date": "2025-03-01", "due_date": "2025-03-15"}],
+}  # fmt: skip
+
+
+def run_matcher() -> dict:
+    from cashmatch.adapters.local.blobstore import DirectoryBlobStore
+    from cashmatch.entrypoints.matcher.app import MatcherArgs, build_app
+    from cashmatch.service_layer.matcher import MatcherService, ServingConfig
+    from cashmatch.service_layer.registry import ModelRegistry
+    from cashmatch.settings import load_settings
+
+    blobs = DirectoryBlobStore(load_settings().workspace.expanduser().resolve() / "blobs")
+    build_app(MatcherArgs(store="local", blob_root=str(blobs.root)))  # Ray Serve binds the app
+    registry = ModelRegistry(blobs)
+    champion = registry.champion()[0].version
+    service = MatcherService(registry)
+    service.apply(ServingConfig(model_version=champion))
+    server, port = serve_api(service)
     post = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/match",
-        data=json.dumps(request).encode(),
+        data=json.dumps(REQUEST).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(post, timeout=60) as answer:
         body = json.loads(answer.read())
         status = answer.status
-    server.should_exit = True
-    return {
-        "service": "matcher",
-        "status": status,
-        "model_version": body.get("model_version"),
-        "champion": champion,
-        "answer": body,
-    }
+    server.should_exit = True  # type: ignore[attr-defined]
+    return {"service": "matcher", "status": status, "model_version": body.get("model_version"),
+            "champion": champion, "answer": body}  # fmt: skip
 
 
 def main() -> None:
