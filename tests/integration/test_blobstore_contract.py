@@ -1,4 +1,7 @@
-"""One contract for every BlobStore adapter (the GCS one joins the parametrization later)."""
+"""One contract for every BlobStore adapter: the directory store, and the Cloud Storage adapter
+through the real client against two emulators: fake-gcs-server, which enforces generation
+preconditions itself (so compare-and-swap is proven against a server that is not ours), and
+gcp-storage-emulator, which the gcp chain tests use (with the test-side 412 guard it lacks)."""
 
 import threading
 
@@ -10,15 +13,21 @@ from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["directory", "gcs"])
-def store(request, tmp_path) -> BlobStore:
+@pytest.fixture(params=["directory", "fake-gcs-server", "gcp-storage-emulator"])
+def store(request, tmp_path, tmp_path_factory) -> BlobStore:
+    import uuid
+
     if request.param == "directory":
         return DirectoryBlobStore(tmp_path / "blobs")
-    if request.param == "gcs":
+    if request.param == "fake-gcs-server":
+        from cashmatch.adapters.gcp.blobstore import GcsBlobStore
+        from tests.fakes.fake_gcs_server import session_fake_gcs_server
+
+        server = session_fake_gcs_server(request.config, tmp_path_factory.getbasetemp())
+        return GcsBlobStore(server.client(), server.bucket, prefix=f"t-{uuid.uuid4().hex}")
+    if request.param == "gcp-storage-emulator":
         # Cloud Storage through the real client against gcp-storage-emulator (with the 412
         # guard it lacks); each test gets its own folder of the session's bucket.
-        import uuid
-
         from cashmatch.adapters.gcp.blobstore import GcsBlobStore
         from tests.fakes.gcs_emulator import session_gcs_emulator
 
