@@ -104,3 +104,30 @@ def test_extra_columns_and_tables_do_not_matter(make_warehouse: MakeWarehouse) -
     warehouse = make_warehouse(extra=True)
     warehouse.check_schema()
     assert "bank_ref" not in warehouse.transfers(dt.date(2025, 1, 1), dt.date(2025, 4, 1)).columns
+
+
+def test_a_column_of_the_wrong_type_parks_the_month_at_the_first_attempt(
+    make_warehouse: MakeWarehouse, make_ports: Callable[..., Any]
+) -> None:
+    """Not only check_schema raising: the collector's event, delivered by the bus, is parked
+    with the column named, once, instead of retried."""
+    import dataclasses
+
+    from cashmatch.domain.events import MonthClosed, make_event
+    from cashmatch.entrypoints.service_table import handlers
+    from cashmatch.service_layer.dispatch import run_until_idle
+    from cashmatch.service_layer.publishing import publish_event
+
+    ports = dataclasses.replace(
+        make_ports(), warehouse=make_warehouse(as_text=("transfers", "booking_date"))
+    )
+    event = make_event(MonthClosed(month="2025-03"), source="/test")
+    publish_event(ports.bus, event)
+
+    run_until_idle(ports, handlers(["collector"]), timeout_s=60)
+
+    (parked,) = ports.bus.dead_letters()
+    assert parked.message_id == event.id and parked.subscription == "collector"
+    assert parked.attempts == 1
+    assert "WarehouseSchemaError" in parked.detail and "transfers.booking_date" in parked.detail
+    assert ports.bus.log(topic="dataset.ready") == []
