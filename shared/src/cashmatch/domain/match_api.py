@@ -8,9 +8,18 @@ nothing a client sends reaches the model in a shape it was not trained on.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cashmatch.domain.contract import MAX_AMOUNT
 
@@ -30,6 +39,21 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 cod
 # number only, as the OpenAPI document says; `true` or "811.80" would otherwise be taken as 1.0
 # and 811.8 without a word.
 Money = Annotated[float, Field(strict=True, ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_text(value: object) -> object:
+    """A date as the schema says it is: "YYYY-MM-DD" text (or a date, from Python). Lax parsing
+    would take the number 0 as 1970-01-01 (a Unix time) and a datetime's text as its date: both
+    are sender bugs to name, not to guess."""
+    if isinstance(value, str) and not _DATE_TEXT.fullmatch(value):
+        raise ValueError("a date is YYYY-MM-DD text")
+    if not isinstance(value, str | dt.date) or isinstance(value, dt.datetime):
+        raise ValueError("a date is YYYY-MM-DD text")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_date_text)]
 
 
 class _Strict(BaseModel):
@@ -40,7 +64,7 @@ class Transfer(_Strict):
     """One bank transfer, as in the contract's `transfers` table."""
 
     transfer_id: Id
-    booking_date: dt.date
+    booking_date: Date
     direction: Literal["incoming", "outgoing"] = Field(
         description="incoming pays a receivable, outgoing pays a payable"
     )
@@ -65,8 +89,8 @@ class OpenInvoice(_Strict):
     counterparty_iban: Annotated[str, Field(max_length=64)] | None = None
     currency: Currency
     amount: Money = Field(description="gross amount; a credit note is negative")
-    issue_date: dt.date
-    due_date: dt.date
+    issue_date: Date
+    due_date: Date
     open_amount: Money | None = Field(
         None,
         description="what is still unpaid, the full amount when left out; below 0 when overpaid",
@@ -205,3 +229,25 @@ def json_records(frame: Any) -> list[dict[str, Any]]:
             clean[key] = value
         rows.append(clean)
     return rows
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request: where (`loc`, from "body" down to the field), what."""
+
+    type: str = Field(description="the kind of error, e.g. missing, greater_than, json_invalid")
+    loc: list[str | int] = Field(description='the path to the field, e.g. ["body", "transfer"]')
+    msg: str
+    input: Any = Field(None, description="a short, JSON-safe part of what was sent, if any")
+    ctx: dict[str, str] | None = None
+
+
+class ValidationProblem(BaseModel):
+    """A 422: the request does not satisfy its schema; every field that failed is named."""
+
+    detail: list[FieldError]
+
+
+class Problem(BaseModel):
+    """A 413 (too large) or a 503 (no model loaded yet), in words."""
+
+    detail: str

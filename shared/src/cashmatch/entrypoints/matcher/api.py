@@ -32,6 +32,8 @@ from cashmatch.domain.match_api import (
     MatchRequest,
     MatchResponse,
     ModelInfo,
+    Problem,
+    ValidationProblem,
 )
 from cashmatch.service_layer.matcher import NoModelLoaded
 
@@ -75,8 +77,9 @@ def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
             path,
             response_model=answer,
             responses={
-                413: {"description": "request too large"},
-                503: {"description": "no model loaded yet"},
+                413: {"model": Problem, "description": "request too large"},
+                422: {"model": ValidationProblem, "description": "the fields that failed"},
+                503: {"model": Problem, "description": "no model loaded yet"},
             },
             openapi_extra=_body_schema(body),
         )

@@ -1,0 +1,82 @@
+"""The matcher's HTTP API fuzzed from its own OpenAPI document (schemathesis).
+
+Schemathesis generates requests from the schema the API publishes (valid ones and, by
+mutation, invalid ones), sends them to the FastAPI app with a real model behind it (trained on
+toy data), and checks every answer: never a 5xx, a status the document declares, a body that
+conforms to the declared response schema, and a 4xx for what the schema forbids. The app is
+the one the Ray Serve replicas run (`create_api`), over the same `MatcherService`, called in
+process through its ASGI interface; `tests/e2e/test_matcher_http.py` sends requests over real
+HTTP through Ray Serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import checks as sc
+from schemathesis.specs.openapi import checks as oc
+
+from cashmatch.domain.matching import MatcherConfig, month_batches, train_matcher
+from cashmatch.domain.matching.toydata import toy_data
+from cashmatch.entrypoints.matcher.api import Limits, create_api
+from cashmatch.service_layer.matcher import LoadedModel, MatcherService
+from tests.fakes.models import model_record
+
+pytestmark = pytest.mark.integration
+
+
+class _Backend:
+    """The routes' backend over a MatcherService, as the Serve deployment adapts it."""
+
+    def __init__(self, service: MatcherService) -> None:
+        self.service = service
+
+    async def match_one(self, request):
+        return await asyncio.to_thread(self.service.match, request)
+
+    async def match_batch(self, request):
+        return await asyncio.to_thread(self.service.match_batch, request)
+
+    def health(self):
+        return self.service.health()
+
+    def model_info(self):
+        return self.service.model_info()
+
+
+def _app():
+    data = toy_data(n_months=4, per_month=80, n_counterparties=30, seed=3)
+    months = month_batches(data.invoices, data.transfers, data.matches)
+    model = train_matcher(
+        months, MatcherConfig(pair_max_iter=30, set_max_iter=30, calibration_months=1)
+    )
+    service = MatcherService(registry=None)  # type: ignore[arg-type]
+    service._current = LoadedModel(model_record("v1"), model, dt.datetime.now(dt.UTC))
+    # small limits, so that "too many" is reachable by generated requests too
+    return create_api(_Backend(service), Limits(max_transfers=20, max_invoices=60))
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+
+CHECKS = [
+    sc.not_a_server_error,
+    oc.status_code_conformance,
+    oc.content_type_conformance,
+    oc.response_schema_conformance,
+    oc.negative_data_rejection,
+]
+
+
+@schema.parametrize()
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same examples every run: a failure here is reproducible
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_api_answers_what_its_schema_says(case):
+    case.call_and_validate(checks=CHECKS)
