@@ -130,3 +130,41 @@ def test_a_transient_failure_answers_500_so_pubsub_retries(ports, monkeypatch):
     response = client("collector").post("/", headers=headers, data=body)
     assert response.status_code == 500
     assert dead_letters(ports) == []
+
+
+def test_a_binary_mode_cloudevent_in_a_pubsub_push_runs_the_collector(ports):
+    """The CloudEvents Pub/Sub binding's binary content mode (context as ce-* attributes, the
+    data alone in the message), as a finance system using a CloudEvents SDK publishes it."""
+    attributes = {
+        "ce-specversion": "1.0",
+        "ce-type": MonthClosed.event_type(),
+        "ce-id": "finance-2025-03",
+        "ce-source": "/finance-system",
+        "ce-time": "2025-04-01T06:00:00Z",
+        "content-type": "application/json",
+    }
+    headers, body = to_binary(pubsub_event(b'{"month": "2025-03"}', attributes))
+    response = client("collector").post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    assert dead_letters(ports) == []
+    ready = ports.bus.log(topic="dataset.ready")
+    assert len({r.message_id for r in ready}) == 1 and ready[0].attributes["month"] == "2025-03"
+
+
+def test_a_parked_push_alerts_that_it_is_not_retried(ports):
+    import dataclasses
+
+    sent = []
+
+    class Recording:
+        def notify(self, alert):
+            sent.append(alert)
+            return True
+
+    entrypoint.reset_ports(dataclasses.replace(ports, notifier=Recording()))
+    headers, body = to_binary(pubsub_event(b"not json"))
+    assert client("collector").post("/", headers=headers, data=body).status_code == 200
+    (alert,) = sent
+    assert alert.kind == "dead_letter"
+    assert any("it is not retried" in line for line in alert.details)
+    assert not any("retried with backoff" in line for line in alert.details)

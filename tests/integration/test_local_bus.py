@@ -310,3 +310,26 @@ def test_processes_opening_a_fresh_file_at_once(tmp_path: Path) -> None:
     with SqliteEventBus(Path(path), {"collector": "month.closed"}) as bus:
         assert sorted(r.message_id for r in bus.log()) == ["m0", "m1", "m2", "m3"]
         assert bus.pending() == 4
+
+
+def test_a_binary_mode_message_on_the_bus_runs_the_chain(make_ports, small_warehouse):
+    """A month.closed published in the CloudEvents binary content mode (context as attributes)
+    is delivered and handled like a structured one."""
+    from cashmatch.entrypoints.service_table import handlers
+    from cashmatch.service_layer.dispatch import run_until_idle
+
+    ports = make_ports(warehouse=str(small_warehouse))
+    attributes = {
+        "ce-specversion": "1.0",
+        "ce-type": "com.cashmatch.month.closed.v1",
+        "ce-id": "finance-2025-03",
+        "ce-source": "/finance-system",
+        "ce-time": "2025-04-01T06:00:00Z",
+        "month": "2025-03",
+    }
+    ports.bus.publish(
+        "month.closed", b'{"month": "2025-03"}', attributes, message_id="finance-2025-03"
+    )
+    run_until_idle(ports, handlers(["collector"]), timeout_s=120)
+    assert ports.bus.dead_letters() == []
+    assert len({r.message_id for r in ports.bus.log(topic="dataset.ready")}) == 1

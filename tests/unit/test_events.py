@@ -77,3 +77,45 @@ def test_derived_ids_are_deterministic_per_cause_and_topic():
     assert derived_id("a", "dataset.ready") == derived_id("a", "dataset.ready")
     assert derived_id("a", "dataset.ready") != derived_id("b", "dataset.ready")
     assert derived_id("a", "dataset.ready") != derived_id("a", "model.trained")
+
+
+BINARY = {
+    "ce-specversion": "1.0",
+    "ce-type": "com.cashmatch.month.closed.v1",
+    "ce-id": "fin-2025-10",
+    "ce-source": "/finance-system",
+    "ce-time": "2025-11-01T06:00:00Z",
+}
+
+
+def test_a_binary_mode_message_is_read_from_its_attributes():
+    """The CloudEvents Pub/Sub binding's binary content mode, as a CloudEvents SDK sends it."""
+    event = parse_event(b'{"month": "2025-10"}', BINARY)
+    assert (event.id, event.type, event.source) == (
+        "fin-2025-10",
+        BINARY["ce-type"],
+        "/finance-system",
+    )
+    assert event.payload().month == "2025-10"
+    # what a structured-mode message carries as attributes does not switch the mode
+    structured = parse_event(event.to_bytes(), event.attributes())
+    assert structured == event
+
+
+@pytest.mark.parametrize(
+    ("attributes", "data", "said"),
+    [
+        ({k: v for k, v in BINARY.items() if k != "ce-type"}, b'{"month": "2025-10"}', "type"),
+        (
+            {**BINARY, "ce-type": "com.cashmatch.nope.v1"},
+            b'{"month": "2025-10"}',
+            "unknown event type",
+        ),
+        (BINARY, b'{"month": "2025-13"}', "month"),
+        (BINARY, b"[1]", "binary-mode data must be a JSON object"),
+        ({**BINARY, "content-type": "text/plain"}, b'{"month": "2025-10"}', "application/json"),
+    ],
+)
+def test_a_bad_binary_mode_message_is_malformed_with_the_field_named(attributes, data, said):
+    with pytest.raises(MalformedEvent, match=said):
+        parse_event(data, attributes)

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -210,18 +211,52 @@ def derived_id(cause_id: str, topic: str) -> str:
     return str(uuid.uuid5(_LINEAGE_NS, f"{cause_id}/{topic}"))
 
 
-def parse_event(raw: bytes) -> Envelope:
-    """Decode bus bytes into an envelope with a known type and a valid payload."""
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedEvent(f"body is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedEvent(f"body must be a JSON object, got {type(doc).__name__}")
+def parse_event(raw: bytes, attributes: Mapping[str, str] | None = None) -> Envelope:
+    """Decode bus bytes into an envelope with a known type and a valid payload.
+
+    Both content modes of the CloudEvents Pub/Sub binding are read: structured (the bytes are
+    the whole envelope, as cashmatch publishes) and binary (the context attributes travel as
+    `ce-*` message attributes, the bytes are the event's data), which a CloudEvents SDK sends.
+    """
+    if attributes and BINARY_MODE_MARK in attributes:
+        return _from_binary_mode(raw, attributes)
+    doc = _json_object(raw, "body")
     try:
         envelope = Envelope.model_validate(doc)
     except ValidationError as exc:
         raise MalformedEvent(f"not a CloudEvents 1.0 envelope: {_fields(exc)}") from None
+    envelope.payload()
+    return envelope
+
+
+# A message is in binary content mode when its attributes carry the spec version.
+BINARY_MODE_MARK = "ce-specversion"
+_CONTEXT = ("specversion", "id", "type", "source", "time", "subject")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEvent(f"{what} is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedEvent(f"{what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _from_binary_mode(raw: bytes, attributes: Mapping[str, str]) -> Envelope:
+    """The envelope of a binary-mode message: context from `ce-*` attributes, data the bytes."""
+    content_type = attributes.get("content-type", "application/json").split(";")[0].strip()
+    if content_type != "application/json":
+        raise MalformedEvent(f"binary-mode data must be application/json, not {content_type!r}")
+    doc: dict[str, Any] = {
+        name: attributes[f"ce-{name}"] for name in _CONTEXT if f"ce-{name}" in attributes
+    }
+    doc["data"] = _json_object(raw, "binary-mode data")
+    try:
+        envelope = Envelope.model_validate(doc)
+    except ValidationError as exc:
+        raise MalformedEvent(f"not a CloudEvents 1.0 binary-mode message: {_fields(exc)}") from None
     envelope.payload()
     return envelope
 

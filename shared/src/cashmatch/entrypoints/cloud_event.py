@@ -20,7 +20,7 @@ from cashmatch.bootstrap import bootstrap
 from cashmatch.domain.events import TYPE_PREFIX, MalformedEvent, parse_event
 from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC
 from cashmatch.entrypoints.push_auth import PushAuth, PushForbidden, PushUnauthorized, verify_push
-from cashmatch.service_layer.alerting import alert_for_failure
+from cashmatch.service_layer.alerting import alert_for_parked_push
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.dispatch import Handler, Park, handle_bytes
 from cashmatch.settings import load_settings
@@ -77,12 +77,14 @@ def event_bytes(cloud_event: Any) -> tuple[bytes, dict[str, str]]:
     raise Park(f"unexpected CloudEvent type {ce_type!r}")
 
 
-def _service_for(service: str | Mapping[str, str], raw: bytes) -> str:
+def _service_for(
+    service: str | Mapping[str, str], raw: bytes, attributes: Mapping[str, str]
+) -> str:
     """A function serving several subscriptions picks one by the event's own topic."""
     if isinstance(service, str):
         return service
     try:
-        topic = parse_event(raw).topic
+        topic = parse_event(raw, attributes).topic
     except MalformedEvent as exc:
         raise Park(f"MalformedEvent: {exc}") from None
     if topic not in service:
@@ -125,8 +127,8 @@ def handle_cloud_event(service: str | Mapping[str, str], handler: Handler, cloud
     name = service if isinstance(service, str) else ",".join(service.values())
     try:
         raw, attributes = event_bytes(cloud_event)
-        name = _service_for(service, raw)
-        outcome = handle_bytes(name, handler, raw, current)
+        name = _service_for(service, raw, attributes)
+        outcome = handle_bytes(name, handler, raw, current, attributes)
     except Park as exc:
         reason = str(exc)
         log.warning("%s parked event %s: %s", name, cloud_event["id"], reason)
@@ -137,7 +139,9 @@ def handle_cloud_event(service: str | Mapping[str, str], handler: Handler, cloud
             message_id=f"dead/{name}/{cloud_event['id']}",
         )
         current.notifier.notify(
-            alert_for_failure(name, str(cloud_event["id"]), f"parked: {reason}")
+            alert_for_parked_push(
+                name, str(cloud_event["id"]), reason, month=attributes.get("month") or None
+            )
         )
         return f"parked: {reason}"
     log.info("%s handled %s: %s", name, cloud_event["id"], outcome)

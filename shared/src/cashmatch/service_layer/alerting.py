@@ -88,6 +88,23 @@ def alert_for_dead_letter(record: BusRecord) -> Alert:
     )
 
 
+def alert_for_parked_push(
+    service: str, event_id: str, reason: str, *, month: str | None = None
+) -> Alert:
+    """The alert for an event the push edge parked on the dead-letter topic: it is not retried
+    (Pub/Sub was answered 2xx), so the alert says so and how to redo it once fixed."""
+    return Alert(
+        kind="dead_letter",
+        title=f"{service} parked event {event_id}",
+        month=month,
+        details=[
+            reason,
+            "parked on the dead-letter topic at the first delivery; it is not retried",
+            "once fixed: publish the event again (cashmatch republish, or the finance system)",
+        ],
+    )
+
+
 def alert_for_failure(
     service: str, message_id: str, error: str, *, attempt: int = 1, month: str | None = None
 ) -> Alert:

@@ -34,11 +34,18 @@ class Park(Exception):
     """Raised by `handle_bytes`: the event must go to the dead letter with this reason."""
 
 
-def handle_bytes(service: str, handler: Handler, data: bytes, ports: Ports) -> str:
-    """Parse one event for subscriber `service` and run `handler` on it; Park for permanent
-    failures, raise otherwise."""
+def handle_bytes(
+    service: str,
+    handler: Handler,
+    data: bytes,
+    ports: Ports,
+    attributes: Mapping[str, str] | None = None,
+) -> str:
+    """Parse one event for subscriber `service` (its message `attributes` carry the context of a
+    binary-mode CloudEvent) and run `handler` on it; Park for permanent failures, raise
+    otherwise."""
     try:
-        event = parse_event(data)
+        event = parse_event(data, attributes)
         expected = SUBSCRIPTIONS[service]
         if event.topic != expected:
             raise MalformedEvent(f"{service} takes {expected} events, got {event.type}")
@@ -50,7 +57,7 @@ def handle_bytes(service: str, handler: Handler, data: bytes, ports: Ports) -> s
 def dispatch(service: str, handler: Handler, delivery: Delivery, ports: Ports) -> str:
     """Handle one delivery with `handler` and settle it on the bus; returns the outcome."""
     try:
-        outcome = handle_bytes(service, handler, delivery.data, ports)
+        outcome = handle_bytes(service, handler, delivery.data, ports, delivery.attributes)
     except Park as exc:
         log.warning("%s parked %s: %s", service, delivery.message_id, exc)
         ports.bus.park(delivery, reason=str(exc))
