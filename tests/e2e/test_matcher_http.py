@@ -21,9 +21,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis import checks as sc
+from schemathesis.specs.openapi import checks as oc
 
 from cashmatch.service_layer.registry import ModelRegistry
 from tests.fakes.models import register_artifact
+
+FUZZ_CHECKS = [
+    sc.not_a_server_error,
+    oc.status_code_conformance,
+    oc.content_type_conformance,
+    oc.response_schema_conformance,
+    oc.negative_data_rejection,
+]
 
 pytestmark = [
     pytest.mark.e2e,
@@ -311,6 +324,35 @@ def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
         assert "ArtifactDigestMismatch" in info["refused"]["reason"]
         answer = client.post("/v1/match", json=_single(stack))
         assert answer.status_code == 200 and answer.json()["model_version"] == "v2"
+
+
+@pytest.mark.timeout(900)
+def test_the_live_api_answers_what_its_schema_says(stack):
+    """Schemathesis against Ray Serve on 127.0.0.1, from the document the matcher serves, every
+    check on: no server error, only documented statuses, conforming bodies, schema-violating
+    requests refused; valid and mutated requests for every operation."""
+    if httpx.get(f"{stack.url}/v1/health", timeout=30).status_code != 200:
+        stack.serving.roll_out(stack.registry.get("v1"))
+    schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/match", "/v1/match/batch", "/v1/model"}
+    for operation in operations:
+        # a GET without parameters has nothing to send wrong: only the bodies are mutated
+        post = operation.method.lower() == "post"
+        for mode in list(GenerationMode) if post else [GenerationMode.POSITIVE]:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=30,
+                deadline=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            def answers_as_documented(case):
+                case.call_and_validate(checks=FUZZ_CHECKS)
+
+            answers_as_documented()
 
 
 def test_rollback_serves_the_old_version_and_moves_both_pointers(stack):
