@@ -1,3 +1,6 @@
+"""The model registry over every blob store: versions and verdicts written once, pointers moved
+only by compare-and-swap, rollbacks only to versions that served."""
+
 import datetime as dt
 import threading
 
@@ -23,9 +26,21 @@ def record(version: str) -> ModelRecord:
     )
 
 
-@pytest.fixture
-def registry(tmp_path):
-    return ModelRegistry(DirectoryBlobStore(tmp_path))
+@pytest.fixture(params=["directory", "fake-gcs-server"])
+def registry(request, tmp_path, tmp_path_factory):
+    """The registry over the directory store and over Cloud Storage (the real client against
+    fake-gcs-server, which enforces the generation preconditions itself: no shim)."""
+    if request.param == "directory":
+        return ModelRegistry(DirectoryBlobStore(tmp_path))
+    import uuid
+
+    from cashmatch.adapters.gcp.blobstore import GcsBlobStore
+    from tests.fakes.fake_gcs_server import session_fake_gcs_server
+
+    server = session_fake_gcs_server(request.config, tmp_path_factory.getbasetemp())
+    return ModelRegistry(
+        GcsBlobStore(server.client(), server.bucket, prefix=f"r-{uuid.uuid4().hex}")
+    )
 
 
 def test_register_is_idempotent_and_lineage_is_kept(registry):
