@@ -10,6 +10,7 @@ from cashmatch.adapters.local.blobstore import DirectoryBlobStore
 from cashmatch.domain.model_records import ModelRecord, Verdict
 from cashmatch.ports import PreconditionFailed
 from cashmatch.service_layer.registry import ModelRegistry
+from cashmatch.settings import Settings
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
@@ -140,14 +141,14 @@ def test_rollback_moves_champion_and_deployed_back_with_history(registry):
     registry.mark_deployed("m-1", endpoint="e", by="evt-1", reason="passed")
     registry.promote("m-2", registry.champion()[1], by="evt-2", reason="better")
     registry.mark_deployed("m-2", endpoint="e", by="evt-2", reason="passed")
-    roll_back(registry, NoServing(), "m-1", by="cli:rollback")
+    roll_back(registry, NoServing(), "m-1", by="cli:rollback", settings=Settings())
     champion, _ = registry.champion()
     deployed, _ = registry.deployed()
     assert champion.version == deployed.version == "m-1"
     assert champion.history[-1].by == deployed.history[-1].by == "cli:rollback"
     assert champion.history[-1].previous == "m-2"
     with pytest.raises(KeyError):
-        roll_back(registry, NoServing(), "m-404", by="cli:rollback")
+        roll_back(registry, NoServing(), "m-404", by="cli:rollback", settings=Settings())
 
 
 def test_rollback_never_brings_in_a_version_that_was_not_served(registry):
@@ -161,5 +162,38 @@ def test_rollback_never_brings_in_a_version_that_was_not_served(registry):
     registry.record_verdict(verdict_of("m-2", passed=False))
     for version, said in (("m-2", "m-2 was rejected"), ("m-3", "m-3 was never deployed")):
         with pytest.raises(KeyError, match=said):
-            roll_back(registry, NoServing(), version, by="cli:rollback")
+            roll_back(registry, NoServing(), version, by="cli:rollback", settings=Settings())
     assert registry.champion()[0].version == registry.deployed()[0].version == "m-1"
+
+
+def test_every_path_to_traffic_goes_through_the_release_gate(registry):
+    """With approvals required, neither `serve` nor `rollback` puts an unapproved (or rejected)
+    version in front of traffic; the deployer's path is tested with the chain
+    (tests/integration/test_chain_in_process.py::test_approval_gate_*)."""
+    from cashmatch.domain.model_records import Approval
+    from cashmatch.entrypoints.cli.serving import roll_back, servable_version
+    from cashmatch.service_layer.serving import NoServing
+
+    gated = Settings(approval_required=True)
+    for v in ("m-1", "m-2"):
+        registry.register(record(v))
+    # serve: a champion nobody approved is not served; approved, it is
+    registry.promote("m-1", 0, by="evt-1", reason="first")
+    version, held = servable_version(registry, gated)
+    assert (
+        version is None
+        and held == "not serving the champion: m-1 waits for approval: cashmatch approve m-1"
+    )
+    assert servable_version(registry, Settings()) == ("m-1", None)
+    registry.record_approval(Approval(version="m-1", approved=True, by="ana", reason="ok", at=NOW))
+    assert servable_version(registry, gated) == ("m-1", None)
+    # rollback: a version served before, but rejected by a person since, does not come back
+    registry.mark_deployed("m-1", endpoint="e", by="evt-1", reason="passed")
+    registry.promote("m-2", registry.champion()[1], by="evt-2", reason="better")
+    registry.record_approval(Approval(version="m-2", approved=True, by="ana", reason="ok", at=NOW))
+    registry.mark_deployed("m-2", endpoint="e", by="evt-2", reason="passed")
+    registry.blobs.delete("registry/approvals/m-1.json")
+    registry.record_approval(Approval(version="m-1", approved=False, by="bo", reason="bad", at=NOW))
+    with pytest.raises(KeyError, match="m-1 not rolled out: rejected by bo: bad"):
+        roll_back(registry, NoServing(), "m-1", by="cli:rollback", settings=gated)
+    assert registry.deployed()[0].version == "m-2"

@@ -33,6 +33,7 @@ from cashmatch.domain.model_records import ModelRecord
 from cashmatch.entrypoints.cli.serving import roll_back
 from cashmatch.service_layer.handlers.deployer import deploy
 from cashmatch.service_layer.registry import ModelRegistry
+from cashmatch.settings import Settings
 from tests.fakes.models import register_artifact
 from tests.integration.gcp.google_api_recorder import FakeCloudBuild, FakeKube
 
@@ -306,7 +307,7 @@ def test_rollback_is_the_same_patch_with_the_older_version(kube, registry):
         registry.mark_deployed(record.version, endpoint=gke.roll_out(record), by="t", reason="t")
     registry.promote(new.version, registry.champion()[1], by="test", reason="test")
 
-    roll_back(registry, gke, "m-old", by="cli:rollback")
+    roll_back(registry, gke, "m-old", by="cli:rollback", settings=Settings())
 
     assert kube.user_config() == {"model_version": "m-old", "fallback_version": "m-new"}
     assert set(kube.patches()[-1].body["spec"]) == {"serveConfigV2"}

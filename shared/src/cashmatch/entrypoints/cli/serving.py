@@ -14,6 +14,7 @@ from cashmatch.bootstrap import bootstrap
 from cashmatch.entrypoints.cli import output
 from cashmatch.ports import PreconditionFailed, Serving
 from cashmatch.service_layer.registry import ModelRegistry
+from cashmatch.service_layer.release_gate import release_refusal
 from cashmatch.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # Ray is heavy: imported only by the commands that need it
@@ -36,7 +37,9 @@ def serve_command(settings: Settings) -> None:
 
     registry = bootstrap(settings).registry
     serving = _local_serving(settings)
-    version = registry.deployed()[0].version or registry.champion()[0].version
+    version, held = servable_version(registry, settings)
+    if held:
+        output.say(held, style="yellow")
     with output.console.status(f"starting Ray Serve on {serving.endpoint}…"):
         if version is None:
             serving.start()
@@ -65,7 +68,27 @@ def serve_command(settings: Settings) -> None:
     )
 
 
-def roll_back(registry: ModelRegistry, serving: Serving, version: str, *, by: str) -> str:
+def servable_version(registry: ModelRegistry, settings: Settings) -> tuple[str | None, str | None]:
+    """What `cashmatch serve` puts in front of traffic: the deployed version, else the champion
+    if the release gate lets it through; and why the champion was held back, if it was."""
+    deployed = registry.deployed()[0].version
+    if deployed is not None:
+        return deployed, None
+    champion = registry.champion()[0].version
+    if champion is None:
+        return None, None
+    refusal = release_refusal(registry, settings, champion)
+    return (None, f"not serving the champion: {refusal}") if refusal else (champion, None)
+
+
+def roll_back(
+    registry: ModelRegistry,
+    serving: Serving,
+    version: str,
+    *,
+    by: str,
+    settings: Settings,
+) -> str:
     """Serve `version` again and point champion and deployed at it; returns the endpoint.
 
     Only a version that was deployed before may come back: a rollback skips the quality gates,
@@ -78,6 +101,9 @@ def roll_back(registry: ModelRegistry, serving: Serving, version: str, *, by: st
         verdict = registry.verdict(version)
         state = "rejected" if verdict and not verdict.passed else "never deployed"
         raise KeyError(f"{version} was {state}; a rollback only returns to a version served before")
+    refusal = release_refusal(registry, settings, version)
+    if refusal is not None:
+        raise KeyError(f"{refusal} (the release gate holds rollbacks too)")
     endpoint = serving.roll_out(record)
     for _ in range(10):
         champion, generation = registry.champion()
@@ -109,7 +135,7 @@ def rollback_command(settings: Settings, version: str) -> None:
     serving = ports.serving
     with output.console.status(f"rolling back to {version}…"):
         try:
-            endpoint = roll_back(registry, serving, version, by="cli:rollback")
+            endpoint = roll_back(registry, serving, version, by="cli:rollback", settings=settings)
         except (KeyError, RolloutFailed, PreconditionFailed) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             output.fail(f"rollback to {version} failed: {reason}")

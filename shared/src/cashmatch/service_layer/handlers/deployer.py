@@ -8,6 +8,7 @@ from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.events import Envelope, EvaluationPassed, ModelDeployed
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.publishing import publish_answer
+from cashmatch.service_layer.release_gate import release_refusal
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/deployer"
@@ -26,13 +27,10 @@ def deploy(event: Envelope, ports: Ports) -> str:
     if champion.version != record.version:
         # Out-of-order delivery: rolling an older winner out would undo a newer promotion.
         return f"skipped {record.version}: the champion is now {champion.version}"
-    if ports.settings.approval_required:
-        approval = registry.approval(record.version)
-        if approval is None:
-            # Acked, not retried: `cashmatch approve` republishes this event when a person decides.
-            return f"{record.version} waits for approval: cashmatch approve {record.version}"
-        if not approval.approved:
-            return f"{record.version} not rolled out: rejected by {approval.by}: {approval.reason}"
+    refusal = release_refusal(registry, ports.settings, record.version)
+    if refusal is not None:
+        # Acked, not retried: `cashmatch approve` republishes this event when a person decides.
+        return refusal
     deployed, _ = registry.deployed()
     if deployed.version == record.version and deployed.endpoint:
         endpoint = deployed.endpoint
