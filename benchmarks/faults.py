@@ -54,9 +54,13 @@ class Timeline:
 
 
 async def _steady(
-    url: str, bodies: list[bytes], clients: int, seconds: float, stop: threading.Event
+    url: str,
+    bodies: list[bytes],
+    clients: int,
+    seconds: float,
+    stop: threading.Event,
+    timeline: Timeline,
 ) -> Timeline:
-    timeline = Timeline(started=time.monotonic())
     deadline = timeline.started + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -86,13 +90,13 @@ def steady_load(
     seconds: float,
     stop: threading.Event | None = None,
 ) -> tuple[threading.Thread, dict[str, Timeline]]:
-    """Closed-loop load in a thread for `seconds` or until `stop` is set; join the thread,
-    then read `result["timeline"]`."""
-    result: dict[str, Timeline] = {}
+    """Closed-loop load in a thread for `seconds` or until `stop` is set. `result["timeline"]`
+    fills while it runs (a test can wait on it); join the thread before reading it whole."""
     stop = stop or threading.Event()
+    result = {"timeline": Timeline(started=time.monotonic())}
 
     def run() -> None:
-        result["timeline"] = asyncio.run(_steady(url, bodies, clients, seconds, stop))
+        asyncio.run(_steady(url, bodies, clients, seconds, stop, result["timeline"]))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

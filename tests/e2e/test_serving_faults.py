@@ -41,6 +41,14 @@ def _bodies(transfers: list[dict], invoices: list[dict]) -> list[bytes]:
     ]
 
 
+def answered(result: dict, *, since: float, at_least: int, timeout_s: float = 120.0) -> None:
+    """Wait until `at_least` requests sent by the load were answered after `since`."""
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for at, _, _ in list(result["timeline"].outcomes) if at > since) < at_least:
+        assert time.monotonic() < deadline, f"fewer than {at_least} answers in {timeout_s:.0f}s"
+        time.sleep(0.05)
+
+
 def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(
     tmp_path: Path, small_model
 ):
@@ -69,12 +77,14 @@ def test_killing_a_replica_under_load_fails_only_its_requests_in_flight(
         thread, result = steady_load(
             f"{serving.endpoint}/v1/match", bodies, CLIENTS, 300.0, stop=stop
         )
-        time.sleep(3.0)
+        # Conditions, not clocks: the load is flowing before the kill, and answers keep
+        # coming once the replica is replaced.
+        answered(result, since=0.0, at_least=40)
         killed_at = time.monotonic()
         killed = kill_replica(serving)
         wait_replicas(serving, 2, killed, timeout_s=180)
         whole_at = time.monotonic()
-        time.sleep(3.0)
+        answered(result, since=whole_at, at_least=40)
         stop.set()
         thread.join(timeout=120)
         timeline = result["timeline"]

@@ -226,11 +226,12 @@ def test_reopening_the_file_keeps_everything(
 # The workers below run in spawned interpreters, so they are module-level and use the real clock.
 
 
-def _drain_worker(path: str, barrier: Any, results: Any) -> None:
+def _drain_worker(path: str, overlap: Any, barrier: Any, results: Any) -> None:
     try:
         processed: list[tuple[str, int]] = []
         with SqliteEventBus(Path(path), {"collector": "month.closed"}) as bus:
             barrier.wait(timeout=60)
+            waited = False
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 batch = bus.pull("collector", max_messages=1)
@@ -241,7 +242,11 @@ def _drain_worker(path: str, barrier: Any, results: Any) -> None:
                     continue
                 for delivery in batch:
                     processed.append((delivery.message_id, delivery.attempt))
-                    time.sleep(0.001)  # some work, so the two workers overlap
+                    if not waited:
+                        # Hold the first lease until the other worker holds one too: both take
+                        # part by construction, with two leases out at once.
+                        overlap.wait(timeout=60)
+                        waited = True
                     bus.ack(delivery, outcome=f"pid {os.getpid()}")
         results.put(("ok", processed))
     except BaseException:
@@ -289,14 +294,15 @@ def test_two_processes_share_one_subscription_without_double_leases(make_bus: Ma
         bus.publish("month.closed", str(i).encode(), {}, message_id=f"m{i:03d}")
     path = str(bus.path)
 
-    per_worker = _run_workers(_drain_worker, [(path,), (path,)])
+    overlap = multiprocessing.get_context("spawn").Barrier(2)
+    per_worker = _run_workers(_drain_worker, [(path, overlap), (path, overlap)])
 
     everything = [item for processed in per_worker for item in processed]
     counts = Counter(message_id for message_id, _ in everything)
     assert set(counts) == {f"m{i:03d}" for i in range(200)}  # none lost
     assert max(counts.values()) == 1  # none processed twice
     assert {attempt for _, attempt in everything} == {1}
-    assert all(per_worker), "both workers should have taken part"
+    assert all(per_worker), "both workers took part"  # guaranteed by the overlap barrier
     assert bus.pending() == 0
     records_ = bus.log(limit=500)
     assert len(records_) == 200
