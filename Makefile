@@ -57,7 +57,7 @@ check: lint
 # Known vulnerabilities in the installed dependencies (pip-audit via OSV or PyPI). Without
 # either service it prints "audit skipped: <why>" and passes; AUDIT_REQUIRED=1 makes that fail.
 audit: setup
-	CASHMATCH_AUDIT_REQUIRED=$(AUDIT_REQUIRED) $(PY) infra/audit_deps.py
+	AUDIT_REQUIRED=$(AUDIT_REQUIRED) $(PY) infra/audit_deps.py
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -5,7 +5,7 @@
 In one run, on one machine, the same model behind four paths:
   (a) a no-op Ray Serve deployment (the price of Serve's proxy hop alone),
   (a2) the matcher's own ingress (parsing, validation, answer) over a backend without a model,
-  (b) the matcher on Ray Serve (LocalRayServing, the app of services/matcher),
+  (b) the matcher on Ray Serve (LocalRayServing, the app of cashmatch.entrypoints.matcher),
   (c) the same FastAPI app and model under plain uvicorn (one process, no Ray),
   (d) the matcher called in-process (no HTTP at all).
 Measured: requests/s and p50/p99 latency of single matches (50 open invoices) at concurrency

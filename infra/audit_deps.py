@@ -7,7 +7,7 @@ about every installed distribution. Behind an index that serves neither, pip-aud
 fail: it marks each package "not found" and exits 0, which would read as a clean audit. So
 each service is first asked about a release known to be vulnerable (jinja2 2.4.1); the audit
 runs against the first that answers with vulnerability data, and otherwise this prints
-"audit skipped: <what was measured>" and exits 0 (2 with --require or CASHMATCH_AUDIT_REQUIRED=1,
+"audit skipped: <what was measured>" and exits 0 (2 with --require or AUDIT_REQUIRED=1,
 for a CI that has the network and must not skip).
 """
 
@@ -121,7 +121,7 @@ def run_pip_audit(service: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    require = "--require" in argv or os.environ.get("CASHMATCH_AUDIT_REQUIRED") == "1"
+    require = "--require" in argv or os.environ.get("AUDIT_REQUIRED") == "1"
     probes: list[tuple[str, Callable[[], str | None]]] = [("osv", probe_osv), ("pypi", probe_pypi)]
     reasons = []
     for service, probe in probes:

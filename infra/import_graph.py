@@ -10,7 +10,8 @@ and is the usual way to hide a cycle); only `if TYPE_CHECKING:` blocks are left 
     ports           the interfaces: imports domain
     settings        the one settings object: imports domain
     service_layer   handlers, registry, publishing, dispatch: domain, ports, settings
-    adapters        local and gcp I/O behind the ports: the layers above, never entry points
+    adapters        local and gcp I/O behind the ports: the layers above, never entry points,
+                    and one stack's adapters never the other's
     synth           the simulator, apart from what ships: domain only
     bootstrap       the composition root: imported by entry points alone
     entrypoints     CloudEvent edge, CLI, Serve app, Vertex job: anything
@@ -177,6 +178,22 @@ def layer(name: str) -> str:
     return parts[1] if len(parts) > 1 else "package"
 
 
+STACKS = ("local", "gcp")
+
+
+def _cross_stack(name: str, targets: set[str]) -> list[str]:
+    """One stack's adapters never import the other's: a gcp image must not need DuckDB."""
+    parts = name.split(".")
+    if len(parts) < 3 or parts[1] != "adapters" or parts[2] not in STACKS:
+        return []
+    other = next(s for s in STACKS if s != parts[2])
+    return [
+        f"{name} imports {target}: the {parts[2]} adapters may not import the {other} ones"
+        for target in sorted(targets)
+        if target.startswith(f"{PACKAGE}.adapters.{other}")
+    ]
+
+
 def problems(src: Path = SRC) -> list[str]:
     """Every cycle and every import against the layers, one line each."""
     edges, external = graph(src)
@@ -192,6 +209,7 @@ def problems(src: Path = SRC) -> list[str]:
             theirs = layer(target)
             if theirs != mine and theirs not in allowed and theirs != "package":
                 found.append(f"{name} imports {target}: {mine} may not import {theirs}")
+        found += _cross_stack(name, edges[name])
         if mine == "domain":
             for top in sorted(external[name] & set(DOMAIN_FORBIDDEN)):
                 found.append(f"{name} imports {top}: the domain does no I/O")

@@ -75,16 +75,16 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     """No silent skips: every dependency of the suite is in uv.lock and every emulator is
-    started by the tests, so a skipped test fails the run (CASHMATCH_ALLOW_SKIPS=1 allows them
+    started by the tests, so a skipped test fails the run (ALLOW_SKIPS=1 allows them
     for a run by hand)."""
-    if _SKIPPED and os.environ.get("CASHMATCH_ALLOW_SKIPS") != "1" and exitstatus == 0:
+    if _SKIPPED and os.environ.get("ALLOW_SKIPS") != "1" and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print what the bad-input tests tried, so the count is visible in every run; name the
     skips that fail the run."""
-    if _SKIPPED and os.environ.get("CASHMATCH_ALLOW_SKIPS") != "1":
+    if _SKIPPED and os.environ.get("ALLOW_SKIPS") != "1":
         terminalreporter.section("skipped tests fail the run")
         for nodeid in _SKIPPED:
             terminalreporter.write_line(f"SKIPPED {nodeid}")

@@ -115,7 +115,23 @@ def check_dependencies(root: Path = ROOT) -> list[str]:
                 f"services/{member.name}/pyproject.toml: cashmatch must come from the "
                 "workspace ([tool.uv.sources] cashmatch = { workspace = true })"
             )
-    return problems + check_python_range(root)
+    return problems + check_python_range(root) + check_serving_ray(root)
+
+
+def check_serving_ray(root: Path = ROOT) -> list[str]:
+    """The matcher image's base (rayproject/ray:X) is the Ray the lock installs in it: KubeRay
+    starts the base's `ray` while the Serve app imports the lock's."""
+    dockerfile = (root / "infra" / "serving.Dockerfile").read_text()
+    base = re.search(r"^FROM\s+rayproject/ray:(\d+\.\d+\.\d+)", dockerfile, re.MULTILINE)
+    locked = locked_packages("matcher", root).get("ray")
+    if base is None or locked is None:
+        return [f"infra/serving.Dockerfile: base Ray {base and base.group(1)}, locked {locked}"]
+    if base.group(1) != locked:
+        return [
+            f"infra/serving.Dockerfile builds on Ray {base.group(1)} but uv.lock installs "
+            f"{locked} in the matcher's image"
+        ]
+    return []
 
 
 def _minors(spec: str) -> tuple[int, int]:

@@ -319,7 +319,7 @@ def test_the_audit_says_skipped_when_no_vulnerability_service_answers(monkeypatc
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(audit, "_fetch", unreachable)
-    monkeypatch.delenv("CASHMATCH_AUDIT_REQUIRED", raising=False)
+    monkeypatch.delenv("AUDIT_REQUIRED", raising=False)
 
     assert audit.main([]) == 0
     assert audit.main(["--require"]) == audit.SKIPPED
@@ -383,4 +383,18 @@ def test_the_declared_python_range_is_what_the_lock_installs(repo_copy: Path) ->
     )
     assert check_python_range(repo_copy) == [
         "requires-python >=3.11,<3.13: the lock also installs on 3.13; widen it"
+    ]
+
+
+def test_the_serving_images_ray_is_the_locked_one(repo_copy: Path) -> None:
+    from infra.checks.dependencies import check_serving_ray
+
+    assert check_serving_ray(repo_copy) == []
+    dockerfile = repo_copy / "infra" / "serving.Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("rayproject/ray:2.60.0", "rayproject/ray:2.61.0")
+    )
+    assert check_serving_ray(repo_copy) == [
+        "infra/serving.Dockerfile builds on Ray 2.61.0 but uv.lock installs 2.60.0 in the "
+        "matcher's image"
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 
 import pytest
 import schemathesis
@@ -30,10 +31,19 @@ pytestmark = pytest.mark.integration
 
 
 class _Backend:
-    """The routes' backend over a MatcherService, as the Serve deployment adapts it."""
+    """The routes' backend over a MatcherService, as the Serve deployment adapts it. The model
+    is trained on the first request, not when pytest collects this module (collecting `-m unit`
+    must not pay for it)."""
 
-    def __init__(self, service: MatcherService) -> None:
-        self.service = service
+    @functools.cached_property
+    def service(self) -> MatcherService:
+        data = toy_data(n_months=4, per_month=80, n_counterparties=30, seed=3)
+        months = month_batches(data.invoices, data.transfers, data.matches)
+        config = MatcherConfig(pair_max_iter=30, set_max_iter=30, calibration_months=1)
+        service = MatcherService(registry=None)  # type: ignore[arg-type]
+        model = train_matcher(months, config)
+        service._current = LoadedModel(model_record("v1"), model, dt.datetime.now(dt.UTC))
+        return service
 
     async def match_one(self, request):
         return await asyncio.to_thread(self.service.match, request)
@@ -48,19 +58,9 @@ class _Backend:
         return self.service.model_info()
 
 
-def _app():
-    data = toy_data(n_months=4, per_month=80, n_counterparties=30, seed=3)
-    months = month_batches(data.invoices, data.transfers, data.matches)
-    model = train_matcher(
-        months, MatcherConfig(pair_max_iter=30, set_max_iter=30, calibration_months=1)
-    )
-    service = MatcherService(registry=None)  # type: ignore[arg-type]
-    service._current = LoadedModel(model_record("v1"), model, dt.datetime.now(dt.UTC))
-    # small limits, so that "too many" is reachable by generated requests too
-    return create_api(_Backend(service), Limits(max_transfers=20, max_invoices=60))
-
-
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+# small limits, so that "too many" is reachable by generated requests too
+APP = create_api(_Backend(), Limits(max_transfers=20, max_invoices=60))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 CHECKS = [
     sc.not_a_server_error,

@@ -197,3 +197,20 @@ def test_every_path_to_traffic_goes_through_the_release_gate(registry):
     with pytest.raises(KeyError, match="m-1 not rolled out: rejected by bo: bad"):
         roll_back(registry, NoServing(), "m-1", by="cli:rollback", settings=gated)
     assert registry.deployed()[0].version == "m-2"
+
+
+def test_a_rollback_never_builds_a_serving_image(monkeypatch, tmp_path):
+    """`cashmatch rollback` bootstraps its serving with builds off: it changes which version
+    serves, never the code (which on GKE would come from wherever the command runs)."""
+    import cashmatch.entrypoints.cli.serving as serving_cli
+
+    seen = []
+
+    def fake_bootstrap(settings):
+        seen.append(settings.serving_build)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(serving_cli, "bootstrap", fake_bootstrap)
+    with pytest.raises(RuntimeError, match="stop here"):
+        serving_cli.rollback_command(Settings(workspace=tmp_path, serving_build="auto"), "m-1")
+    assert seen == ["never"]

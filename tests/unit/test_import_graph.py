@@ -74,6 +74,8 @@ def test_imports_against_the_layers_are_found(tmp_path):
             "bootstrap.py": "",
             "adapters/x.py": "from cashmatch.entrypoints.cli import main\n",
             "entrypoints/cli.py": "from cashmatch.bootstrap import bootstrap\n",
+            "adapters/gcp/warehouse.py": "from cashmatch.adapters.local.warehouse import X\n",
+            "adapters/local/warehouse.py": "X = 1\n",
         },
     )
     found = _graph().problems(src)
@@ -89,3 +91,7 @@ def test_imports_against_the_layers_are_found(tmp_path):
         line.startswith("cashmatch.adapters.x imports cashmatch.entrypoints") for line in found
     )
     assert not any(line.startswith("cashmatch.entrypoints.cli imports") for line in found)
+    assert (
+        "cashmatch.adapters.gcp.warehouse imports cashmatch.adapters.local.warehouse: "
+        "the gcp adapters may not import the local ones" in found
+    )

@@ -164,3 +164,8 @@ def unplaced_rows_sql(transfers: str, invoices: str, matches: str) -> str:
         WHERE t.transfer_id IS NULL OR t.booking_date IS NULL
         ORDER BY 1, 2
     """  # noqa: S608
+
+
+# An invoice whose remainder is within what fees and discounts take off is settled: the
+# finance team writes such remainders off instead of waiting for them.
+SETTLED_FRACTION = 0.035

@@ -15,10 +15,10 @@ import pandas as pd
 from google.api_core import exceptions as gexc
 from google.cloud.bigquery import QueryJobConfig, ScalarQueryParameter, SchemaField
 
-from cashmatch.adapters.local.warehouse import SETTLED_FRACTION
 from cashmatch.domain.contract import (
     INVOICES,
     MATCHES,
+    SETTLED_FRACTION,
     TABLES,
     TRANSFERS,
     Table,

@@ -11,16 +11,13 @@ import pandas as pd
 from cashmatch.domain.contract import (
     INVOICES,
     MATCHES,
+    SETTLED_FRACTION,
     TRANSFERS,
     Table,
     schema_problems,
     unplaced_rows_sql,
 )
 from cashmatch.ports import WarehouseSchemaError
-
-# An invoice whose remainder is within what fees and discounts take off is settled: the
-# finance team writes such remainders off instead of waiting for them.
-SETTLED_FRACTION = 0.035
 
 
 def _select(table: Table, alias: str) -> str:

@@ -127,9 +127,11 @@ def rollback_command(settings: Settings, version: str) -> None:
     """Roll the local matcher back to `version` and move the champion/deployed pointers."""
     from cashmatch.adapters.matcher_app import RolloutFailed
 
-    # The configured serving (Ray with CASHMATCH_SERVING=ray, else the registry alone): the
-    # same roll-out the deployer uses.
-    ports = bootstrap(settings)
+    # The configured serving (Ray with CASHMATCH_SERVING=ray, GKE on the gcp stack, else the
+    # registry alone): the same roll-out the deployer uses, but never an image build. A rollback
+    # changes only which version serves; built from where the command runs (a laptop's working
+    # tree), an image could ship code nobody released.
+    ports = bootstrap(settings.model_copy(update={"serving_build": "never"}))
     registry = ports.registry
     before = registry.deployed()[0].version
     serving = ports.serving

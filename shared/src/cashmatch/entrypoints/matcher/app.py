@@ -20,6 +20,7 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.deployment import Deployment
 
+from cashmatch.adapters.matcher_app import DEPLOYMENT_NAME
 from cashmatch.domain.match_api import (
     BatchMatchRequest,
     BatchMatchResponse,
@@ -33,7 +34,6 @@ from cashmatch.service_layer.matcher import MatcherService, NoModelLoaded, Servi
 from cashmatch.service_layer.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-DEPLOYMENT_NAME = "Matcher"
 
 
 class Autoscaling(BaseModel):

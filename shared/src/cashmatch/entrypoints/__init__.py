@@ -1,0 +1,1 @@
+"""Entry points: the CloudEvent edge, the CLI, the Serve app, the jobs."""

@@ -1,0 +1,1 @@
+"""The service layer: what the services do over the ports."""

@@ -1,0 +1,1 @@
+"""One handler per service, each a function of (event, ports)."""
