@@ -220,13 +220,7 @@ def parse_event(raw: bytes, attributes: Mapping[str, str] | None = None) -> Enve
     """
     if attributes and BINARY_MODE_MARK in attributes:
         return _from_binary_mode(raw, attributes)
-    doc = _json_object(raw, "body")
-    try:
-        envelope = Envelope.model_validate(doc)
-    except ValidationError as exc:
-        raise MalformedEvent(f"not a CloudEvents 1.0 envelope: {_fields(exc)}") from None
-    envelope.payload()
-    return envelope
+    return _checked(_json_object(raw, "body"), "envelope")
 
 
 # A message is in binary content mode when its attributes carry the spec version.
@@ -253,10 +247,15 @@ def _from_binary_mode(raw: bytes, attributes: Mapping[str, str]) -> Envelope:
         name: attributes[f"ce-{name}"] for name in _CONTEXT if f"ce-{name}" in attributes
     }
     doc["data"] = _json_object(raw, "binary-mode data")
+    return _checked(doc, "binary-mode message")
+
+
+def _checked(doc: dict[str, Any], what: str) -> Envelope:
+    """The envelope of `doc`, its type known and its payload valid; MalformedEvent if not."""
     try:
         envelope = Envelope.model_validate(doc)
     except ValidationError as exc:
-        raise MalformedEvent(f"not a CloudEvents 1.0 binary-mode message: {_fields(exc)}") from None
+        raise MalformedEvent(f"not a CloudEvents 1.0 {what}: {_fields(exc)}") from None
     envelope.payload()
     return envelope
 
