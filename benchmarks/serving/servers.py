@@ -7,7 +7,6 @@ nothing of Ray. The backend answers through `asyncio.to_thread`, as the Serve re
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -39,26 +38,14 @@ def plain_server(port: int, blob_root: str, version: str) -> None:
     import uvicorn
 
     from cashmatch.adapters.local.blobstore import DirectoryBlobStore
-    from cashmatch.entrypoints.matcher.api import Limits, create_api
+    from cashmatch.entrypoints.matcher.api import Limits, ThreadedBackend, create_api
     from cashmatch.service_layer.matcher import MatcherService, ServingConfig
 
     service = MatcherService(ModelRegistry(DirectoryBlobStore(Path(blob_root))))
     service.apply(ServingConfig(model_version=version))
 
-    class Plain:
-        async def match_one(self, request):
-            return await asyncio.to_thread(service.match, request)
-
-        async def match_batch(self, request):
-            return await asyncio.to_thread(service.match_batch, request)
-
-        def health(self):
-            return service.health()
-
-        def model_info(self):
-            return service.model_info()
-
-    uvicorn.run(create_api(Plain(), Limits()), host=LOOPBACK, port=port, log_level="warning")
+    app = create_api(ThreadedBackend(service), Limits())
+    uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning")
 
 
 @contextlib.contextmanager

@@ -4,14 +4,13 @@ Schemathesis generates requests from the schema the API publishes (valid ones an
 mutation, invalid ones), sends them to the FastAPI app with a real model behind it (trained on
 toy data), and checks every answer: never a 5xx, a status the document declares, a body that
 conforms to the declared response schema, and a 4xx for what the schema forbids. The app is
-the one the Ray Serve replicas run (`create_api`), over the same `MatcherService`, called in
-process through its ASGI interface; `tests/e2e/test_matcher_http.py` sends requests over real
+the one the Ray Serve replicas run (`create_api`), over the same `MatcherService` (through
+`ThreadedBackend`), called in process through its ASGI interface; `tests/e2e/test_matcher_http.py` sends requests over real
 HTTP through Ray Serve.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 
@@ -23,20 +22,19 @@ from schemathesis.specs.openapi import checks as oc
 
 from cashmatch.domain.matching import MatcherConfig, month_batches, train_matcher
 from cashmatch.domain.matching.toydata import toy_data
-from cashmatch.entrypoints.matcher.api import Limits, create_api
+from cashmatch.entrypoints.matcher.api import Limits, ThreadedBackend, create_api
 from cashmatch.service_layer.matcher import LoadedModel, MatcherService
 from tests.fakes.models import model_record
 
 pytestmark = pytest.mark.integration
 
 
-class _Backend:
-    """The routes' backend over a MatcherService, as the Serve deployment adapts it. The model
-    is trained on the first request, not when pytest collects this module (collecting `-m unit`
-    must not pay for it)."""
+class _ToyService:
+    """A MatcherService whose model is trained on toy data at the first request, not when
+    pytest collects this module (collecting `-m unit` must not pay for it)."""
 
     @functools.cached_property
-    def service(self) -> MatcherService:
+    def _service(self) -> MatcherService:
         data = toy_data(n_months=4, per_month=80, n_counterparties=30, seed=3)
         months = month_batches(data.invoices, data.transfers, data.matches)
         config = MatcherConfig(pair_max_iter=30, set_max_iter=30, calibration_months=1)
@@ -45,21 +43,15 @@ class _Backend:
         service._current = LoadedModel(model_record("v1"), model, dt.datetime.now(dt.UTC))
         return service
 
-    async def match_one(self, request):
-        return await asyncio.to_thread(self.service.match, request)
-
-    async def match_batch(self, request):
-        return await asyncio.to_thread(self.service.match_batch, request)
-
-    def health(self):
-        return self.service.health()
-
-    def model_info(self):
-        return self.service.model_info()
+    def __getattr__(self, name: str):
+        return getattr(self._service, name)
 
 
 # small limits, so that "too many" is reachable by generated requests too
-APP = create_api(_Backend(), Limits(max_transfers=20, max_invoices=60))
+APP = create_api(
+    ThreadedBackend(_ToyService()),  # type: ignore[arg-type]
+    Limits(max_transfers=20, max_invoices=60),
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 CHECKS = [

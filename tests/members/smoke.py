@@ -11,7 +11,6 @@ answers a match over HTTP from its FastAPI ingress. Prints one JSON line: what h
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
@@ -96,24 +95,14 @@ def serve_api(service) -> tuple[object, int]:
     the server and its port."""
     import uvicorn
 
-    from cashmatch.entrypoints.matcher.api import Limits, create_api
-
-    class Backend:
-        async def match_one(self, request):
-            return await asyncio.to_thread(service.match, request)
-
-        async def match_batch(self, request):
-            return await asyncio.to_thread(service.match_batch, request)
-
-        def health(self):
-            return service.health()
-
-        def model_info(self):
-            return service.model_info()
+    from cashmatch.entrypoints.matcher.api import Limits, ThreadedBackend, create_api
 
     port = _free_port()
     config = uvicorn.Config(
-        create_api(Backend(), Limits()), host="127.0.0.1", port=port, log_level="warning"
+        create_api(ThreadedBackend(service), Limits()),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()

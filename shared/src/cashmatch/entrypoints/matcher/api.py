@@ -12,6 +12,7 @@ document still shows both models (`_body_schema`, `response_model`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable
@@ -35,7 +36,7 @@ from cashmatch.domain.match_api import (
     Problem,
     ValidationProblem,
 )
-from cashmatch.service_layer.matcher import NoModelLoaded
+from cashmatch.service_layer.matcher import MatcherService, NoModelLoaded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,6 +62,27 @@ class MatcherBackend(Protocol):
     def health(self) -> Health: ...
 
     def model_info(self) -> ModelInfo: ...
+
+
+class ThreadedBackend:
+    """A MatcherBackend over a MatcherService in this process: each match runs in a worker
+    thread, as the Serve replica runs large ones. For the app without Ray (a plain uvicorn
+    server, a member's smoke run, the API's fuzzing)."""
+
+    def __init__(self, service: MatcherService) -> None:
+        self.service = service
+
+    async def match_one(self, request: MatchRequest) -> MatchResponse:
+        return await asyncio.to_thread(self.service.match, request)
+
+    async def match_batch(self, request: BatchMatchRequest) -> BatchMatchResponse:
+        return await asyncio.to_thread(self.service.match_batch, request)
+
+    def health(self) -> Health:
+        return self.service.health()
+
+    def model_info(self) -> ModelInfo:
+        return self.service.model_info()
 
 
 def create_api(backend: MatcherBackend, limits: Limits) -> FastAPI:
