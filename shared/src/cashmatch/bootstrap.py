@@ -14,6 +14,7 @@ from cashmatch.ports import (
     EventBus,
     ModelCatalog,
     RemoteTraining,
+    RetryPolicy,
     Serving,
     Warehouse,
 )
@@ -31,7 +32,7 @@ def bootstrap(settings: Settings, *, serving: Serving | None = None) -> Ports:
         return _local(settings, serving)
     from cashmatch.adapters.gcp import gcp_adapters
 
-    gcp = gcp_adapters(settings, serving)
+    gcp = gcp_adapters(settings, _retry(settings), serving)
     return assemble(
         settings,
         gcp.warehouse,
@@ -57,7 +58,6 @@ def build_blob_store(settings: Settings) -> BlobStore:
 def _local(settings: Settings, serving: Serving | None) -> Ports:
     from cashmatch.adapters.local.bus import SqliteEventBus
     from cashmatch.adapters.local.warehouse import DuckDBWarehouse
-    from cashmatch.ports import RetryPolicy
 
     if serving is None and settings.serving == "ray":
         from cashmatch.adapters.local.ray_serving import LocalRayServing
@@ -69,17 +69,22 @@ def _local(settings: Settings, serving: Serving | None) -> Ports:
     bus = SqliteEventBus(
         workspace / "bus.sqlite3",
         SUBSCRIPTIONS,
-        RetryPolicy(
-            max_attempts=settings.max_attempts,
-            min_backoff_s=settings.min_backoff_s,
-            max_backoff_s=settings.max_backoff_s,
-            lease_s=settings.lease_s,
-        ),
+        _retry(settings),
     )
     warehouse: Warehouse = (
         DuckDBWarehouse(settings.warehouse_path) if settings.warehouse else _NoWarehouse()  # type: ignore[assignment]
     )
     return assemble(settings, warehouse, blobs, bus, serving)
+
+
+def _retry(settings: Settings) -> RetryPolicy:
+    """The bus's retry policy, the same on both stacks, from CASHMATCH_MAX_ATTEMPTS and co."""
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        min_backoff_s=settings.min_backoff_s,
+        max_backoff_s=settings.max_backoff_s,
+        lease_s=settings.lease_s,
+    )
 
 
 def assemble(

@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from cashmatch.ports import BlobStore, EventBus, ModelCatalog, RemoteTraining, Serving, Warehouse
+from cashmatch.ports import (
+    BlobStore,
+    EventBus,
+    ModelCatalog,
+    RemoteTraining,
+    RetryPolicy,
+    Serving,
+    Warehouse,
+)
 
 if TYPE_CHECKING:
     from cashmatch.settings import Settings
@@ -52,7 +60,11 @@ class GcpAdapters(NamedTuple):
 
 
 def gcp_adapters(
-    settings: Settings, serving: Serving | None = None, *, use_bq_storage_api: bool = False
+    settings: Settings,
+    retry: RetryPolicy,
+    serving: Serving | None = None,
+    *,
+    use_bq_storage_api: bool = False,
 ) -> GcpAdapters:
     """Adapters on Cloud Storage, BigQuery and Pub/Sub; emulators are used where their
     STORAGE_EMULATOR_HOST / BIGQUERY_EMULATOR_HOST / PUBSUB_EMULATOR_HOST are set."""
@@ -65,7 +77,6 @@ def gcp_adapters(
     from cashmatch.adapters.gcp.warehouse import BigQueryWarehouse
     from cashmatch.domain.events import PAYLOADS
     from cashmatch.domain.subscriptions import DEAD_LETTER_TOPIC, SUBSCRIPTIONS
-    from cashmatch.ports import RetryPolicy
 
     # The storage and Pub/Sub clients switch to their emulator (and anonymous credentials) on
     # their own when the variable is set; BigQuery's client needs both spelt out.
@@ -87,12 +98,7 @@ def gcp_adapters(
         SUBSCRIPTIONS,
         journal=blobs,
         dead_letter_topic=DEAD_LETTER_TOPIC,
-        retry=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            min_backoff_s=settings.min_backoff_s,
-            max_backoff_s=settings.max_backoff_s,
-            lease_s=settings.lease_s,
-        ),
+        retry=retry,
     )
     if os.environ.get("PUBSUB_EMULATOR_HOST"):
         # An emulator starts empty; on GCP, Terraform creates topics and subscriptions.
