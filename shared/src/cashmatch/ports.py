@@ -80,6 +80,10 @@ class Delivery:
     ack_id: str  # opaque handle for ack / nack / park
 
 
+# The states of a delivery not yet settled (what `EventBus.pending` counts), on every bus.
+OPEN_STATES = ("pending", "leased", "retrying")
+
+
 @dataclass(frozen=True)
 class BusRecord:
     """A line of the bus's log: a message and, per subscription, what became of it."""
@@ -87,7 +91,7 @@ class BusRecord:
     message_id: str
     topic: str
     subscription: str | None
-    state: str  # published | pending | leased | done | retrying | dead
+    state: str  # published | pending | leased | done | retrying | dead (OPEN_STATES: unsettled)
     attempts: int
     detail: str
     published_at: dt.datetime

@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
+# The label naming the cashmatch model version, on custom jobs and on registry versions alike.
+VERSION_LABEL = "cashmatch_version"
 
 
 def label_value(text: str) -> str:

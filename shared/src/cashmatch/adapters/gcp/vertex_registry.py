@@ -20,12 +20,11 @@ from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 
-from cashmatch.adapters.gcp.vertex import label_value
+from cashmatch.adapters.gcp.vertex import VERSION_LABEL, label_value
 from cashmatch.domain.model_records import ModelRecord
 
 log = logging.getLogger(__name__)
 
-VERSION_LABEL = "cashmatch_version"
 DIGEST_LABEL = "cashmatch_sha256"
 CHAMPION_ALIAS = "champion"
 

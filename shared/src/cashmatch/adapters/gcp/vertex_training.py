@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cashmatch.adapters.gcp.vertex import label_value
+from cashmatch.adapters.gcp.vertex import VERSION_LABEL, label_value
 from cashmatch.ports import TrainingJob
 
 log = logging.getLogger(__name__)
 
-VERSION_LABEL = "cashmatch_version"
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 FAILED = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
 # The settings a job needs to reach the blob store; nothing else of the trainer's is passed.

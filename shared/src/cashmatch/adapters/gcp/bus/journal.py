@@ -13,7 +13,6 @@ from urllib.parse import quote
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 
 JOURNAL_PREFIX = "bus"
-OPEN_STATES = ("pending", "leased", "retrying")
 TERMINAL_STATES = ("done", "dead")
 _CAS_ATTEMPTS = 20
 

@@ -7,9 +7,9 @@ import base64
 import datetime as dt
 from typing import Any
 
-from cashmatch.adapters.gcp.bus.journal import OPEN_STATES, Journal
+from cashmatch.adapters.gcp.bus.journal import Journal
 from cashmatch.adapters.gcp.bus.wire import ATTR_ORIGINAL_ID
-from cashmatch.ports import BusRecord
+from cashmatch.ports import OPEN_STATES, BusRecord
 
 
 def message_of(journal: Journal, message_id: str) -> tuple[str, bytes, dict[str, str]]:

@@ -60,7 +60,6 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, id)",
 )
 
-OPEN_STATES = ("pending", "leased", "retrying")
 # Fixed width and always UTC, so the stored strings sort (and compare in SQL) like the times.
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -7,8 +7,8 @@ import json
 import sqlite3
 from typing import Any
 
-from cashmatch.adapters.local.bus.schema import OPEN_STATES, from_text
-from cashmatch.ports import BusRecord
+from cashmatch.adapters.local.bus.schema import from_text
+from cashmatch.ports import OPEN_STATES, BusRecord
 
 
 def message_of(
