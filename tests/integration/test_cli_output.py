@@ -288,3 +288,29 @@ def test_an_error_of_a_json_command_goes_to_stderr_alone(chain):
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip() == "error: month 2025-04 has not been collected"
+
+
+def test_a_table_too_wide_for_the_terminal_becomes_one_block_per_row(monkeypatch):
+    """At 80 columns a wide table (`models`, `events`) is not squeezed into cut ids: each row
+    is a block, every id and path whole on its line; through a pipe it stays a table."""
+    columns = ["version", "dataset", "months", "verdict", "report"]
+    row = [
+        "m-403824c2afe7",
+        "ds-2025-03-a3ec0df40a9b",
+        "2025-01..2025-03",
+        "passed",
+        "file:///tmp/ws/blobs/reports/evaluations/m-403824c2afe7.html",
+    ]
+    for terminal in (True, False):
+        printed = io.StringIO()
+        console = output.make_console(file=printed, force_terminal=terminal, width=80)
+        monkeypatch.setattr(output, "console", console)
+        output.table("models", columns, [row, row])
+        lines = screen(printed.getvalue())
+        if terminal:
+            assert all(cell_len(line) <= 80 for line in lines), "\n".join(lines)
+            assert lines.count("version m-403824c2afe7") == 2
+            for value in row[1:]:
+                assert sum(value in line for line in lines) == 2, value
+        else:
+            assert sum("│ m-403824c2afe7 │" in line and row[4] in line for line in lines) == 2

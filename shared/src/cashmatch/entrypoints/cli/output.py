@@ -119,12 +119,30 @@ def table(title: str, columns: Sequence[str | Column], rows: Sequence[Sequence[A
     table's width) and the cells are plain text (a `[` in a message is not markup).
 
     At a narrow terminal, columns of single words (ids, months, states, numbers) keep them
-    whole and the columns of text wrap between words, when that fits; when it does not, every
-    column gives way (rich's own squeeze). Off a terminal nothing is squeezed at all."""
+    whole and the columns of text wrap between words, when that fits; when it does not, each
+    row becomes a block of "column value" lines instead, so no id or path is cut into pieces
+    (a squeezed table broke `m-4038` / `24c2af` / `e7` over three lines). Off a terminal
+    nothing is squeezed at all."""
     say(title, style="italic")
     cells = [[fmt(v) for v in row] for row in rows]
-    keep_words = _narrowest(columns, cells, keep_words=True) <= console.width
-    console.print(_table(columns, cells, keep_words=keep_words))
+    if _narrowest(columns, cells, keep_words=True) <= console.width:
+        console.print(_table(columns, cells, keep_words=True))
+    else:
+        _blocks(columns, cells)
+
+
+def _blocks(columns: Sequence[str | Column], cells: list[list[str]]) -> None:
+    """Rows too wide for the terminal, one block each: the first cell as its heading, then one
+    line per other column, its value wrapped between words (and folded only if one word is
+    wider than the line)."""
+    names = [str(c if isinstance(c, str) else c.header) for c in columns]
+    indent = 2 + max((cell_len(n) for n in names[1:]), default=0) + 1
+    for row in cells:
+        console.print(Text(f"{names[0]} {row[0]}", style="bold"), overflow="fold")
+        for name, value in zip(names[1:], row[1:], strict=True):
+            line = Text(f"  {name:<{indent - 3}} ")
+            line.append(value)
+            console.print(line, overflow="fold")
 
 
 def _plain(value: Any) -> Any:
