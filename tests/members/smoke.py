@@ -59,6 +59,22 @@ def post_to_function(service: str, data: bytes) -> int:
     return app.test_client().post("/", data=body, headers=headers).status_code
 
 
+def _alerts_logged() -> list[str]:
+    """The alerts the log notifier writes from now on (the alerter's output without Slack)."""
+    import logging
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    notifier_log = logging.getLogger("cashmatch.adapters.notifiers")
+    notifier_log.setLevel(logging.INFO)  # deployments are INFO, failures WARNING
+    notifier_log.addHandler(Keep())
+    return seen
+
+
 def run_service(service: str) -> dict:
     from cashmatch.bootstrap import bootstrap
     from cashmatch.settings import load_settings
@@ -72,6 +88,7 @@ def run_service(service: str) -> dict:
         assert close_month(["--month", "2025-03"]) == 0
     _, data, _ = ports.bus.get_message(newest(ports.bus, takes).message_id)
     before = {r.message_id for r in ports.bus.log(limit=1000)}
+    alerts = _alerts_logged()
     status = post_to_function(service, data)
     new = sorted({r.topic for r in ports.bus.log(limit=1000) if r.message_id not in before})
     parked = [r.topic for r in ports.bus.log(limit=1000) if r.state == "dead"]
@@ -81,6 +98,7 @@ def run_service(service: str) -> dict:
         "published": new,
         "parked": parked,
         "expected": answers,
+        "alerts": alerts,
     }
 
 
