@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
 from dataclasses import dataclass
 
@@ -36,6 +37,12 @@ MEMBERS = (
 # Types skops does not trust by default but a HistGradientBoostingClassifier consists of.
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # reproducible bytes for the same model
+# skops reads each array with np.load, which parses the .npy header with ast.literal_eval, and
+# CPython 3.11 keeps the AST constructor's recursion counter per interpreter, not per thread: two
+# loads at once in one process (the evaluator's threads, a threaded matcher backend) failed once in
+# CI with "AST constructor recursion depth mismatch" (python/cpython#106905). A load takes tens of
+# milliseconds and happens once per model version, so one lock costs nothing that matters.
+_SKOPS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -90,7 +97,7 @@ def dump_matcher(m: MatcherParts) -> bytes:
     return out.getvalue()
 
 
-def _load_estimator(data: bytes, name: str, n_features: int) -> HistGradientBoostingClassifier:
+def _audited_load(data: bytes, name: str) -> object:
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:
@@ -99,9 +106,14 @@ def _load_estimator(data: bytes, name: str, n_features: int) -> HistGradientBoos
     if unexpected:
         raise ValueError(f"{name}: refuses to load untrusted types {unexpected}")
     try:
-        est = sio.loads(data, trusted=TRUSTED_TYPES)
+        return sio.loads(data, trusted=TRUSTED_TYPES)
     except Exception as e:
         raise ValueError(f"{name}: skops could not load it ({e})") from e
+
+
+def _load_estimator(data: bytes, name: str, n_features: int) -> HistGradientBoostingClassifier:
+    with _SKOPS_LOCK:
+        est = _audited_load(data, name)
     if not isinstance(est, HistGradientBoostingClassifier):
         raise ValueError(f"{name}: expected a HistGradientBoostingClassifier, got {type(est)}")
     if getattr(est, "n_features_in_", None) != n_features:
