@@ -24,11 +24,13 @@ locals {
     "evaluation.rejected",
     "model.deployed",
     "drift.detected",
+    "performance.breached",
   ]
   dead_letter_topic = "dead-letter"
 
   # cashmatch.domain.subscriptions.SUBSCRIPTIONS, plus the Cloud Run service that receives each one: the
-  # alerter is one service behind three subscriptions (services/alerter/main.py).
+  # alerter is one service behind four subscriptions (services/alerter/main.py), the deployer
+  # behind two (roll-outs and the guardrail, services/deployer/main.py).
   subscriptions = {
     "collector"      = { topic = "month.closed", service = "collector" }
     "trainer"        = { topic = "dataset.ready", service = "trainer" }
@@ -38,6 +40,8 @@ locals {
     "alert-rejected" = { topic = "evaluation.rejected", service = "alerter" }
     "alert-deployed" = { topic = "model.deployed", service = "alerter" }
     "alert-drift"    = { topic = "drift.detected", service = "alerter" }
+    "guardrail"      = { topic = "performance.breached", service = "deployer" }
+    "alert-breached" = { topic = "performance.breached", service = "alerter" }
   }
 
   # What each service publishes, so its identity may publish there and nowhere else.
@@ -47,7 +51,7 @@ locals {
   services = {
     collector = { publishes = ["dataset.ready"], timeout_s = 600, cpu = "2", memory = "4Gi", concurrency = 1 }
     trainer   = { publishes = ["model.trained"], timeout_s = 600, cpu = "4", memory = "8Gi", concurrency = 1 }
-    monitor   = { publishes = ["drift.detected"], timeout_s = 600, cpu = "2", memory = "4Gi", concurrency = 1 }
+    monitor   = { publishes = ["drift.detected", "performance.breached"], timeout_s = 600, cpu = "2", memory = "4Gi", concurrency = 1 }
     evaluator = { publishes = ["evaluation.passed", "evaluation.rejected"], timeout_s = 600, cpu = "2", memory = "4Gi", concurrency = 1 }
     deployer  = { publishes = ["model.deployed"], timeout_s = 600, cpu = "1", memory = "1Gi", concurrency = 1 }
     alerter   = { publishes = [], timeout_s = 60, cpu = "1", memory = "512Mi", concurrency = 10 }
@@ -251,16 +255,20 @@ resource "google_pubsub_topic_iam_member" "service_parks" {
 }
 
 # The collector reads the finance tables and runs query jobs (jobs live in the project).
-resource "google_bigquery_dataset_iam_member" "collector_reads" {
+# The collector reads the warehouse for datasets; the monitor replays each closed month's
+# decisions from it (realized performance, shared/src/cashmatch/service_layer/performance.py).
+resource "google_bigquery_dataset_iam_member" "warehouse_readers" {
+  for_each   = toset(["collector", "monitor"])
   dataset_id = google_bigquery_dataset.warehouse.dataset_id
   role       = "roles/bigquery.dataViewer"
-  member     = google_service_account.service["collector"].member
+  member     = google_service_account.service[each.key].member
 }
 
-resource "google_project_iam_member" "collector_jobs" {
-  project = var.project
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.service["collector"].member
+resource "google_project_iam_member" "warehouse_jobs" {
+  for_each = toset(["collector", "monitor"])
+  project  = var.project
+  role     = "roles/bigquery.jobUser"
+  member   = google_service_account.service[each.key].member
 }
 
 # The deployer builds the matcher image with Cloud Build (shared/src/cashmatch/adapters/gcp/cloud_build.py:

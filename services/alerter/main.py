@@ -8,11 +8,12 @@ from cloudevents.http.event import CloudEvent
 from cashmatch.entrypoints.cloud_event import handle_cloud_event
 from cashmatch.service_layer.handlers.alerter import alert
 
-# One function behind three push subscriptions: the event's own topic picks the subscription.
+# One function behind four push subscriptions: the event's own topic picks the subscription.
 SUBSCRIPTION_BY_TOPIC = {
     "evaluation.rejected": "alert-rejected",
     "model.deployed": "alert-deployed",
     "drift.detected": "alert-drift",
+    "performance.breached": "alert-breached",
 }
 
 

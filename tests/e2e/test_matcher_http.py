@@ -306,6 +306,79 @@ def test_a_new_version_swaps_in_place_under_load_without_errors(stack):
     assert stack.serving.replica_ids() == before, "the swap replaced replicas"
 
 
+def test_a_threshold_override_reaches_replicas_in_place_and_survives_a_restart(stack):
+    """The guardrail's override travels in user_config: applied under load with no failed
+    request, kept by a replica started after it, and gone again with the next plain roll-out."""
+    import datetime as dt
+    import signal
+
+    from cashmatch.domain.model_records import ThresholdOverride
+
+    version = stack.serving.serving_version()
+    record = stack.registry.get(version)
+    override = ThresholdOverride(
+        threshold=0.999999,
+        version=version,
+        month="2025-04",
+        set_at=dt.datetime.now(dt.UTC),
+        by="test",
+        reason="a breach in a test",
+    )
+    errors: list[str] = []
+    answers: list[dict] = []
+    stop = threading.Event()
+
+    def load(k: int) -> None:
+        with httpx.Client(base_url=stack.url, timeout=60) as client:
+            for _ in range(2000):
+                if stop.is_set():
+                    return
+                answer = client.post("/v1/match", json=_single(stack, k % 20))
+                if answer.status_code != 200:
+                    errors.append(f"{answer.status_code}: {answer.text[:200]}")
+                else:
+                    answers.append(answer.json())
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        stack.serving.roll_out(record, override)
+        applied = len(answers)
+        deadline = time.monotonic() + 120
+        while len(answers) < applied + 12 and not errors:
+            assert time.monotonic() < deadline, "the load stopped getting answers"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+    assert errors == []
+    info = httpx.get(f"{stack.url}/v1/model", timeout=30).json()
+    assert (info["threshold"], info["threshold_source"]) == (0.999999, override.describe())
+    after = answers[applied:]
+    assert all(a["decision"] == "review" for a in after if a["confidence"] < 0.999999)
+
+    # A replica that replaces a dead one starts from the same user_config, override included.
+    (pid,) = stack.serving.replica_pids().values()
+    before = stack.serving.replica_ids()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 180
+    while True:
+        ids = stack.serving.replica_ids()
+        info = stack.serving.model_info() or {}
+        if ids and ids != before and info.get("version") == version:
+            break
+        assert time.monotonic() < deadline, f"no new replica answered (replicas {ids})"
+        time.sleep(0.5)
+    assert info["threshold_source"] == override.describe()
+
+    # The next roll-out without an override (a new champion's) serves at the model's own.
+    stack.serving.roll_out(record)
+    info = httpx.get(f"{stack.url}/v1/model", timeout=30).json()
+    assert info["threshold_source"] == "model" and info["threshold"] < 0.999999
+
+
 def test_a_corrupt_artifact_is_refused_and_the_old_model_keeps_answering(stack):
     from cashmatch.adapters.matcher_app import ArtifactRefused
     from cashmatch.domain.errors import PermanentError

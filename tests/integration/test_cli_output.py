@@ -274,10 +274,13 @@ def test_status_json_shows_models_and_events_as_their_own_commands_do(chain):
         "champion",
         "champion_history",
         "deployed",
+        "promise",
         "events",
         "dead_letters",
     }
     assert status["models"] == _json(chain, "models")
+    assert status["promise"]["months"] == _json(chain, "performance")
+    assert status["promise"]["target"] == 0.99
     assert len(status["events"]) == 5 and all(set(e) == DELIVERY for e in status["events"])
     assert status["dead_letters"] == 1
     assert status["champion"]["version"] == status["deployed"]["version"]

@@ -202,3 +202,35 @@ def test_the_option_matrix_is_the_set_features_in_order(model, toy):
     expected = opts[SET_FEATURES].to_numpy(np.float32)
     assert option_matrix(opts).dtype == np.float32
     assert np.array_equal(option_matrix(opts), expected)
+
+
+def test_a_threshold_override_changes_only_the_decisions_and_goes_back(model, requests_):
+    from cashmatch.service_layer.matcher import ServingConfig
+
+    service = _service(model)
+    before = [service.match(r) for r in requests_]
+    confidences = sorted(a.confidence for a in before)
+    raised = confidences[len(confidences) // 2] + 1e-9  # about half the answers reach it
+    service.apply(ServingConfig(model_version="v1", threshold=raised, threshold_source="test"))
+    info = service.model_info()
+    assert (info.threshold, info.threshold_source) == (raised, "test")
+    after = [service.match(r) for r in requests_]
+    for old, new in zip(before, after, strict=True):
+        assert new.decision == ("auto" if new.confidence >= raised else "review")
+        assert (new.proposed_invoice_ids, new.confidence) == (
+            old.proposed_invoice_ids,
+            old.confidence,
+        )
+    auto = [sum(a.decision == "auto" for a in answers) for answers in (before, after)]
+    assert auto[0] != auto[1] and 0 < auto[1] < len(after), "the override moved decisions"
+    # Without the override the model's own threshold is back, and so are its answers.
+    service.apply(ServingConfig(model_version="v1"))
+    assert (service.model_info().threshold, service.model_info().threshold_source) == (
+        model.threshold,
+        "model",
+    )
+    assert [service.match(r) for r in requests_] == before
+    # An override names its version: a replica that keeps another one (refused) ignores it.
+    service.apply(ServingConfig(model_version="v-refused", threshold=raised, threshold_source="t"))
+    assert service.current.version == "v1"
+    assert service.model_info().threshold_source == "model"

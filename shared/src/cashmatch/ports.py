@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from cashmatch.domain.alerts import Alert
-from cashmatch.domain.model_records import ModelRecord
+from cashmatch.domain.model_records import ModelRecord, ThresholdOverride
 
 
 class PreconditionFailed(Exception):
@@ -237,8 +237,9 @@ class RetryPolicy:
 class Serving(Protocol):
     """Rolls a registered model version out; returns where it now answers."""
 
-    def roll_out(self, record: ModelRecord) -> str:
-        """Serve `record.version`; return the endpoint once it answers, or raise why not."""
+    def roll_out(self, record: ModelRecord, override: ThresholdOverride | None = None) -> str:
+        """Serve `record.version` (at the override's threshold when given, else its own);
+        return the endpoint once it answers so, or raise why not. Idempotent."""
         ...
 
 

@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     drift_max_auto_rate_drop: float = Field(
         0.05, ge=0.0, le=1.0, description="flag the champion when its auto_rate@99 drops more"
     )
+    # The promise checked at every close (service_layer/performance.py).
+    guardrail_target: float = Field(
+        0.99,
+        gt=0.0,
+        le=1.0,
+        description="promised share of auto-settled transfers that are exactly right; a closed "
+        "month whose Wilson 95% lower bound falls below it publishes performance.breached",
+    )
+    guardrail_action: Literal["raise-threshold", "rollback", "alert"] = Field(
+        "raise-threshold",
+        description="on a breach: raise the serving threshold to the lowest value that held the "
+        "target on the month, roll back to the last version whose realized precision held, or "
+        "only alert",
+    )
     # gcp serving: the matcher's KubeRay RayService on GKE (set gke_endpoint to turn it on).
     gke_endpoint: str = Field(
         "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.model_records import ThresholdOverride
 
 APP_NAME = "matcher"
 DEPLOYMENT_NAME = "Matcher"
@@ -23,12 +24,26 @@ class ArtifactRefused(RolloutFailed, PermanentError):
     """The version cannot serve (bad artifact, unknown version): the deployer parks the event."""
 
 
-def set_version(config: dict[str, Any], version: str | None, fallback: str | None) -> None:
-    """Put the model version into the matcher deployment's user_config (all that changes)."""
+def set_version(
+    config: dict[str, Any],
+    version: str | None,
+    fallback: str | None,
+    override: ThresholdOverride | None = None,
+) -> None:
+    """Put the model version (and the guardrail's threshold override for it, if any) into the
+    matcher deployment's user_config (all that changes)."""
     (app,) = (a for a in config["applications"] if a["name"] == APP_NAME)
     deployments = app.setdefault("deployments", [])
     found = [d for d in deployments if d["name"] == DEPLOYMENT_NAME]
     if not found:
         found = [{"name": DEPLOYMENT_NAME}]
         deployments.append(found[0])
-    found[0]["user_config"] = {"model_version": version, "fallback_version": fallback}
+    user_config: dict[str, Any] = {"model_version": version, "fallback_version": fallback}
+    if override is not None:
+        user_config |= {"threshold": override.threshold, "threshold_source": override.describe()}
+    found[0]["user_config"] = user_config
+
+
+def threshold_source(override: ThresholdOverride | None) -> str:
+    """What `GET /v1/model` reports as `threshold_source` once the roll-out has applied."""
+    return "model" if override is None else override.describe()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from cashmatch.domain.alerts import Alert, AlertKind
@@ -29,6 +29,7 @@ _EMOJI: dict[AlertKind, str] = {
     "rejection": ":no_entry:",
     "deployment": ":rocket:",
     "drift": ":warning:",
+    "breach": ":rotating_light:",
 }
 _LEVEL: dict[AlertKind, int] = {
     "failure": logging.ERROR,
@@ -36,7 +37,10 @@ _LEVEL: dict[AlertKind, int] = {
     "rejection": logging.WARNING,
     "deployment": logging.INFO,
     "drift": logging.WARNING,
+    "breach": logging.ERROR,
 }
+# A new kind of alert without its emoji or level failed every delivery of it (KeyError).
+assert set(_EMOJI) == set(_LEVEL) == set(get_args(AlertKind)), "every alert kind is formatted"
 # Slack's limits: header text 150 characters, section text 3000, at most 10 fields.
 _HEADER_MAX, _TEXT_MAX, _FIELDS_MAX = 150, 3000, 10
 

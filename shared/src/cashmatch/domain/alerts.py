@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AlertKind = Literal["failure", "dead_letter", "rejection", "deployment", "drift"]
+AlertKind = Literal["failure", "dead_letter", "rejection", "deployment", "drift", "breach"]
 
 
 class Alert(BaseModel):

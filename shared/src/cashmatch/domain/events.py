@@ -130,6 +130,25 @@ class DriftDetected(Payload):
     caused_by: str = Field(description="id of the dataset.ready event")
 
 
+class PerformanceBreached(Payload):
+    """A served version's auto decisions on a closed month fell short of the promise."""
+
+    topic: ClassVar[str] = "performance.breached"
+    model_version: str = Field(description="the version whose decisions were scored")
+    auto: int = Field(description="transfers it settled without a person")
+    auto_share: float
+    auto_precision: float | None = Field(description="exactly right / auto")
+    auto_precision_lower: float | None = Field(description="Wilson 95% lower bound")
+    target: float = Field(description="the promised auto precision")
+    threshold: float = Field(description="the serving threshold in force in the month")
+    threshold_source: str
+    holding_threshold: float | None = Field(
+        description="the lowest threshold that would have held the target on this month"
+    )
+    report_uri: str = Field(description="the month's realized-performance record (JSON)")
+    caused_by: str = Field(description="id of the dataset.ready event")
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     p.topic: p
     for p in (
@@ -140,6 +159,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         EvaluationRejected,
         ModelDeployed,
         DriftDetected,
+        PerformanceBreached,
     )
 }
 _BY_TYPE = {p.event_type(): p for p in PAYLOADS.values()}

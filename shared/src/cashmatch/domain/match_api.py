@@ -201,6 +201,11 @@ class ModelInfo(BaseModel):
     requested_version: str | None = Field(description="the version the roll-out asked for")
     loaded_at: dt.datetime | None = None
     threshold: float | None = Field(None, description="confidence needed for `auto`")
+    threshold_source: str | None = Field(
+        None,
+        description="'model' (its own calibrated threshold) or the guardrail override in force "
+        "and who set it (cashmatch guardrail show)",
+    )
     training_metrics: dict[str, float] = Field(default_factory=dict)
     lineage: dict[str, object] = Field(
         default_factory=dict,

@@ -90,3 +90,55 @@ class Pointer(BaseModel):
     version: str | None = None
     endpoint: str | None = None
     history: list[PointerChange] = Field(default_factory=list)
+
+
+class ThresholdOverride(BaseModel):
+    """A serving threshold set above a model's own by the guardrail or a person.
+
+    `version` is the version it applies to: a new champion starts from its own calibrated
+    threshold, unless the override is kept on purpose (`version` None: every version).
+    """
+
+    threshold: float = Field(ge=0.0, description="auto-settle when confidence ≥ this")
+    version: str | None = Field(description="the version it holds for; None: kept for all")
+    month: str | None = Field(None, description="the closed month whose labels called for it")
+    set_at: dt.datetime
+    by: str = Field(description="an event id (the guardrail) or a person's command")
+    reason: str
+
+    def describe(self) -> str:
+        """Where it came from, in a few words (/v1/model, status, realized records)."""
+        month = f" after {self.month}" if self.month else ""
+        return f"guardrail{month}: {self.reason} (by {self.by})"
+
+    def applies_to(self, version: str) -> bool:
+        """Whether replicas serving `version` use this threshold."""
+        return self.version is None or self.version == version
+
+
+class GuardrailChange(BaseModel):
+    """One change of the threshold override: set (with the override) or cleared (None)."""
+
+    override: ThresholdOverride | None
+    at: dt.datetime
+    by: str
+    reason: str
+
+
+class Guardrail(BaseModel):
+    """The override in force (None: every version serves at its own threshold) and its history."""
+
+    override: ThresholdOverride | None = None
+    history: list[GuardrailChange] = Field(default_factory=list)
+
+    def changed_by(self, cause: str) -> bool:
+        """True when `cause` (an event id) already changed the override: redeliveries do not."""
+        return any(change.by == cause for change in self.history)
+
+    def in_force_at(self, at: dt.datetime) -> ThresholdOverride | None:
+        """The override in force at a moment, from the history."""
+        current = None
+        for change in self.history:
+            if change.at <= at:
+                current = change.override
+        return current

@@ -1,7 +1,7 @@
 """The event topology: which subscriber listens to which topic (Pub/Sub push subscriptions).
 
-A subscriber is one service's view of one topic; the alerter has three. Entry points, the
-buses and the infra checks all read this one table.
+A subscriber is one service's view of one topic; the alerter has four, the deployer two.
+Entry points, the buses and the infra checks all read this one table.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ SUBSCRIPTIONS: dict[str, str] = {
     "monitor": "dataset.ready",
     "evaluator": "model.trained",
     "deployer": "evaluation.passed",
+    # The deployer's second subscription: it acts on a broken promise (threshold or rollback).
+    "guardrail": "performance.breached",
     # The alerter listens to the outcomes a person wants to hear about, one subscription each.
     "alert-rejected": "evaluation.rejected",
     "alert-deployed": "model.deployed",
     "alert-drift": "drift.detected",
+    "alert-breached": "performance.breached",
 }
 DEAD_LETTER_TOPIC = "dead-letter"

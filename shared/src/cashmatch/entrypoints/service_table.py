@@ -14,6 +14,7 @@ from cashmatch.service_layer.handlers.alerter import alert
 from cashmatch.service_layer.handlers.collector import collect
 from cashmatch.service_layer.handlers.deployer import deploy
 from cashmatch.service_layer.handlers.evaluator import evaluate
+from cashmatch.service_layer.handlers.guardrail import guard
 from cashmatch.service_layer.handlers.monitor import monitor
 from cashmatch.service_layer.handlers.trainer import train
 
@@ -26,6 +27,8 @@ HANDLERS: dict[str, Handler] = {
     "alert-rejected": alert,
     "alert-deployed": alert,
     "alert-drift": alert,
+    "guardrail": guard,
+    "alert-breached": alert,
 }
 assert set(HANDLERS) == set(SUBSCRIPTIONS), "every subscriber has a handler"
 

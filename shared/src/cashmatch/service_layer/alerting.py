@@ -9,6 +9,7 @@ from cashmatch.domain.events import (
     EvaluationRejected,
     MalformedEvent,
     ModelDeployed,
+    PerformanceBreached,
 )
 from cashmatch.ports import BusRecord
 
@@ -22,7 +23,7 @@ def _primary(metrics: dict[str, float] | None) -> str:
 
 
 def alert_for_event(envelope: Envelope) -> Alert | None:
-    """The alert for a rejection, a deployment or a drift; None for any other event.
+    """The alert for a rejection, a deployment, a drift or a breach; None for any other event.
 
     A passed evaluation gets none: its deployment follows and is the news.
     """
@@ -69,7 +70,29 @@ def alert_for_event(envelope: Envelope) -> Alert | None:
                 f"dataset {payload.dataset_version}",
             ],
         )
+    if isinstance(payload, PerformanceBreached):
+        return _breach(payload)
     return None
+
+
+def _breach(payload: PerformanceBreached) -> Alert:
+    precision = "–" if payload.auto_precision is None else f"{payload.auto_precision:.2%}"
+    lower = "–" if payload.auto_precision_lower is None else f"{payload.auto_precision_lower:.2%}"
+    holding = "none" if payload.holding_threshold is None else f"{payload.holding_threshold:.4f}"
+    return Alert(
+        kind="breach",
+        title=f"Promise broken in {payload.month}: {payload.model_version} auto-settled "
+        f"{precision} right (lower bound {lower} < {payload.target:.0%})",
+        month=payload.month,
+        versions={"deployed": payload.model_version},
+        link=payload.report_uri,
+        details=[
+            f"{payload.auto} auto decisions ({payload.auto_share:.1%} of the month) at "
+            f"threshold {payload.threshold:.4f} ({payload.threshold_source})",
+            f"lowest threshold that would have held the target: {holding}",
+            "the guardrail acts as CASHMATCH_GUARDRAIL_ACTION says; see cashmatch guardrail show",
+        ],
+    )
 
 
 def alert_for_dead_letter(record: BusRecord) -> Alert:

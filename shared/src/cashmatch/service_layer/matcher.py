@@ -8,6 +8,7 @@ probe; anything less leaves the serving model in place and is reported as refuse
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cashmatch.domain.contract import INVOICES, TRANSFERS
 from cashmatch.domain.match_api import (
@@ -49,16 +50,20 @@ class NoModelLoaded(Exception):
 
 
 class ServingConfig(BaseModel):
-    """The Ray Serve `user_config` of the matcher: which version to serve.
+    """The Ray Serve `user_config` of the matcher: which version to serve, at which threshold.
 
     `fallback_version` is what a fresh replica loads when `model_version` is refused, so a
     replica started after a bad roll-out still answers with the version the others keep.
+    `threshold` is the guardrail's override for `model_version` (None: the model's own); it
+    travels in the same config, so a replica started later (a restart, a scale-up) starts with it.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     model_version: str | None = None
     fallback_version: str | None = None
+    threshold: float | None = Field(None, ge=0.0)
+    threshold_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,27 @@ class LoadedModel:
     record: ModelRecord
     matcher: TrainedMatcher
     loaded_at: dt.datetime
+    own_threshold: float | None = None  # the model's calibrated one; None: the matcher's
+    threshold_source: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.own_threshold is None:
+            object.__setattr__(self, "own_threshold", self.matcher.threshold)
+
+    def at(self, threshold: float | None, source: str | None) -> LoadedModel:
+        """This model deciding at `threshold` (None: its own calibrated threshold)."""
+        if threshold is None:
+            if self.threshold_source == "model":
+                return self
+            assert self.own_threshold is not None  # set in __post_init__
+            threshold, source = self.own_threshold, "model"
+        elif threshold == self.matcher.threshold and source == self.threshold_source:
+            return self
+        return dataclasses.replace(
+            self,
+            matcher=self.matcher.at_threshold(threshold),
+            threshold_source=source or "override",
+        )
 
     @property
     def version(self) -> str:
@@ -105,29 +131,42 @@ class MatcherService:
         return LoadedModel(record, matcher, dt.datetime.now(dt.UTC))
 
     def apply(self, config: ServingConfig) -> str:
-        """Serve `config.model_version` if it loads; otherwise keep (or fall back) and say why."""
+        """Serve `config.model_version` if it loads; otherwise keep (or fall back) and say why.
+        The threshold override applies to that version only, never to a kept or fallback one."""
         with self._loading:
-            wanted = config.model_version
-            self._requested = wanted
+            outcome = self._apply_version(config)
             current = self._current
-            if wanted is None or (current is not None and current.version == wanted):
-                self._refused = None
-                return f"serving {current.version if current else 'nothing'}"
-            try:
-                self._current = self.load(wanted)
-            except Exception as exc:  # any failure to load is a refusal, never a crash
-                reason = f"{type(exc).__name__}: {exc}"
-                self._refused = RefusedVersion(
-                    version=wanted, reason=reason, at=dt.datetime.now(dt.UTC)
-                )
-                log.error("refused model %s: %s", wanted, reason)
-                if current is None and config.fallback_version:
-                    self._current = self._try_fallback(config.fallback_version)
-                kept = self._current.version if self._current else "nothing"
-                return f"refused {wanted} ({reason}); serving {kept}"
+            if current is not None:
+                if current.version == config.model_version:
+                    self._current = current.at(config.threshold, config.threshold_source)
+                else:
+                    self._current = current.at(None, None)
+                if self._current.threshold_source != "model":
+                    outcome += f" at threshold {self._current.matcher.threshold:.4f}"
+            return outcome
+
+    def _apply_version(self, config: ServingConfig) -> str:
+        wanted = config.model_version
+        self._requested = wanted
+        current = self._current
+        if wanted is None or (current is not None and current.version == wanted):
             self._refused = None
-            log.info("now serving model %s", wanted)
-            return f"serving {wanted}"
+            return f"serving {current.version if current else 'nothing'}"
+        try:
+            self._current = self.load(wanted)
+        except Exception as exc:  # any failure to load is a refusal, never a crash
+            reason = f"{type(exc).__name__}: {exc}"
+            self._refused = RefusedVersion(
+                version=wanted, reason=reason, at=dt.datetime.now(dt.UTC)
+            )
+            log.error("refused model %s: %s", wanted, reason)
+            if current is None and config.fallback_version:
+                self._current = self._try_fallback(config.fallback_version)
+            kept = self._current.version if self._current else "nothing"
+            return f"refused {wanted} ({reason}); serving {kept}"
+        self._refused = None
+        log.info("now serving model %s", wanted)
+        return f"serving {wanted}"
 
     def _try_fallback(self, version: str) -> LoadedModel | None:
         try:
@@ -155,6 +194,7 @@ class MatcherService:
             requested_version=self._requested,
             loaded_at=current.loaded_at,
             threshold=current.matcher.threshold,
+            threshold_source=current.threshold_source,
             training_metrics=record.training_metrics,
             lineage=record.model_dump(
                 mode="json",

@@ -13,9 +13,12 @@ from typing import Any
 
 from cashmatch.domain.model_records import (
     Approval,
+    Guardrail,
+    GuardrailChange,
     ModelRecord,
     Pointer,
     PointerChange,
+    ThresholdOverride,
     Verdict,
 )
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
@@ -164,6 +167,47 @@ class ModelRegistry:
             except PreconditionFailed:
                 continue
         raise PreconditionFailed("deployed pointer kept changing; gave up after 10 tries")
+
+    # the guardrail's threshold override --------------------------------------
+    def guardrail(self) -> tuple[Guardrail, int]:
+        """The threshold override in force (if any), its history, and the blob generation."""
+        try:
+            blob = self.blobs.get(f"{PREFIX}/guardrail.json")
+        except BlobNotFound:
+            return Guardrail(), 0
+        return Guardrail.model_validate_json(blob.data), blob.generation
+
+    def set_override(
+        self, override: ThresholdOverride | None, *, by: str, reason: str
+    ) -> tuple[Guardrail, bool]:
+        """Set (or with None clear) the override, once per cause: (guardrail, changed).
+
+        A cause that already changed it (a redelivered breach) changes nothing; a concurrent
+        writer makes this read and try again (compare-and-swap on the generation).
+        """
+        for _ in range(10):
+            current, generation = self.guardrail()
+            if current.changed_by(by):
+                return current, False
+            change = GuardrailChange(
+                override=override, at=dt.datetime.now(dt.UTC), by=by, reason=reason
+            )
+            updated = Guardrail(override=override, history=[*current.history, change])
+            try:
+                self.blobs.put(
+                    f"{PREFIX}/guardrail.json",
+                    updated.model_dump_json(indent=2).encode(),
+                    if_generation_match=generation,
+                )
+            except PreconditionFailed:
+                continue
+            return updated, True
+        raise PreconditionFailed("guardrail kept changing; gave up after 10 tries")
+
+    def override_for(self, version: str) -> ThresholdOverride | None:
+        """The override replicas serving `version` must use now, or None (its own threshold)."""
+        override = self.guardrail()[0].override
+        return override if override is not None and override.applies_to(version) else None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary for status displays."""

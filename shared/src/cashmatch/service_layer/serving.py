@@ -8,12 +8,12 @@ rollback is a roll-out of the older version.
 
 from __future__ import annotations
 
-from cashmatch.domain.model_records import ModelRecord
+from cashmatch.domain.model_records import ModelRecord, ThresholdOverride
 
 
 class NoServing:
     """No serving configured: the registry's deployed pointer is the whole roll-out."""
 
-    def roll_out(self, record: ModelRecord) -> str:
+    def roll_out(self, record: ModelRecord, override: ThresholdOverride | None = None) -> str:
         """Nothing to start; say so in the endpoint."""
         return "registry-only (no serving configured)"

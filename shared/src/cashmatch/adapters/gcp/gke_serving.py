@@ -43,9 +43,10 @@ from cashmatch.adapters.matcher_app import (
     ArtifactRefused,
     RolloutFailed,
     set_version,
+    threshold_source,
 )
 from cashmatch.domain.errors import PermanentError
-from cashmatch.domain.model_records import ModelRecord
+from cashmatch.domain.model_records import ModelRecord, ThresholdOverride
 from cashmatch.ports import BlobStore
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,12 @@ def user_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollout_patch(
-    service: dict[str, Any], version: str, *, image: str | None = None, code: str | None = None
+    service: dict[str, Any],
+    version: str,
+    *,
+    image: str | None = None,
+    code: str | None = None,
+    override: ThresholdOverride | None = None,
 ) -> dict[str, Any]:
     """The merge patch that serves `version` (and, with `image`, runs that image).
 
@@ -200,7 +206,7 @@ def rollout_patch(
     current = user_config(config)
     previous = current.get("model_version")
     fallback = previous if previous != version else current.get("fallback_version")
-    set_version(config, version, fallback)
+    set_version(config, version, fallback, override)
     metadata: dict[str, Any] = {
         "resourceVersion": service["metadata"]["resourceVersion"],
         "annotations": {VERSION_ANNOTATION: version},
@@ -285,13 +291,16 @@ class GkeRayServing:
             f"{self.name}-serve-svc:{SERVE_PORT}/proxy/v1/model"
         )
 
-    def roll_out(self, record: ModelRecord) -> str:
-        """Serve `record.version` on the RayService; return the endpoint once it answers."""
+    def roll_out(self, record: ModelRecord, override: ThresholdOverride | None = None) -> str:
+        """Serve `record.version` (at the override's threshold, if any) on the RayService;
+        return the endpoint once it answers so."""
         self._check_artifact(record)
         service = self.api.get(self.path)
         image, code = self._image(service, record)
         for _ in range(5):
-            patch = rollout_patch(service, record.version, image=image, code=code)
+            patch = rollout_patch(
+                service, record.version, image=image, code=code, override=override
+            )
             try:
                 patched = self.api.merge_patch(self.path, patch)
                 break
@@ -302,7 +311,7 @@ class GkeRayServing:
             raise RolloutFailed("the RayService kept changing; gave up after 5 patches")
         generation = int(patched.get("metadata", {}).get("generation") or 0)
         log.info("patched %s to %s (generation %s)", self.name, record.version, generation)
-        self.wait_for_version(record.version, generation)
+        self.wait_for_version(record.version, generation, source=threshold_source(override))
         return self.endpoint
 
     def _check_artifact(self, record: ModelRecord) -> None:
@@ -337,7 +346,7 @@ class GkeRayServing:
         except (KubeApiError, httpx.HTTPError, ValueError):
             return None
 
-    def wait_for_version(self, version: str, generation: int = 0) -> None:
+    def wait_for_version(self, version: str, generation: int = 0, source: str = "model") -> None:
         """Until `confirmations` answers in a row report `version` and KubeRay has seen the
         patch; ArtifactRefused if the replicas refuse it, RolloutFailed on failure or timeout."""
         deadline = time.monotonic() + self.timeout_s
@@ -354,7 +363,11 @@ class GkeRayServing:
             refused = (info or {}).get("refused") or {}
             if refused.get("version") == version and (info or {}).get("version") != version:
                 raise ArtifactRefused(f"the replicas refused {version}: {refused.get('reason')}")
-            answered = info is not None and info.get("version") == version
+            answered = (
+                info is not None
+                and info.get("version") == version
+                and info.get("threshold_source", "model") == source
+            )
             in_a_row = in_a_row + 1 if answered and observed >= generation else 0
             if in_a_row >= self.confirmations:
                 return

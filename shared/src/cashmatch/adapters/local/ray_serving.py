@@ -33,8 +33,9 @@ from cashmatch.adapters.matcher_app import (
     ArtifactRefused,
     RolloutFailed,
     set_version,
+    threshold_source,
 )
-from cashmatch.domain.model_records import ModelRecord
+from cashmatch.domain.model_records import ModelRecord, ThresholdOverride
 from cashmatch.service_layer.registry import ModelRegistry
 from cashmatch.settings import Settings
 
@@ -71,13 +72,15 @@ class LocalRayServing:
         """The workspace's blob store, where the replicas read the registry."""
         return self.workspace / "blobs"
 
-    def roll_out(self, record: ModelRecord) -> str:
-        """Verify the artifact here, then update the app in place and wait for the version."""
+    def roll_out(self, record: ModelRecord, override: ThresholdOverride | None = None) -> str:
+        """Verify the artifact here, then update the app in place and wait for the version
+        (at the override's threshold, if any)."""
         _preflight(self.registry(), record)
         self.start()
         previous = self.serving_version()
-        self.apply(record.version, fallback_version=previous)
-        self.wait_for_version(record.version)
+        fallback = previous if previous != record.version else self._running_fallback()
+        self.apply(record.version, fallback_version=fallback, override=override)
+        self.wait_for_version(record.version, source=threshold_source(override))
         return self.endpoint
 
     def registry(self) -> ModelRegistry:
@@ -106,7 +109,13 @@ class LocalRayServing:
         )
         return head
 
-    def apply(self, version: str | None, *, fallback_version: str | None = None) -> None:
+    def apply(
+        self,
+        version: str | None,
+        *,
+        fallback_version: str | None = None,
+        override: ThresholdOverride | None = None,
+    ) -> None:
         """Apply the matcher's Serve config with `version` in user_config (in place if running).
 
         A running app keeps its own config and only its user_config changes: a process with
@@ -119,8 +128,19 @@ class LocalRayServing:
             config = serve_config(
                 blob_root=self.blob_root, port=self.port, overrides=self.app_overrides
             )
-        set_version(config, version, fallback_version)
+        set_version(config, version, fallback_version, override)
         _serve_client().deploy_apps(ServeDeploySchema.model_validate(config), _blocking=False)
+
+    def _running_fallback(self) -> str | None:
+        """The fallback of the running config: a second roll-out of the same version (a
+        threshold change) keeps it instead of naming the version its own fallback."""
+        config = self._running_config()
+        if config is None:
+            return None
+        for deployment in config["applications"][0].get("deployments") or []:
+            if deployment.get("name") == DEPLOYMENT_NAME:
+                return (deployment.get("user_config") or {}).get("fallback_version")
+        return None
 
     def _running_config(self) -> dict[str, Any] | None:
         details = _serve_client().get_serve_details()
@@ -146,7 +166,9 @@ class LocalRayServing:
         info = self.model_info()
         return info.get("version") if info else None
 
-    def wait_for_version(self, version: str, *, confirmations: int = 5) -> None:
+    def wait_for_version(
+        self, version: str, *, confirmations: int = 5, source: str = "model"
+    ) -> None:
         """Block until `confirmations` answers in a row come from `version`; raise if refused."""
         deadline = time.monotonic() + self.timeout_s
         in_a_row = 0
@@ -159,7 +181,12 @@ class LocalRayServing:
             failure = _app_failure()
             if failure:
                 raise RolloutFailed(f"the matcher app failed to deploy: {failure}")
-            in_a_row = in_a_row + 1 if last and last.get("version") == version else 0
+            answered = (
+                last is not None
+                and last.get("version") == version
+                and last.get("threshold_source", "model") == source
+            )
+            in_a_row = in_a_row + 1 if answered else 0
             if in_a_row >= confirmations:
                 return
             time.sleep(0.2)

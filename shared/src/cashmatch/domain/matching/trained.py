@@ -3,6 +3,7 @@ prediction entry points (frames for batches, `Answer`s for services)."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Sequence
 
@@ -57,6 +58,16 @@ class TrainedMatcher:
         # Lookups of the model's own knowledge, built on first use (not part of the model file).
         self._own_knowledge: tuple[pd.DataFrame, pd.DataFrame, PayerIndex, HabitIndex] | None = None
         self._own_forests: tuple[object, object, Model, Model] | None = None
+
+    def at_threshold(self, threshold: float) -> TrainedMatcher:
+        """The same model deciding "auto" at another threshold (the guardrail's override).
+
+        A shallow copy: estimators and knowledge are shared, read-only, and so are the lookups
+        already built; only the cut between auto and review differs.
+        """
+        other = copy.copy(self)
+        other.threshold = float(threshold)
+        return other
 
     def predict(
         self,

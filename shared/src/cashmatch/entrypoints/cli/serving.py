@@ -48,7 +48,7 @@ def serve_command(settings: Settings) -> None:
             serving.wait_until_answering()
         else:
             try:
-                endpoint = serving.roll_out(registry.get(version))
+                endpoint = serving.roll_out(registry.get(version), registry.override_for(version))
             except (KeyError, RolloutFailed) as exc:
                 output.fail(f"cannot serve {version}: {exc}")
                 raise typer.Exit(1) from None
@@ -104,7 +104,7 @@ def roll_back(
     refusal = release_refusal(registry, settings, version)
     if refusal is not None:
         raise KeyError(f"{refusal} (the release gate holds rollbacks too)")
-    endpoint = serving.roll_out(record)
+    endpoint = serving.roll_out(record, registry.override_for(version))
     for _ in range(10):
         champion, generation = registry.champion()
         if champion.version == version:

@@ -7,6 +7,7 @@ from typing import Any
 
 from cashmatch.entrypoints.cli import output, views
 from cashmatch.ports import BlobNotFound
+from cashmatch.service_layer import performance
 from cashmatch.service_layer.context import Ports
 
 
@@ -65,9 +66,21 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
             "endpoint": deployed.endpoint,
             "history": [h.model_dump(mode="json") for h in deployed.history],
         },
+        "promise": {
+            "target": ports.settings.guardrail_target,
+            "months": performance.summary_rows(ports),
+            "override": _override(ports),
+        },
         "events": [views.delivery(r) for r in ports.bus.log(limit=events)][:events],
         "dead_letters": len(ports.bus.dead_letters()),
     }
+
+
+def _override(ports: Ports) -> dict[str, Any] | None:
+    override = ports.registry.guardrail()[0].override
+    if override is None:
+        return None
+    return {**override.model_dump(mode="json"), "source": override.describe()}
 
 
 def _by(cause: str) -> str:
@@ -79,6 +92,7 @@ def show(status: dict[str, Any]) -> None:
     """Print the status as tables."""
     _show_data(status)
     _show_models(status)
+    _show_promise(status)
     _show_pointers(status)
     _show_events(status)
 
@@ -125,6 +139,39 @@ def _show_models(status: dict[str, Any]) -> None:
             ]
             for m in status["models"]
         ],
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def _show_promise(status: dict[str, Any]) -> None:
+    promise = status["promise"]
+    if promise["months"]:
+        output.table(
+            f"the promise: auto decisions ≥ {promise['target']:.0%} right, month by month",
+            ["month", "served by", "auto", "right", "lower 95%", "estimated", "state"],
+            [
+                [
+                    r["month"],
+                    output.short(r["version"]),
+                    f"{r['auto_share']:.1%}",
+                    _pct(r["auto_precision"]),
+                    _pct(r["auto_precision_lower"]),
+                    _pct(r["estimated_precision"]),
+                    r["state"],
+                ]
+                for r in promise["months"]
+            ],
+        )
+    override = promise["override"]
+    output.say(
+        "guardrail: no override, every version at its own threshold"
+        if override is None
+        else f"guardrail: threshold {override['threshold']:.4f} for "
+        f"{override['version'] or 'every version'} ({override['source']})",
+        style=None if override is None else "yellow",
     )
 
 

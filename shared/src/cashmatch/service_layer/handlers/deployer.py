@@ -36,7 +36,8 @@ def deploy(event: Envelope, ports: Ports) -> str:
         endpoint = deployed.endpoint
         outcome = f"{record.version} already deployed at {endpoint}"
     else:
-        endpoint = ports.serving.roll_out(record)
+        # A new champion starts from its own threshold: an override names the version it holds for.
+        endpoint = ports.serving.roll_out(record, registry.override_for(record.version))
         registry.mark_deployed(
             record.version, endpoint=endpoint, by=event.id, reason="evaluation passed"
         )

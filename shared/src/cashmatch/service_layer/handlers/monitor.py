@@ -1,5 +1,7 @@
 """Monitor: dataset.ready → the new month compared with the training reference → an HTML drift
-report in the blob store → drift.detected when something moved.
+report in the blob store → drift.detected when something moved; and the realized performance of
+the versions that served the month, now that its labels are final → performance.breached when
+the promise did not hold (service_layer/performance.py).
 
 Runs beside the trainer on the same event. The champion it checks is the newest one trained
 before the month (from the champion pointer's history), so the outcome does not depend on
@@ -13,8 +15,15 @@ import logging
 
 from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.evaluation.realized import Realized
 from cashmatch.domain.evaluation.scoring import batches, score
-from cashmatch.domain.events import DatasetReady, DriftDetected, Envelope
+from cashmatch.domain.events import (
+    DatasetReady,
+    DriftDetected,
+    Envelope,
+    PerformanceBreached,
+    derived_id,
+)
 from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.domain.monitoring import (
     DriftConfig,
@@ -24,6 +33,7 @@ from cashmatch.domain.monitoring import (
     performance_drift,
 )
 from cashmatch.ports import BlobNotFound
+from cashmatch.service_layer import performance
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import publish_answer
@@ -114,6 +124,52 @@ def monitor(event: Envelope, ports: Ports) -> str:
     recomputing it (see `_stored_summary`)."""
     payload = event.payload()
     assert isinstance(payload, DatasetReady)
+    drift = _drift(ports, event, payload)
+    return f"{drift}; {_realized(ports, event, payload)}"
+
+
+def _realized(ports: Ports, event: Envelope, payload: DatasetReady) -> str:
+    """Score every version that served the month; a breach by the one serving at the close
+    is announced once per (month, version), whatever the deliveries or republishes."""
+    month = payload.month
+    records: list[Realized] = []
+    for version in performance.served_versions(ports, month, event.time):
+        try:
+            records.append(performance.realized(ports, month, version, event.time))
+        except (ArtifactDigestMismatch, ValueError) as exc:
+            log.warning("realized performance of %s on %s not computed: %s", version, month, exc)
+    if not records:
+        return f"no version served {month}: no realized performance"
+    served = records[-1]
+    if served.state == "undefined":
+        return f"{served.version} settled nothing of {month} on its own: precision undefined"
+    figures = (
+        f"{served.version} auto {served.auto_share:.1%} of {month}, "
+        f"{served.auto_precision:.2%} right (≥ {served.auto_precision_lower:.2%})"
+    )
+    if served.state != "breached":
+        return f"{figures}: {served.state} ({served.target:.0%})"
+    breach = PerformanceBreached(
+        month=month,
+        model_version=served.version,
+        auto=served.auto,
+        auto_share=served.auto_share,
+        auto_precision=served.auto_precision,
+        auto_precision_lower=served.auto_precision_lower,
+        target=served.target,
+        threshold=served.threshold,
+        threshold_source=served.threshold_source,
+        holding_threshold=served.holding_threshold,
+        report_uri=ports.blobs.uri(performance.record_key(month, served.version)),
+        caused_by=event.id,
+    )
+    # The id names the (month, version), not the delivery: a republished close breaches nothing new.
+    event_id = derived_id(f"breach/{month}/{served.version}", PerformanceBreached.topic)
+    publish_answer(ports, event, breach, SOURCE, event_id=event_id)
+    return f"{figures}: BREACHES {served.target:.0%}"
+
+
+def _drift(ports: Ports, event: Envelope, payload: DatasetReady) -> str:
     month = payload.month
     champion = champion_before(ports, month)  # the one the month is checked against
     summary = _stored_summary(ports, payload, champion)
