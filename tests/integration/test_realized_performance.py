@@ -16,7 +16,7 @@ import pytest
 from cashmatch.bootstrap import bootstrap
 from cashmatch.domain.events import MonthClosed, make_event, parse_event
 from cashmatch.entrypoints.service_table import HANDLERS, handlers
-from cashmatch.service_layer import performance
+from cashmatch.service_layer import performance_records
 from cashmatch.service_layer.batch_matching import match_month
 from cashmatch.service_layer.dispatch import handle_bytes, run_until_idle
 from cashmatch.service_layer.model_store import load_verified
@@ -57,7 +57,7 @@ def chain(small_warehouse, tmp_path_factory):
 def test_a_close_scores_the_version_that_served_it(chain):
     ports, _ = chain
     deployed = ports.registry.deployed()[0].history[0].version
-    records = performance.months_realized(ports)
+    records = performance_records.months_realized(ports)
     assert list(records) == ["2025-04"], "the backfill months had no served version"
     (record,) = records["2025-04"]
     assert record.version == deployed and record.threshold_source == "model"
@@ -68,7 +68,7 @@ def test_a_close_scores_the_version_that_served_it(chain):
 
 def test_realized_figures_equal_the_cli_csv_scored_independently(chain, tmp_path):
     ports, warehouse = chain
-    (record,) = performance.months_realized(ports)["2025-04"]
+    (record,) = performance_records.months_realized(ports)["2025-04"]
     out = tmp_path / "april.csv"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
     done = subprocess.run(
@@ -109,8 +109,8 @@ def test_realized_figures_equal_the_cli_csv_scored_independently(chain, tmp_path
 
 def test_a_redelivered_close_changes_no_record(chain):
     ports, _ = chain
-    key = performance.record_key(
-        "2025-04", performance.months_realized(ports)["2025-04"][0].version
+    key = performance_records.record_key(
+        "2025-04", performance_records.months_realized(ports)["2025-04"][0].version
     )
     before = ports.blobs.get(key)
     (ready,) = [e for e in _events(ports, "dataset.ready") if e.data["month"] == "2025-04"]
@@ -145,7 +145,7 @@ def corrupted(small_warehouse, tmp_path):
 def test_a_breach_is_announced_once_and_the_override_set_once(corrupted):
     ports, version, own_threshold = corrupted
     _close(ports, "2025-05", WATCHING)
-    (record,) = performance.months_realized(ports)["2025-05"]
+    (record,) = performance_records.months_realized(ports)["2025-05"]
     assert record.state == "breached" and record.auto_correct <= record.auto - 25
     (breach,) = _events(ports, "performance.breached")
     assert breach.data["model_version"] == version

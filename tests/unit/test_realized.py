@@ -8,13 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cashmatch.domain.evaluation.realized import (
-    decisions_to_confirm,
-    holding_threshold,
-    realize,
-    state_of,
-    wilson_lower,
-)
+from cashmatch.domain.evaluation.promise import decisions_to_confirm, state_of, wilson_lower
+from cashmatch.domain.evaluation.realized import holding_threshold, realize
 
 pytestmark = pytest.mark.unit
 

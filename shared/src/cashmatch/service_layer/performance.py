@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-from typing import Any
 
 import pandas as pd
 
-from cashmatch.domain.evaluation.realized import Estimate, Realized, estimate, realize
+from cashmatch.domain.evaluation.promise import Estimate, Realized
+from cashmatch.domain.evaluation.realized import estimate, realize
 from cashmatch.domain.model_records import PointerChange
-from cashmatch.ports import BlobNotFound, PreconditionFailed
+from cashmatch.ports import PreconditionFailed
 from cashmatch.service_layer.batch_matching import match_month
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import load_verified
 from cashmatch.service_layer.month_reading import read_month
-
-PREFIX = "performance"
-# Above every calibrated confidence (they lie in [0, 1]): nothing is settled without a person.
-NOTHING_AUTO = math.nextafter(1.0, 2.0)
-
-
-def record_key(month: str, version: str) -> str:
-    """Blob key of one version's realized performance on one month."""
-    return f"{PREFIX}/{month}/{version}.json"
+from cashmatch.service_layer.performance_records import record_key, stored
 
 
 def _month_span(month: str) -> tuple[dt.datetime, dt.datetime]:
@@ -82,14 +73,6 @@ def threshold_in_force(
     return own, "model"
 
 
-def stored(ports: Ports, month: str, version: str) -> Realized | None:
-    """The stored record of (month, version), if any."""
-    try:
-        return Realized.model_validate_json(ports.blobs.get(record_key(month, version)).data)
-    except BlobNotFound:
-        return None
-
-
 def realized(ports: Ports, month: str, version: str, closed_at: dt.datetime) -> Realized:
     """The realized performance of `version` on closed `month`: stored once, then read back.
 
@@ -120,46 +103,6 @@ def realized(ports: Ports, month: str, version: str, closed_at: dt.datetime) -> 
     except PreconditionFailed:  # another delivery wrote it first: theirs stands
         return Realized.model_validate_json(ports.blobs.get(record_key(month, version)).data)
     return record
-
-
-def months_realized(ports: Ports) -> dict[str, list[Realized]]:
-    """Every stored record, by month (oldest first), each month's versions oldest first."""
-    result: dict[str, list[Realized]] = {}
-    for key in ports.blobs.list(f"{PREFIX}/"):
-        if not key.endswith(".json"):
-            continue
-        record = Realized.model_validate_json(ports.blobs.get(key).data)
-        result.setdefault(record.month, []).append(record)
-    return dict(sorted(result.items()))
-
-
-def summary_rows(ports: Ports) -> list[dict[str, Any]]:
-    """One JSON-ready row per (closed month, version that served it), oldest first."""
-    rows = []
-    for month, records in months_realized(ports).items():
-        for r in records:
-            rows.append(
-                {
-                    "month": month,
-                    "version": r.version,
-                    "transfers": r.transfers,
-                    "auto": r.auto,
-                    "auto_share": r.auto_share,
-                    "auto_precision": r.auto_precision,
-                    "auto_precision_lower": r.auto_precision_lower,
-                    "estimated_precision": r.estimate.expected_auto_precision,
-                    "exact_set_accuracy": r.exact_set_accuracy,
-                    "threshold": r.threshold,
-                    "threshold_source": r.threshold_source,
-                    "target": r.target,
-                    "state": r.state,
-                    "holds": r.holds,
-                    "unseen_labels": r.unseen_labels,
-                    "by_direction": {k: v.model_dump() for k, v in r.by_direction.items()},
-                    "by_currency": {k: v.model_dump() for k, v in r.by_currency.items()},
-                }
-            )
-    return rows
 
 
 def estimate_open_month(ports: Ports, month: str, version: str) -> Estimate:

@@ -30,9 +30,9 @@ def performance(as_json: params.JsonFlag = False) -> None:
     auto_precision, auto_precision_lower, estimated_precision, exact_set_accuracy, threshold,
     threshold_source, target, state, holds, unseen_labels, by_direction, by_currency}
     """
-    from cashmatch.service_layer import performance
+    from cashmatch.service_layer import performance_records
 
-    rows = performance.summary_rows(session.ports())
+    rows = performance_records.summary_rows(session.ports())
     if as_json:
         output.as_json(rows)
         return

@@ -7,7 +7,7 @@ from typing import Any
 
 from cashmatch.entrypoints.cli import output, views
 from cashmatch.ports import BlobNotFound
-from cashmatch.service_layer import performance
+from cashmatch.service_layer import performance_records
 from cashmatch.service_layer.context import Ports
 
 
@@ -68,7 +68,7 @@ def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
         },
         "promise": {
             "target": ports.settings.guardrail_target,
-            "months": performance.summary_rows(ports),
+            "months": performance_records.summary_rows(ports),
             "override": _override(ports),
         },
         "events": [views.delivery(r) for r in ports.bus.log(limit=events)][:events],

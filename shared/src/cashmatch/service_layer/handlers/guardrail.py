@@ -16,7 +16,7 @@ import logging
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.events import Envelope, ModelDeployed, PerformanceBreached
 from cashmatch.domain.model_records import ThresholdOverride
-from cashmatch.service_layer import performance
+from cashmatch.service_layer import performance_records
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.publishing import publish_answer
 from cashmatch.service_layer.release_gate import release_refusal
@@ -54,7 +54,9 @@ def _raise_threshold(ports: Ports, event: Envelope, payload: PerformanceBreached
     version = payload.model_version
     wanted = payload.holding_threshold
     if wanted is None:
-        wanted = performance.NOTHING_AUTO  # no cut held: nothing is settled without a person
+        wanted = (
+            performance_records.NOTHING_AUTO
+        )  # no cut held: nothing is settled without a person
     current = registry.override_for(version)
     in_force = current.threshold if current is not None else payload.threshold
     if wanted <= in_force:
@@ -112,7 +114,7 @@ def _roll_back(ports: Ports, event: Envelope, payload: PerformanceBreached) -> s
 def _last_holding_version(ports: Ports, payload: PerformanceBreached) -> str | None:
     """The version, other than the breached one, whose newest realized month held the target."""
     newest: dict[str, tuple[str, bool]] = {}
-    for month, records in performance.months_realized(ports).items():
+    for month, records in performance_records.months_realized(ports).items():
         for record in records:
             if record.holds is not None:
                 newest[record.version] = (month, record.holds)

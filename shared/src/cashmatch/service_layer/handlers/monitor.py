@@ -15,7 +15,7 @@ import logging
 
 from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.errors import PermanentError
-from cashmatch.domain.evaluation.realized import Realized
+from cashmatch.domain.evaluation.promise import Realized
 from cashmatch.domain.evaluation.scoring import batches, score
 from cashmatch.domain.events import (
     DatasetReady,
@@ -33,7 +33,7 @@ from cashmatch.domain.monitoring import (
     performance_drift,
 )
 from cashmatch.ports import BlobNotFound
-from cashmatch.service_layer import performance
+from cashmatch.service_layer import performance, performance_records
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import publish_answer
@@ -160,7 +160,7 @@ def _realized(ports: Ports, event: Envelope, payload: DatasetReady) -> str:
         threshold=served.threshold,
         threshold_source=served.threshold_source,
         holding_threshold=served.holding_threshold,
-        report_uri=ports.blobs.uri(performance.record_key(month, served.version)),
+        report_uri=ports.blobs.uri(performance_records.record_key(month, served.version)),
         caused_by=event.id,
     )
     # The id names the (month, version), not the delivery: a republished close breaches nothing new.
