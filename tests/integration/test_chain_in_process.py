@@ -173,7 +173,7 @@ def test_the_verdict_rests_on_a_paired_comparison_with_the_champions_stored_outc
     head = verdict.reasons[0]
     assert head.startswith(("promoted: ", "refused: significantly worse", "refused: pair_f1"))
     assert verdict.passed == head.startswith("promoted: ")
-    assert "McNemar p=" in head and "95% paired-bootstrap CI [" in head
+    assert "McNemar p=" in head and "Δ auto_rate@99 " in head and "95% CI [" in head
     assert "trained on newer months than the champion" in verdict.reasons
 
 

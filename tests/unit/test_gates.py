@@ -79,9 +79,12 @@ def test_a_fresher_candidate_tied_with_a_saturated_champion_is_promoted():
     passed, reasons = judge(candidate, champion, fresher=True)
     assert passed
     assert reasons[0].startswith("promoted: not significantly worse and trained on newer months")
-    assert "auto_rate@99 1.0000 vs champion 1.0000" in reasons[0]
-    assert "12 better, 7 worse of 3,000; McNemar p=0.36" in reasons[0]
-    assert "95% CI [" in reasons[0]
+    assert reasons[0].endswith(
+        "(exact-set: 12 better, 7 worse of 3,000; McNemar p=0.36; "
+        "Δ auto_rate@99 +0.0000, 95% CI [+0.0000, +0.0000])"
+    )
+    primary = next(r for r in reasons if r.startswith("primary "))
+    assert "auto_rate@99 1.0000 vs champion 1.0000" in primary
     assert any("no significant difference (the interval contains 0)" in r for r in reasons)
 
 

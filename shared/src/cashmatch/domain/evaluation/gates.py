@@ -102,8 +102,7 @@ def decide(
     else:
         passed = False
         head = "refused: not significantly better and not trained on newer months"
-    evidence = [primary.words()] + [d.words() for d, _ in guards if d.metric != primary.metric]
-    head = f"{head} ({'; '.join(evidence)})"
+    head = f"{head} ({_evidence(comparison, primary, failed_guards)})"
     reasons = [head, f"primary {primary.words()}: {_direction_words(primary)}"]
     for diff, fails in guards:
         reasons.append(f"guard {diff.words()}: {_guard_words(diff, fails, gates)}")
@@ -113,6 +112,20 @@ def decide(
         else "not trained on newer months than the champion"
     )
     return passed, reasons
+
+
+def _evidence(
+    comparison: Mapping[str, Difference], primary: Difference, failed_guards: list[str]
+) -> str:
+    """The statistics behind the head reason, short enough for a table cell: the McNemar counts
+    (whatever the primary), the primary's interval, and those of the guards that failed."""
+    shown = dict.fromkeys(["exact_set_accuracy", primary.metric, *failed_guards])
+    parts = []
+    for metric in shown:
+        diff = comparison.get(metric)
+        if diff is not None:
+            parts.append(diff.brief(interval=metric in (primary.metric, *failed_guards)))
+    return "; ".join(parts)
 
 
 def _first_model(candidate: dict[str, float], gates: QualityGates) -> tuple[bool, list[str]]:
