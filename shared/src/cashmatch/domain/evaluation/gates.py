@@ -78,10 +78,11 @@ def decide(
     comparison: Mapping[str, Difference] | None = None,
     fresher: bool = False,
 ) -> tuple[bool, list[str]]:
-    """(passed, reasons in words). The first model passes absolute floors. A later one, judged
-    on `comparison` (paired differences from `paired.compare`), passes when no guard regresses
-    beyond its noise and the primary metric is significantly better, or is tied and the
-    candidate is `fresher` (trained on newer months); significantly worse never passes."""
+    """(passed, reasons in words). The first model passes absolute floors on `candidate`. A later
+    one (`champion` given) is judged on `comparison` (paired differences from `paired.compare`):
+    it passes when no guard regresses beyond its noise and the primary metric is significantly
+    better, or is tied and the candidate is `fresher` (trained on newer months); significantly
+    worse never passes."""
     if champion is None:
         return _first_model(candidate, gates)
     missing = [m for m in gates.compared_metrics() if comparison is None or m not in comparison]
@@ -94,7 +95,8 @@ def decide(
     if direction == "worse":
         passed, head = False, f"refused: significantly worse on {primary.metric}"
     elif failed_guards:
-        passed, head = False, f"refused: {', '.join(failed_guards)} regresses beyond its noise"
+        verb = "regresses beyond its noise" if len(failed_guards) == 1 else "regress beyond noise"
+        passed, head = False, f"refused: {', '.join(failed_guards)} {verb}"
     elif direction == "better":
         passed, head = True, f"promoted: significantly better on {primary.metric}"
     elif fresher:
