@@ -16,7 +16,10 @@ AUTO_RATE = re.compile(r"^auto_rate@(\d+(?:\.\d+)?)$")
 
 def supports(metric: str) -> bool:
     """Whether `compare` can test a difference in `metric`."""
-    return metric == "exact_set_accuracy" or metric in PAIR_METRICS or bool(AUTO_RATE.match(metric))
+    if metric == "exact_set_accuracy" or metric in PAIR_METRICS:
+        return True
+    found = AUTO_RATE.match(metric)
+    return found is not None and 0 < float(found.group(1)) <= 100
 
 
 @dataclass(frozen=True)

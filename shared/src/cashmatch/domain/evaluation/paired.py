@@ -11,6 +11,9 @@ candidate and the quality gates", says why these tests and how the gates use the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 
@@ -132,24 +135,25 @@ def _bootstrap(
     """Percentile intervals of each metric's difference over paired resamples of transfers."""
     n = len(a)
     rng = np.random.default_rng(seed)
+    stats = {m: (_statistic(m, a), _statistic(m, b)) for m in metrics}
     deltas: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     done = 0
     while done < resamples and n:
         rows = min(chunk, resamples - done)
         counts = _resample_counts(rng, rows, n)
-        for m in metrics:
-            deltas[m].append(_weighted(m, a, counts) - _weighted(m, b, counts))
+        for m, (of_a, of_b) in stats.items():
+            deltas[m].append(of_a(counts) - of_b(counts))
         done += rows
-    ones = np.ones((1, n))
+    ones = np.ones((1, n), dtype=np.int64)
     result = {}
-    for m in metrics:
+    for m, (of_a, of_b) in stats.items():
         values = np.concatenate(deltas[m]) if deltas[m] else np.zeros(1)
         low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
         result[m] = Difference(
             metric=m,
-            candidate=float(_weighted(m, a, ones)[0]) if n else 1.0,
-            champion=float(_weighted(m, b, ones)[0]) if n else 1.0,
+            candidate=float(of_a(ones)[0]) if n else 1.0,
+            champion=float(of_b(ones)[0]) if n else 1.0,
             low=float(low),
             high=float(high),
             level=1.0 - alpha,
@@ -164,42 +168,56 @@ def _resample_counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
     """How often each transfer is drawn in each of `rows` resamples of size n (rows × n)."""
     draws = rng.integers(0, n, size=(rows, n))
     flat = (draws + np.arange(rows)[:, None] * n).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n)
 
 
-def _weighted(metric: str, frame: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
-    """The metric of each weighted copy of `frame` (one per row of `weights`)."""
+Statistic = Callable[[np.ndarray], np.ndarray]
+
+
+def _statistic(metric: str, frame: pd.DataFrame) -> Statistic:
+    """The metric of weighted copies of `frame` (weights: resamples × transfers, counts), with
+    what does not depend on the weights (a sort, the columns) worked out once."""
     found = AUTO_RATE.match(metric)
     if found:
-        target = float(found.group(1)) / 100.0
-        return _auto_rate(frame, weights, target)
-    tp = weights @ frame["tp"].to_numpy(np.float64)
-    n_pred = weights @ frame["n_pred"].to_numpy(np.float64)
-    n_true = weights @ frame["n_true"].to_numpy(np.float64)
-    # The conventions of metrics.evaluate: a ratio over nothing is 1.0 (nothing was got wrong).
-    precision = np.divide(tp, n_pred, out=np.ones_like(tp), where=n_pred > 0)
-    recall = np.divide(tp, n_true, out=np.ones_like(tp), where=n_true > 0)
-    if metric == "pair_precision":
-        return precision
-    if metric == "pair_recall":
-        return recall
-    total = precision + recall
-    return np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
+        return _auto_rate(frame, Fraction(found.group(1)) / 100)
+    tp, n_pred, n_true = (frame[c].to_numpy(np.float64) for c in ("tp", "n_pred", "n_true"))
+
+    def pair_metric(weights: np.ndarray) -> np.ndarray:
+        w = weights.astype(np.float64, copy=False)
+        sum_tp, sum_pred, sum_true = w @ tp, w @ n_pred, w @ n_true
+        # The conventions of metrics.evaluate: a ratio over nothing is 1.0.
+        precision = np.divide(sum_tp, sum_pred, out=np.ones_like(sum_tp), where=sum_pred > 0)
+        recall = np.divide(sum_tp, sum_true, out=np.ones_like(sum_tp), where=sum_true > 0)
+        if metric == "pair_precision":
+            return precision
+        if metric == "pair_recall":
+            return recall
+        both = precision + recall
+        return np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+
+    return pair_metric
 
 
-def _auto_rate(frame: pd.DataFrame, weights: np.ndarray, target: float) -> np.ndarray:
-    """metrics.auto_rate_at on weighted copies: the largest weighted share settled at a cut
-    (only after a run of equal confidence) whose weighted precision reaches `target`."""
+def _auto_rate(frame: pd.DataFrame, target: Fraction) -> Statistic:
+    """metrics.auto_rate_at on weighted copies: the largest weighted share settled by a cut
+    (only after a run of equal confidence) whose weighted precision reaches `target`.
+
+    With target p/q, precision ≥ p/q is Σ w·(q·exact − p) ≥ 0 over the settled transfers: a sum
+    of integers, so the comparison is exact and no rounding moves a cut.
+    """
     conf = frame["confidence"].to_numpy(np.float64)
     order = np.argsort(-conf, kind="stable")
-    conf = conf[order]
-    ok = frame["exact"].to_numpy(np.float64)[order]
-    w = weights[:, order]
-    cum_w = np.cumsum(w, axis=1)
-    cum_ok = np.cumsum(w * ok, axis=1)
-    ends = np.append(conf[1:] != conf[:-1], True)
-    cum_w, cum_ok = cum_w[:, ends], cum_ok[:, ends]
-    valid = (cum_w > 0) & (cum_ok >= (target - 1e-12) * cum_w)
-    total = weights.sum(axis=1)
-    settled = np.where(valid, cum_w, 0.0).max(axis=1)
-    return np.divide(settled, total, out=np.zeros_like(total), where=total > 0)
+    ends = np.append(conf[order][1:] != conf[order][:-1], True)
+    p, q = target.numerator, target.denominator
+    margin = q * frame["exact"].to_numpy(np.int64)[order] - p
+
+    def auto_rate(weights: np.ndarray) -> np.ndarray:
+        w = weights[:, order]
+        settled = np.cumsum(w, axis=1)[:, ends]
+        valid = np.cumsum(w * margin, axis=1)[:, ends] >= 0
+        valid &= settled > 0
+        total = settled[:, -1].astype(np.float64)
+        best = np.where(valid, settled, 0).max(axis=1).astype(np.float64)
+        return np.divide(best, total, out=np.zeros_like(total), where=total > 0)
+
+    return auto_rate
