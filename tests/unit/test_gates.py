@@ -163,3 +163,5 @@ def test_newer_months_compares_the_latest_month_trained_on():
 def test_a_metric_without_a_paired_comparison_is_refused_as_a_gate():
     with pytest.raises(ValueError, match="top1_accuracy.*no paired comparison"):
         QualityGates(guard_metrics=("exact_set_accuracy", "top1_accuracy"))
+    with pytest.raises(ValueError, match="auto_rate@150.*no paired comparison"):
+        QualityGates(primary_metric="auto_rate@150")
