@@ -140,6 +140,43 @@ def test_the_evaluator_reuses_the_champions_scores_and_scores_it_on_the_newest_m
     }
 
 
+def test_the_verdict_rests_on_a_paired_comparison_with_the_champions_stored_outcomes(
+    ports, monkeypatch
+):
+    from cashmatch.service_layer.reporting import load_outcomes
+    from cashmatch.service_layer.reporting.store import outcomes_key
+
+    close(ports, "2025-03")
+    (first,) = ports.registry.versions()
+    stored = load_outcomes(ports.blobs, first.version)
+    test_ids = set(ports.datasets.test_set().transfers["transfer_id"].astype(str))
+    assert stored is not None and set(stored["transfer_id"]) == test_ids
+    # A champion judged before outcomes were kept: it is predicted again, and its outcomes kept.
+    ports.blobs.delete(outcomes_key(first.version))
+    scored = []
+    scoring = evaluator.predict_slice
+    monkeypatch.setattr(
+        evaluator,
+        "predict_slice",
+        lambda predict, part: scored.append(predict) or scoring(predict, part),
+    )
+    close(ports, "2025-04")
+    second = next(r for r in ports.registry.versions() if r.version != first.version)
+    verdict = ports.registry.verdict(second.version)
+    assert verdict is not None and verdict.champion_version == first.version
+    assert len(scored) == 3  # candidate, rules, and the champion once more
+    again = load_outcomes(ports.blobs, first.version)
+    assert again is not None
+    pd.testing.assert_frame_equal(again, stored)
+    # Trained on one month more than the champion: promoted unless significantly worse, and
+    # the verdict says which, with the statistics.
+    head = verdict.reasons[0]
+    assert head.startswith(("promoted: ", "refused: significantly worse", "refused: pair_f1"))
+    assert verdict.passed == head.startswith("promoted: ")
+    assert "McNemar p=" in head and "Δ auto_rate@99 " in head and "95% CI [" in head
+    assert "trained on newer months than the champion" in verdict.reasons
+
+
 def exactly(metrics: dict[str, float]):
     return pytest.approx(metrics, rel=0, abs=0, nan_ok=True)
 
@@ -187,7 +224,7 @@ def test_two_candidates_evaluated_at_once_one_champion(ports, monkeypatch):
     barrier = threading.Barrier(2)
     first_call = threading.local()
 
-    def decide(candidate, champion, gates):
+    def decide(candidate, champion, gates, **_):
         if not getattr(first_call, "done", False):
             first_call.done = True
             barrier.wait(timeout=60)

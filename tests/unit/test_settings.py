@@ -22,13 +22,13 @@ def test_defaults_are_the_local_stack():
 
 def test_environment_and_file_are_read(monkeypatch, tmp_path):
     env_file = tmp_path / "cashmatch.env"
-    env_file.write_text("CASHMATCH_TEST_FRACTION=0.3\nCASHMATCH_GATE_MIN_GAIN=0.05\n")
+    env_file.write_text("CASHMATCH_TEST_FRACTION=0.3\nCASHMATCH_GATE_ALPHA=0.01\n")
     monkeypatch.setenv("CASHMATCH_SETTINGS_FILE", str(env_file))
     monkeypatch.setenv("CASHMATCH_MAX_ATTEMPTS", "7")
     settings = load_settings()
     assert settings.test_fraction == 0.3
     assert settings.max_attempts == 7
-    assert settings.gates.min_gain == 0.05
+    assert settings.gates.alpha == 0.01
 
 
 def test_invalid_value_names_the_variable(monkeypatch):
@@ -36,8 +36,18 @@ def test_invalid_value_names_the_variable(monkeypatch):
     with pytest.raises(SettingsError, match="CASHMATCH_TEST_FRACTION"):
         load_settings()
     monkeypatch.delenv("CASHMATCH_TEST_FRACTION")
-    monkeypatch.setenv("CASHMATCH_GATE_MIN_GAIN", "lots")
-    with pytest.raises(SettingsError, match="CASHMATCH_GATE_MIN_GAIN"):
+    monkeypatch.setenv("CASHMATCH_GATE_ALPHA", "lots")
+    with pytest.raises(SettingsError, match="CASHMATCH_GATE_ALPHA"):
+        load_settings()
+    monkeypatch.setenv("CASHMATCH_GATE_ALPHA", "0.05")
+    monkeypatch.setenv("CASHMATCH_GATE_PRIMARY_METRIC", "vibes")
+    with pytest.raises(SettingsError, match="CASHMATCH_GATE_PRIMARY_METRIC.*no paired comparison"):
+        load_settings()
+
+
+def test_the_retired_min_gain_says_what_replaced_it(monkeypatch):
+    monkeypatch.setenv("CASHMATCH_GATE_MIN_GAIN", "0.002")
+    with pytest.raises(SettingsError, match="MIN_GAIN is no longer a setting.*GATE_ALPHA"):
         load_settings()
 
 

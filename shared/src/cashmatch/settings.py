@@ -255,6 +255,17 @@ def _known_names() -> set[str]:
     return names | {"CASHMATCH_SETTINGS_FILE"}
 
 
+# Names that meant something once: setting one would now be read by nothing, so say what
+# replaced it rather than call it unknown.
+RETIRED = {
+    "CASHMATCH_GATE_MIN_GAIN": (
+        "a point-estimate gain can never beat a saturated champion; promotion now rests on a "
+        "paired comparison at significance CASHMATCH_GATE_ALPHA (docs/DESIGN.md, "
+        '"Champion, candidate and the quality gates")'
+    ),
+}
+
+
 def _reject_unknown(env_file: str | None) -> None:
     """A misspelt variable would silently fall back to a default: name it instead."""
     given = {k for k in os.environ if k.upper().startswith("CASHMATCH_")}
@@ -264,6 +275,11 @@ def _reject_unknown(env_file: str | None) -> None:
         for line in Path(env_file).read_text().splitlines():
             if "=" in line and not line.lstrip().startswith("#"):
                 given.add(line.split("=", 1)[0].strip().removeprefix("export ").strip())
+    retired = sorted(n for n in given if n.upper() in RETIRED)
+    if retired:
+        raise SettingsError(
+            "; ".join(f"{n} is no longer a setting: {RETIRED[n.upper()]}" for n in retired)
+        )
     unknown = sorted(n for n in given if n.upper() not in _known_names())
     if unknown:
         raise SettingsError(

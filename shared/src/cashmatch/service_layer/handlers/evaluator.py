@@ -11,7 +11,8 @@ import pandas as pd
 from cashmatch.domain.dataset.slices import Slice
 from cashmatch.domain.errors import PermanentError
 from cashmatch.domain.evaluation.curves import precision_coverage_curve
-from cashmatch.domain.evaluation.gates import decide
+from cashmatch.domain.evaluation.gates import decide, newer_months
+from cashmatch.domain.evaluation.paired import compare, transfer_outcomes
 from cashmatch.domain.evaluation.scoring import predict_slice, score, score_rules
 from cashmatch.domain.events import (
     Envelope,
@@ -31,8 +32,10 @@ from cashmatch.service_layer.publishing import already_published, publish_event
 from cashmatch.service_layer.reporting import (
     champion_history,
     load_curve,
+    load_outcomes,
     render_evaluation_report,
     save_curve,
+    save_outcomes,
     save_report,
 )
 
@@ -62,6 +65,14 @@ def evaluate(event: Envelope, ports: Ports) -> str:
     return f"{payload.model_version} {state}: {verdict.reasons[0]}"
 
 
+class _Scored(NamedTuple):
+    """A model on the frozen test set: its metrics, curves by role, per-transfer outcomes."""
+
+    metrics: dict[str, float]
+    curves: dict[str, pd.DataFrame]
+    outcomes: pd.DataFrame
+
+
 class _Decision(NamedTuple):
     """The outcome of comparing the candidate with the champion (and of promoting it)."""
 
@@ -85,8 +96,11 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
         "candidate": precision_coverage_curve(candidate_predictions, test.transfers, test.matches),
         "rules": precision_coverage_curve(rules_predictions, test.transfers, test.matches),
     }
+    outcomes = transfer_outcomes(candidate_predictions, test.transfers, test.matches)
     save_curve(ports.blobs, record.version, curves["candidate"])
-    decision = _decide_and_promote(ports, record, test, test_version, metrics, curves, cause_id)
+    save_outcomes(ports.blobs, record.version, outcomes)
+    scored = _Scored(metrics, curves, outcomes)
+    decision = _decide_and_promote(ports, record, test, test_version, scored, cause_id)
     newest = _newest_month_metrics(ports, payload.month, decision.champion_version)
     verdict_topic = EvaluationPassed.topic if decision.passed else EvaluationRejected.topic
     decided_at = ports.clock()
@@ -128,12 +142,12 @@ def _decide_and_promote(
     record: ModelRecord,
     test: Slice,
     test_version: str | None,
-    metrics: dict[str, float],
-    curves: dict[str, pd.DataFrame],
+    candidate: _Scored,
     cause_id: str,
 ) -> _Decision:
     """Gate the candidate against the current champion and promote it by compare-and-swap,
-    comparing again when the champion changes meanwhile. Adds the champion's curve to `curves`.
+    comparing again when the champion changes meanwhile. Adds the champion's curve to the
+    candidate's `curves`.
     """
     registry = ports.registry
     champion_version: str | None = None
@@ -149,11 +163,13 @@ def _decide_and_promote(
             break
         champion_version = pointer.version
         champion_metrics = None
-        if champion_version is not None:
-            champion_metrics, curves["champion"] = _champion_scores(
-                ports, champion_version, test, test_version, metrics
-            )
-        passed, reasons = decide(metrics, champion_metrics, ports.settings.gates)
+        if champion_version is None:
+            passed, reasons = decide(candidate.metrics, None, ports.settings.gates)
+        else:
+            champion = _champion_scores(ports, champion_version, test, test_version, candidate)
+            champion_metrics = champion.metrics
+            candidate.curves["champion"] = champion.curves["champion"]
+            passed, reasons = _against(ports, record, champion_version, candidate, champion)
         if not passed:
             break
         try:
@@ -168,21 +184,49 @@ def _decide_and_promote(
     return _Decision(passed, [*reasons, *notes], champion_version, champion_metrics)
 
 
+def _against(
+    ports: Ports, record: ModelRecord, champion_version: str, candidate: _Scored, champion: _Scored
+) -> tuple[bool, list[str]]:
+    """The gates' decision on the paired comparison of candidate and champion, transfer by
+    transfer, and on whether the candidate was trained on newer months."""
+    gates = ports.settings.gates
+    comparison = compare(
+        candidate.outcomes,
+        champion.outcomes,
+        gates.compared_metrics(),
+        alpha=gates.alpha,
+        resamples=gates.bootstrap_resamples,
+        seed=gates.bootstrap_seed,
+    )
+    champion_record = ports.registry.get(champion_version)
+    fresher = newer_months(record.training_months, champion_record.training_months)
+    return decide(
+        candidate.metrics, champion.metrics, gates, comparison=comparison, fresher=fresher
+    )
+
+
 def _champion_scores(
-    ports: Ports, version: str, test: Slice, test_version: str | None, wanted: dict[str, float]
-) -> tuple[dict[str, float], pd.DataFrame]:
-    """The champion's metrics and curve on the test set: kept from its own evaluation when
-    they still apply, else scored again."""
-    champion_metrics = _champion_metrics(ports, version, test_version, wanted)
+    ports: Ports, version: str, test: Slice, test_version: str | None, wanted: _Scored
+) -> _Scored:
+    """The champion's metrics, curve (as `curves["champion"]`) and per-transfer outcomes on the
+    test set: kept from its own evaluation when they still apply, else scored again."""
+    champion_metrics = _champion_metrics(ports, version, test_version, wanted.metrics)
     champion_curve = load_curve(ports.blobs, version)
-    if champion_metrics is None or champion_curve is None:
-        champion = _load(ports, ports.registry.get(version))
-        champion_predictions = predict_slice(champion.predict, test)
-        champion_metrics = evaluate_predictions(champion_predictions, test.transfers, test.matches)
-        champion_curve = precision_coverage_curve(
-            champion_predictions, test.transfers, test.matches
-        )
-    return champion_metrics, champion_curve
+    outcomes = load_outcomes(ports.blobs, version)
+    if outcomes is not None and set(outcomes["transfer_id"]) != set(wanted.outcomes["transfer_id"]):
+        outcomes = None
+    if champion_metrics is not None and champion_curve is not None and outcomes is not None:
+        return _Scored(champion_metrics, {"champion": champion_curve}, outcomes)
+    champion = _load(ports, ports.registry.get(version))
+    predictions = predict_slice(champion.predict, test)
+    outcomes = transfer_outcomes(predictions, test.transfers, test.matches)
+    # A champion judged before outcomes were kept: keep them now, for the next candidates.
+    save_outcomes(ports.blobs, version, outcomes)
+    return _Scored(
+        evaluate_predictions(predictions, test.transfers, test.matches),
+        {"champion": precision_coverage_curve(predictions, test.transfers, test.matches)},
+        outcomes,
+    )
 
 
 def _write_report(
