@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced-stamp
 MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-scale bench-faults bench-images clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-scale bench-faults bench-chaos bench-images clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -86,6 +86,11 @@ bench-serve: setup
 # Replica killed, only replica killed, roll-out: failed requests and recovery under steady load.
 bench-faults: setup
 	$(PY) -m benchmarks.faults
+
+# 12 months of the local stack with workers SIGKILLed mid-work and every event delivered 2-5
+# times, against a calm run of the same world: the workspaces must be the same (~15 minutes).
+bench-chaos: setup
+	$(PY) benchmarks/chaos.py
 
 # Each deployable's environment (its member alone, from uv.lock) against the whole workspace's:
 # distributions, size on disk, cold import of its entry point and peak RSS, with ratios.

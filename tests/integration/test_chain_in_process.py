@@ -409,3 +409,50 @@ def test_a_rejected_version_is_never_rolled_out(make_ports, small_warehouse):
     outcome = handle_bytes("deployer", HANDLERS["deployer"], event.to_bytes(), ports)
     assert "rejected by cli:" in outcome and "audit pending" in outcome
     assert ports.registry.deployed()[0].version is None
+
+
+@pytest.mark.parametrize("month", ["2025-03", "2025-04"])
+def test_an_evaluation_that_died_after_promoting_writes_the_verdict_a_calm_one_writes(
+    make_ports, small_warehouse, tmp_path, monkeypatch, month
+):
+    """A process killed between the champion's compare-and-swap and the verdict's write: the
+    redelivered evaluation finds its candidate already champion, and must still write the
+    verdict (reasons, champion, scores) that the attempt would have written."""
+    from cashmatch.domain.evaluation.gates import QualityGates
+
+    # A tie with the champion passes, so the second month's candidate is promoted too.
+    gates = QualityGates(min_gain=0.0)
+    calm = make_ports(warehouse=str(small_warehouse), workspace=tmp_path / "calm", gates=gates)
+    crashed = make_ports(
+        warehouse=str(small_warehouse), workspace=tmp_path / "crashed", gates=gates
+    )
+    months = ["2025-03", "2025-04"][: ["2025-03", "2025-04"].index(month) + 1]
+    for ports in (calm, crashed):
+        for m in months[:-1]:
+            close(ports, m)
+    event = make_event(MonthClosed(month=month), source="/test")  # the same id for both
+    publish_event(calm.bus, event)
+    run_until_idle(calm, HANDLERS, timeout_s=300)
+
+    class Killed(BaseException):
+        """Stands for SIGKILL: nothing after it runs, and dispatch does not catch it."""
+
+    def die(verdict):
+        raise Killed
+
+    publish_event(crashed.bus, event)
+    for service in ("collector", "trainer"):
+        run_until_idle(crashed, {service: HANDLERS[service]}, timeout_s=120)
+    (trained,) = [e for e in events_on(crashed, "model.trained") if e.data["month"] == month]
+    with monkeypatch.context() as patch:
+        patch.setattr(crashed.registry, "record_verdict", die)
+        with pytest.raises(Killed):
+            handle_bytes("evaluator", HANDLERS["evaluator"], trained.to_bytes(), crashed)
+    version = trained.data["model_version"]
+    assert crashed.registry.champion()[0].version == version, "it died after promoting"
+    handle_bytes("evaluator", HANDLERS["evaluator"], trained.to_bytes(), crashed)
+
+    ignored = {"decided_at", "report_uri"}
+    assert crashed.registry.verdict(version).model_dump(exclude=ignored) == calm.registry.verdict(
+        version
+    ).model_dump(exclude=ignored)

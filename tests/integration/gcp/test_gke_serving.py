@@ -99,7 +99,8 @@ def serving(kube, registry, builds=None, *, build="never", **options) -> GkeRayS
             poll_s=0.01,
         )
     options.setdefault("poll_s", 0.01)
-    options.setdefault("timeout_s", 10.0)
+    # Generous: a roll-out that should succeed waits for the version's answers, not the clock.
+    options.setdefault("timeout_s", 120.0)
     return GkeRayServing(
         api,
         registry.blobs,
@@ -272,6 +273,8 @@ def test_the_deployer_publishes_nothing_until_the_version_answers(kube, make_por
     ports = make_ports()
     record = register(ports.registry, "m-new")
     ports.registry.promote(record.version, 0, by="test", reason="test")
+    # Stuck, the roll-out must give up: a short deadline ends that part sooner, and a slow
+    # machine only makes it give up sooner still.
     ports.serving = serving(kube, ports.registry, timeout_s=0.5)
     event = make_event(
         EvaluationPassed(
@@ -294,6 +297,7 @@ def test_the_deployer_publishes_nothing_until_the_version_answers(kube, make_por
     assert ports.registry.deployed()[0].version is None
 
     kube.stuck = False
+    ports.serving.timeout_s = 120.0  # answering, it must succeed however slow the machine
     outcome = deploy(event, ports)
     assert outcome.startswith("deployed m-new at http://cashmatch-matcher-serve-svc")
     assert len({r.message_id for r in ports.bus.log(topic="model.deployed")}) == 1

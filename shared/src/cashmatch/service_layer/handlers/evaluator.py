@@ -156,12 +156,15 @@ def _decide_and_promote(
     notes: list[str] = []
     for _ in range(MAX_RACES):
         pointer, generation = registry.champion()
-        if pointer.version == record.version:
-            # An earlier attempt promoted it and died before writing the verdict.
-            passed, reasons = True, ["promoted by an earlier attempt of this evaluation"]
-            champion_version = pointer.history[-1].previous if pointer.history else None
-            break
-        champion_version = pointer.version
+        promoted_before = pointer.version == record.version
+        # An earlier attempt promoted it and died before writing the verdict: judge it again
+        # against the champion it replaced, so the verdict is the one that attempt would have
+        # written (the chaos run found "promoted by an earlier attempt" as its only reason).
+        champion_version = (
+            (pointer.history[-1].previous if pointer.history else None)
+            if promoted_before
+            else pointer.version
+        )
         champion_metrics = None
         if champion_version is None:
             passed, reasons = decide(candidate.metrics, None, ports.settings.gates)
@@ -170,6 +173,10 @@ def _decide_and_promote(
             champion_metrics = champion.metrics
             candidate.curves["champion"] = champion.curves["champion"]
             passed, reasons = _against(ports, record, champion_version, candidate, champion)
+        if promoted_before:
+            if not passed:  # the gates changed since: it is the champion all the same
+                passed, reasons = True, ["promoted by an earlier attempt of this evaluation"]
+            break
         if not passed:
             break
         try:
