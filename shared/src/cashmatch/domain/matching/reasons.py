@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cashmatch.domain.matching.assembly import KIND_OLDEST_RUN
+from cashmatch.domain.matching.assembly import KIND_OLDEST_RUN, SET_FEATURES
+from cashmatch.domain.matching.features import FEATURES
 from cashmatch.domain.reason_codes import REASON_CODES, REASONS
 
 _MAX_PHRASES = 3  # a sentence a person reads at a glance: the strongest three reasons
@@ -42,6 +43,12 @@ _PAIR_COLUMNS = [
     "same_amount_rank_old",
 ]
 _C = {c: k for k, c in enumerate(_PAIR_COLUMNS)}
+_IN_X = np.array([FEATURES.index(c) for c in _PAIR_COLUMNS])
+# The set features reasons read, in `_code_matrix`'s argument order; the option frame is `t`
+# then SET_FEATURES.
+_SET_COLUMNS = ["kind", "fit", "size", "n_credit", "rel_resid"]
+_IN_OPTS = [1 + SET_FEATURES.index(c) for c in _SET_COLUMNS]
+_SMALL_OPTIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -122,29 +129,33 @@ def proposal_reasons(
     row (of `opts`) each is proposed in."""
     if len(rows) == 0:
         return []
-    x = X[_PAIR_COLUMNS].iloc[rows].to_numpy() if len(rows) < 256 else _columns(X, rows)
-    m = _code_matrix(
-        x,
-        opts["kind"].to_numpy()[options],
-        opts["fit"].to_numpy()[options],
-        opts["size"].to_numpy()[options],
-        opts["n_credit"].to_numpy()[options],
-        opts["rel_resid"].to_numpy()[options],
-    )
-    # Few distinct combinations occur: each is spelled out once.
-    patterns, inverse = np.unique(m, axis=0, return_inverse=True)
-    spelled = [_spell(p) for p in patterns]
-    return [spelled[k] for k in inverse.reshape(-1).tolist()]
+    # The feature frame is one float32 block: to_numpy is a view, so only `rows` are copied
+    # (selecting columns by name first costs milliseconds on a one-transfer request).
+    x = X.to_numpy()[rows][:, _IN_X]
+    o = _option_columns(opts, options)
+    m = _code_matrix(x, *(o[:, k] for k in range(len(_SET_COLUMNS))))
+    # Few distinct combinations occur: each is spelled out once per process (bit k: code k).
+    keys = m.astype(np.int64) @ _CODE_BITS
+    return [_SPELLED.get(key) or _spell(key) for key in keys.tolist()]
 
 
-def _columns(X: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """The reason columns of `rows`, column by column (no copy of the whole matrix)."""
-    return np.column_stack([X[c].to_numpy()[rows] for c in _PAIR_COLUMNS])
+def _option_columns(opts: pd.DataFrame, options: np.ndarray) -> np.ndarray:
+    """The `_SET_COLUMNS` of the `options` rows: through one array on a request's few options
+    (pandas' per-column access costs more), by position on a batch's many."""
+    if len(opts) <= _SMALL_OPTIONS:
+        return opts.to_numpy(np.float64)[options][:, _IN_OPTS]
+    return opts.iloc[options, _IN_OPTS].to_numpy(np.float64)
 
 
-def _spell(pattern: np.ndarray) -> Reasons:
-    codes = tuple(c for c, on in zip(REASON_CODES, pattern.tolist(), strict=True) if on)
-    return Reasons(codes, sentence(codes))
+_CODE_BITS = np.int64(1) << np.arange(len(REASON_CODES), dtype=np.int64)
+_SPELLED: dict[int, Reasons] = {}  # at most one entry per combination of codes seen
+
+
+def _spell(key: int) -> Reasons:
+    codes = tuple(c for k, c in enumerate(REASON_CODES) if key >> k & 1)
+    reasons = Reasons(codes, sentence(codes))
+    _SPELLED[key] = reasons  # a race only spells one twice
+    return reasons
 
 
 def joined(codes: tuple[str, ...]) -> str:
