@@ -88,8 +88,8 @@ def _rf_bodies(text: str) -> list[str]:
     """Bodies of the valid creditor references in upper-case `text`.
 
     The body is either one run of letters and digits or print groups of at most four separated
-    by single spaces; the groups are read greedily and the longest prefix whose check digits
-    hold wins, so a following word ("RF18 5390 0754 7034 ZAPLATA") is not taken for the body.
+    by single spaces; the groups are read greedily and every prefix whose check digits hold is
+    a body, so a following word ("RF18 5390 0754 7034 ZAPLATA") does not hide the reference.
     """
     found: list[str] = []
     for m in _RF_START.finditer(text):
@@ -107,11 +107,12 @@ def _rf_bodies(text: str) -> list[str]:
             if text[pos : pos + 1] != " ":
                 break
             pos += 1
+        # Every reading whose check digits hold: a following short word makes a longer
+        # candidate valid by chance (1 in 97), and a wrong body joins no invoice number.
         for k in range(len(groups), 0, -1):
             body = "".join(groups[:k])
             if len(body) <= _RF_BODY_MAX and rf_check(f"RF{check}{body}"):
                 found.append(body)
-                break
     return found
 
 
