@@ -10,16 +10,17 @@ then measures:
   repeated);
 - batch prediction: `predict` over one synthetic month (~1.5k transfers, history given).
 
-Sides alternate (base, this, base, this, ...) and each figure is the best round of a side, so a
-busy machine slows both alike. Prints a table with ratios (this / base) and each side's peak
-RSS.
+Both workers stay up after training and are asked for one slice at a time, alternately (base,
+this, base, this, ...; a slice is the 40 single bodies once, or one predict), and each figure is
+a side's best slice, so a machine whose load changes slows both alike. Prints a table with
+ratios (this / base) and each side's peak RSS.
 
 `--quality PROFILE` instead compares quality on one data set that this checkout's simulator
 makes (`--structured` share of structured titles): both sides train on the first 12 of 14
 months and score the last two as benchmarks/quality.py does, so the base reads the same titles
 without knowing their structure.
 
-    .venv/bin/python benchmarks/versus_base.py [--base REF] [--rounds 2]
+    .venv/bin/python benchmarks/versus_base.py [--base REF] [--rounds 15]
     .venv/bin/python benchmarks/versus_base.py --quality messy --structured 0.3
 """
 
@@ -61,33 +62,28 @@ def _bodies(month, count: int = 40, n_invoices: int = 50) -> list[bytes]:
     return bodies
 
 
-def _single_ms(model, bodies: list[bytes], repeats: int) -> float:
-    """Median milliseconds of one request: validate the JSON, match, serialize the answer."""
+def _single_ms(model, bodies: list[bytes]) -> float:
+    """Median milliseconds of one request over `bodies`: validate the JSON, match, serialize."""
     # The service's own steps (service_layer.matcher), without its registry and loading.
     from cashmatch.domain.match_api import MatchRequest, MatchResponse
     from cashmatch.service_layer import matcher as svc
 
-    def one(body: bytes) -> None:
+    times = []
+    for body in bodies:
+        started = time.perf_counter()
         request = MatchRequest.model_validate_json(body)
         answers = model.answers(
             svc._transfer_columns([request.transfer]), svc._invoice_columns(request.open_invoices)
         )
         (result,) = svc._results(answers, svc.DEFAULT_MAX_CANDIDATES)
         MatchResponse(model_version="bench", **dict(result)).model_dump_json()
-
-    for body in bodies:  # warm-up: first-call caches
-        one(body)
-    times = []
-    for _ in range(repeats):
-        for body in bodies:
-            started = time.perf_counter()
-            one(body)
-            times.append(time.perf_counter() - started)
+        times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
 
 
 def worker() -> None:
-    """Train, measure, print one JSON line (run with this side's code first on the path)."""
+    """Train, then answer the driver's commands on stdin, one JSON line each: "single" (one
+    slice of single matches), "batch" (one month's predict), "done" (peak RSS)."""
     import gc
 
     import cashmatch
@@ -103,24 +99,24 @@ def worker() -> None:
     month = months[-1]
     gc.collect()
     gc.freeze()
-    single = _single_ms(model, bodies, repeats=5)
-    model.predict(month.transfers, month.invoices, history=months[:-1])  # warm-up
-    batch = []
-    for _ in range(3):
-        started = time.perf_counter()
-        model.predict(month.transfers, month.invoices, history=months[:-1])
-        batch.append(time.perf_counter() - started)
-    print(
-        json.dumps(
-            {
-                "code": str(Path(cashmatch.__file__).resolve().parents[2]),
-                "single_ms": single,
-                "batch_s": min(batch),
-                "batch_transfers": len(month.transfers),
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            }
-        )
-    )
+    _single_ms(model, bodies)  # warm-up: first-call caches
+    model.predict(month.transfers, month.invoices, history=months[:-1])
+
+    def say(**values) -> None:
+        print(json.dumps(values), flush=True)
+
+    say(code=str(Path(cashmatch.__file__).resolve().parents[2]), n=len(month.transfers))
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "single":
+            say(value=_single_ms(model, bodies))
+        elif command == "batch":
+            started = time.perf_counter()
+            model.predict(month.transfers, month.invoices, history=months[:-1])
+            say(value=time.perf_counter() - started)
+        else:
+            say(value=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return
 
 
 _QUALITY_ROWS = [
@@ -169,20 +165,61 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
+def _env(src: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
+
+
 def _run_side(src: Path, *extra: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
+    """One worker run to its end (the quality mode): its last JSON line."""
     out = subprocess.run(
         [sys.executable, __file__, "--worker", *extra],
         cwd=ROOT,
-        env=env,
+        env=_env(src),
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
+    _check_code(result, src)
+    return result
+
+
+def _check_code(result: dict, src: Path) -> None:
     if Path(result["code"]) != src.parent:
         raise RuntimeError(f"the worker ran {result['code']}, not {src.parent}")
-    return result
+
+
+class _Side:
+    """A speed worker kept running, asked for one measurement at a time."""
+
+    def __init__(self, src: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker"],
+            cwd=ROOT,
+            env=_env(src),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.src = src
+
+    def ready(self) -> dict:
+        hello = self._read()
+        _check_code(hello, self.src)
+        return hello
+
+    def ask(self, command: str) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return float(self._read()["value"])
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker of {self.src} ended early (rc {self.proc.wait()})")
+        return json.loads(line)
 
 
 def main() -> None:
@@ -191,7 +228,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--base", default=None, help="base commit (default: merge-base with main)")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved slices per side")
     ap.add_argument("--quality", default=None, help="compare quality on this profile instead")
     ap.add_argument("--structured", type=float, default=0.0, help="with --quality")
     ap.add_argument("--seed", type=int, default=7, help="with --quality")
@@ -245,29 +282,28 @@ def _speed(args: argparse.Namespace, base: str, tree: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    runs: dict[str, list[dict]] = {"base": [], "this": []}
+    sides = {"base": _Side(tree / "shared" / "src"), "this": _Side(ROOT / "shared" / "src")}
+    n = [side.ready() for side in sides.values()][-1]["n"]
+    # Measurements alternate between the sides, slice by slice: a machine whose load changes
+    # from minute to minute slows both alike; each side's figure is its best slice.
+    got: dict[str, dict[str, list[float]]] = {k: {"single": [], "batch": []} for k in sides}
     for _ in range(args.rounds):
-        runs["base"].append(_run_side(tree / "shared" / "src"))
-        runs["this"].append(_run_side(ROOT / "shared" / "src"))
-    best = {
-        side: {
-            "single_ms": min(r["single_ms"] for r in rs),
-            "batch_s": min(r["batch_s"] for r in rs),
-            "peak_mb": max(r["peak_mb"] for r in rs),
-        }
-        for side, rs in runs.items()
-    }
-    n = runs["this"][0]["batch_transfers"]
-    table = Table(title=f"this checkout vs {base[:10]} (best of {args.rounds} rounds)")
+        for command in ("single", "batch"):
+            for name, side in sides.items():
+                got[name][command].append(side.ask(command))
+    peak = {name: side.ask("done") for name, side in sides.items()}
+    for side in sides.values():
+        side.proc.wait()
+    table = Table(title=f"this checkout vs {base[:10]} (best of {args.rounds} interleaved slices)")
     for column in ("measure", "base", "this", "ratio"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     rows = [
-        ("1 transfer x 50 invoices, ms", "single_ms", "{:.2f}"),
-        (f"predict {n} transfers, s", "batch_s", "{:.2f}"),
-        ("peak RSS of a side, MB", "peak_mb", "{:.0f}"),
+        ("1 transfer x 50 invoices, ms", min(got["base"]["single"]), min(got["this"]["single"])),
+        (f"predict {n} transfers, s", min(got["base"]["batch"]), min(got["this"]["batch"])),
+        ("peak RSS of a side, MB", peak["base"], peak["this"]),
     ]
-    for label, key, fmt in rows:
-        a, b = best["base"][key], best["this"][key]
+    for label, a, b in rows:
+        fmt = "{:.0f}" if "MB" in label else "{:.2f}"
         table.add_row(label, fmt.format(a), fmt.format(b), f"{b / a:.2f}x")
     Console(width=80).print(table)
 
