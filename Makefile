@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced-stamp
 MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-scale bench-faults bench-chaos bench-images clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -82,6 +82,11 @@ bench-scale: setup
 
 bench-serve: setup
 	$(PY) benchmarks/serve.py
+
+# One in-process match and batch prediction of this checkout against its merge-base with main
+# (a temporary git worktree), side by side with ratios; BASE=<commit> to pick another.
+bench-versus-base: setup
+	$(PY) benchmarks/versus_base.py $(if $(BASE),--base $(BASE))
 
 # Replica killed, only replica killed, roll-out: failed requests and recovery under steady load.
 bench-faults: setup

@@ -47,6 +47,12 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=14, help="12 to train on, 2 to score")
     ap.add_argument("--source", choices=["synth", "toy"], default="synth")
     ap.add_argument("--shift-from", default=None, help="YYYY-MM from which payment habits drift")
+    ap.add_argument(
+        "--structured",
+        type=float,
+        default=None,
+        help="share of counterparties writing structured titles (RF references, SEPA tags)",
+    )
     ap.add_argument("--patterns", action="store_true", help="exact-set accuracy per noise pattern")
     ap.add_argument("--scale", action="store_true", help="speed mode instead of the quality table")
     ap.add_argument(

@@ -19,7 +19,13 @@ def _config_kwargs(cls, wanted: dict) -> dict:
 
 
 def synthesize(
-    source: str, profile: str, scale: float, seed: int, months: int, shift_from: str | None = None
+    source: str,
+    profile: str,
+    scale: float,
+    seed: int,
+    months: int,
+    shift_from: str | None = None,
+    structured: float | None = None,
 ):
     """(invoices, transfers, matches, notes) from the project simulator or the toy generator."""
     if source == "toy":
@@ -39,6 +45,7 @@ def synthesize(
             "seed": seed,
             "months": months,
             "shift_from": shift_from,
+            "structured": structured,
         },
     )
     data = generate(SynthConfig(**kwargs))

@@ -45,7 +45,13 @@ def candidate_recall(model, history, batch) -> float:
 def quality(args: argparse.Namespace, console: Console) -> None:
     """Train on all months but the last two, score those and print the table."""
     inv, tr, mt, notes = synthesize(
-        args.source, args.profile, args.size_factor, args.seed, args.months, args.shift_from
+        args.source,
+        args.profile,
+        args.size_factor,
+        args.seed,
+        args.months,
+        args.shift_from,
+        getattr(args, "structured", None),
     )
     batches = [b for b in month_batches(inv, tr, mt) if len(b.transfers)]
     train, test = batches[:-2], batches[-2:]

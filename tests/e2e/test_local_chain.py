@@ -200,7 +200,11 @@ def test_match_scores_an_unseen_month_into_a_csv(cashmatch, tmp_path, small_ware
         "amount",
         "confidence",
         "decision",
+        "reasons",
+        "why",
     ]
+    proposed = predictions[predictions["invoice_id"].notna()]
+    assert proposed["why"].str.len().gt(0).all()  # every proposal says why
     with duckdb.connect(str(small_warehouse), read_only=True) as con:
         transfers = con.execute(
             "SELECT transfer_id, CAST(amount AS DOUBLE) AS amount FROM transfers "

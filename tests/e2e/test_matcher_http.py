@@ -173,6 +173,7 @@ def test_match_over_http_equals_the_model_in_process(stack):
         for result in body["results"]:
             allocations = result["allocations"]
             assert [a["invoice_id"] for a in allocations] == result["proposed_invoice_ids"]
+            assert all(a["why"] for a in allocations)  # every proposal says why
             # Credit notes are netted in full, invoices take at most what they owe, and the
             # whole never exceeds the transfer (an overpayment stays unallocated).
             assert sum(a["amount"] for a in allocations) <= paid[result["transfer_id"]] + 0.01

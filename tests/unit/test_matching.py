@@ -537,3 +537,49 @@ def test_training_with_a_fit_cap_learns_knowledge_from_every_label(toy):
     assert m["exact_set_accuracy"] >= 0.9
     same = TrainedMatcher.from_bytes(capped.to_bytes())
     assert same.config.max_fit_transfers_per_month == cap
+
+
+# --------------------------------------------------------------------------- reasons
+
+REASON_CASES = {
+    "verbatim": {"reference:exact", "amount:equal"},
+    "typo": {"reference:1-edit", "amount:equal"},
+    "separators": {"reference:exact", "amount:equal"},  # the same number once compacted
+    "dropped_zeros": {"reference:reformatted", "amount:equal"},
+    "seq_only": {"reference:sequence-only", "payer:same-account"},
+    "multi_refs": {"reference:exact", "amount:subset-sum", "payer:same-account"},
+    "credit_netted": {"credit-note:netted", "amount:subset-sum"},
+    "partial": {"amount:partial"},
+    "fee": {"amount:fee-or-discount"},
+    "same_amount_oldest": {"invoice:oldest-equal", "payer:same-account"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(REASON_CASES))
+def test_every_proposal_says_why(model, book, case):
+    transfer, _ = PATTERN_CASES[case]
+    pred = model.predict(pd.DataFrame([transfer]), book)
+    for codes, why in zip(pred["reasons"], pred["why"], strict=True):
+        assert REASON_CASES[case] <= set(codes.split(";")), codes
+        assert why.endswith(".") and len(why) < 300
+    # the service's answers carry the same reasons, aligned with their invoices
+    (answer,) = model.answers(pd.DataFrame([transfer]), book)
+    assert [";".join(r.codes) for r in answer.reasons] == pred["reasons"].tolist()
+    assert answer.invoice_ids == pred["invoice_id"].tolist()
+
+
+def test_a_transfer_paying_nothing_says_so(model, book):
+    transfer, _ = PATTERN_CASES["none"]
+    pred = model.predict(pd.DataFrame([transfer]), book)
+    assert pred["reasons"].tolist() == [""] and pred["why"].str.startswith("No open").all()
+    (answer,) = model.answers(pd.DataFrame([transfer]), book)
+    assert answer.reasons == []
+
+
+def test_the_schema_lists_exactly_the_reason_codes():
+    from typing import get_args
+
+    from cashmatch.domain.match_api import ReasonCode
+    from cashmatch.domain.reason_codes import REASON_CODES
+
+    assert get_args(ReasonCode) == REASON_CODES

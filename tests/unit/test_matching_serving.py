@@ -183,6 +183,9 @@ def test_the_service_answers_as_the_model_does_on_frames(model, requests_):
         (expected,) = model.answers(transfers, invoices)
         assert answer.proposed_invoice_ids == expected.invoice_ids
         assert [a.amount for a in answer.allocations] == expected.amounts
+        assert [(tuple(a.reasons), a.why) for a in answer.allocations] == [
+            (r.codes, r.why) for r in expected.reasons
+        ]
         assert (answer.confidence, answer.decision) == (expected.confidence, expected.decision)
         assert [
             (c.invoice_id, c.score, c.proposed) for c in answer.candidates

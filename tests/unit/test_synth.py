@@ -77,6 +77,7 @@ def test_invalid_configs_are_refused():
         {"profile": "chaotic"},
         {"start": "2025-13"},
         {"shift_from": "2024-12"},
+        {"structured": 1.5},
     ):
         with pytest.raises(ValueError):
             generate(SynthConfig(**bad))
@@ -385,3 +386,27 @@ def test_write_warehouse_round_trip(tmp_path):
     finally:
         con.close()
     assert (back["matched_at"].to_numpy() == data.matches["matched_at"].to_numpy()).all()
+
+
+def test_structured_titles_carry_valid_creditor_references_and_sepa_tags():
+    from cashmatch.domain.matching.remittance import parse_remittance
+    from cashmatch.domain.matching.text import compact
+
+    data = generate(SynthConfig(months=2, scale=0.3, structured=0.5))
+    parsed = {
+        t: parse_remittance(title)
+        for t, title in zip(data.transfers["transfer_id"], data.transfers["title"], strict=True)
+    }
+    numbers = dict(zip(data.invoices["invoice_id"], data.invoices["invoice_number"], strict=True))
+    paid = data.matches.groupby("transfer_id")["invoice_id"].agg(list)
+    with_rf = [t for t, r in parsed.items() if r.rf]
+    assert len(with_rf) > 20
+    for t in with_rf:  # a valid reference's body is the paid invoice's number
+        assert set(parsed[t].rf) & {compact(numbers[i]) for i in paid.get(t, [])}
+    assert sum(r.kind == "sepa" for r in parsed.values()) > 20
+
+
+def test_no_structured_titles_by_default(data):
+    titles = data.transfers["title"].dropna()
+    assert not titles.str.contains("SVWZ+", regex=False).any()
+    assert not titles.str.contains(r"\bRF\d{2}", regex=True).any()

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from cashmatch.domain.contract import MAX_AMOUNT
+from cashmatch.domain.reason_codes import REASONS
 
 # An id has something to see in it and no control characters (a NUL or a newline in an id
 # ends up in logs and CSVs).
@@ -153,11 +154,44 @@ class Candidate(BaseModel):
     proposed: bool = Field(description="whether it is in the proposed set")
 
 
+# Why an invoice is proposed; the same codes as cashmatch.domain.reason_codes.REASONS
+# (a unit test holds them equal), whose phrases the schema's description lists.
+ReasonCode = Literal[
+    "rf-reference",
+    "reference:exact",
+    "reference:reformatted",
+    "reference:1-edit",
+    "reference:2-edits",
+    "reference:sequence-only",
+    "tax-id",
+    "vat:consistent",
+    "amount:equal",
+    "amount:subset-sum",
+    "amount:period-balance",
+    "amount:fee-or-discount",
+    "amount:partial",
+    "amount:overpaid",
+    "credit-note:netted",
+    "payer:same-account",
+    "payer:known-account",
+    "payer:known-name",
+    "payer:name",
+    "payer:title-token",
+    "invoice:oldest-equal",
+]
+_REASONS_DOC = "why the invoice is proposed, strongest first: " + "; ".join(
+    f"`{code}`: {phrase}" for code, phrase in REASONS.items()
+)
+
+
 class Allocation(BaseModel):
-    """The part of the transfer applied to one invoice of the proposed set."""
+    """The part of the transfer applied to one invoice of the proposed set, and why it is
+    proposed."""
 
     invoice_id: str
     amount: float
+    reasons: list[ReasonCode] = Field(description=_REASONS_DOC)
+    why: str = Field(description="the strongest reasons in one sentence for a person")
 
 
 class MatchResult(BaseModel):

@@ -12,7 +12,7 @@ from cashmatch.domain.matching import MonthBatch, TrainedMatcher
 from cashmatch.ports import Warehouse
 from cashmatch.service_layer.month_reading import month_dates, read_month
 
-OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision"]
+OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision", "reasons", "why"]
 
 
 def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthBatch]:

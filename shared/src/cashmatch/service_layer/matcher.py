@@ -296,8 +296,8 @@ def _results(answers: list[Answer], top: int) -> list[MatchResult]:
             confidence=answer.confidence,
             proposed_invoice_ids=answer.invoice_ids,
             allocations=[
-                Allocation(invoice_id=i, amount=a)
-                for i, a in zip(answer.invoice_ids, answer.amounts, strict=True)
+                Allocation(invoice_id=i, amount=a, reasons=list(r.codes), why=r.why)
+                for i, a, r in zip(answer.invoice_ids, answer.amounts, answer.reasons, strict=True)
             ],
             candidates=[
                 Candidate(invoice_id=i, score=score, proposed=proposed)

@@ -20,11 +20,17 @@ class SynthConfig:
     scale: float = 1.0  # multiplies the number of counterparties and transfers
     profile: str = "default"  # "default" | "messy"
     shift_from: str | None = None  # from this month (YYYY-MM) on, payment habits drift
+    # Share of counterparties whose titles are structured: an ISO 11649 RF creditor reference
+    # (our invoices print one built from the number) or SEPA tags (EREF+, MREF+, SVWZ+ ...).
+    # 0 draws nothing, so the profiles' data stay as they were.
+    structured: float = 0.0
 
     def __post_init__(self) -> None:
         """ValueError naming the first bad field: a config that exists can be simulated."""
         if self.months < 1:
             raise ValueError(f"months must be at least 1, got {self.months}")
+        if not 0.0 <= self.structured <= 1.0:
+            raise ValueError(f"structured must be a share in [0, 1], got {self.structured}")
         if not self.scale > 0:
             raise ValueError(f"scale must be positive, got {self.scale}")
         if self.profile not in PROFILE_PARAMETERS:

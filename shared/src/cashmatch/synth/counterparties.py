@@ -111,6 +111,7 @@ class Party:
     style_cum: list[float] = field(default_factory=list)
     shifted_style_cum: list[float] = field(default_factory=list)
     mpp: bool = False  # uses the split-payment title format
+    structured: str = ""  # "rf" (creditor reference) | "sepa" (tagged titles) | "" (free text)
     standing_kind: str = ""
     standing_title: str | None = None
     standing_ref: int = -1
@@ -339,6 +340,9 @@ class World:
         company = party.tax_id is not None and party.country == "PL"
         party.mpp = company and d.chance(0.15 if supplier else 0.12)
         party.standing_kind = d.pick(("stale", "stale", "customer", "customer", "generic", "empty"))
+        if self.config.structured > 0 and d.chance(self.config.structured):
+            # RF references come with our own invoices; suppliers' banks tag SEPA titles
+            party.structured = "sepa" if supplier or party.lang != "pl" else d.pick(("rf", "sepa"))
 
 
 _FACTORS = (

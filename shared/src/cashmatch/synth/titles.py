@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 
 from cashmatch.domain import contract
+from cashmatch.domain.matching.remittance import rf_reference
 from cashmatch.synth.bank_calendar import date
 from cashmatch.synth.counterparties import Party, Payer, World
 from cashmatch.synth.names import LETTERS, words
@@ -16,6 +17,7 @@ from cashmatch.synth.profiles import STYLES
 from cashmatch.synth.randomness import Choice, Draw, weighted_index
 
 _TITLE_MAX = 140  # Polish domestic transfers carry 4 x 35 characters of remittance text
+_SEPA_MAX = 390
 
 
 def choices(*pairs: tuple[str, float]) -> Choice[str]:
@@ -343,6 +345,37 @@ class _Fields(dict[str, str]):
         raise KeyError(key)
 
 
+def _rf_print(number: str, d: Draw) -> str | None:
+    """The RF creditor reference printed on our invoice `number` (None: too long for one), as
+    the payer copies it: electronic form, or print form in groups of four."""
+    body = "".join(ch for ch in number.upper() if ch.isalnum())
+    if not 1 <= len(body) <= 21:
+        return None
+    ref = rf_reference(body)
+    if d.u() < 0.5:
+        return ref
+    return " ".join(ref[k : k + 4] for k in range(0, len(ref), 4))
+
+
+def _structured(world: World, party: Party, rows: list[int], title: str, d: Draw) -> str:
+    """`title` as a structured-title payer sends it (see SynthConfig.structured)."""
+    numbers = [world.invoices.number_text[row] for row in rows]
+    if party.structured == "rf":
+        refs = [_rf_print(n, d) for n in numbers]
+        if not numbers or party.direction != contract.RECEIVABLE or not all(refs):
+            return title  # a retyped or no reference: as free text
+        return d.pick(("{r}", "{r}", "Faktura {r}", "{r} zapłata")).format(
+            r=" ".join(r for r in refs if r)
+        )
+    eref = numbers[0] if numbers and d.u() < 0.4 else "NOTPROVIDED"
+    tags = [f"EREF+{eref}"]
+    if d.u() < 0.5:
+        tags.append(f"MREF+M{d.digits(8)}")
+        tags.append(f"CRED+DE{d.digits(2)}ZZZ{d.digits(11)}")
+    tags.append(f"SVWZ+{title}")
+    return " ".join(tags)
+
+
 def _style_for(party: Party, payer: Payer | None, booking: int, world: World, u: float) -> str:
     if payer is not None and party.direction == contract.RECEIVABLE:
         cum: Sequence[float] = payer.style_cum  # the payer writes the title
@@ -463,6 +496,8 @@ def render_title(
         else:
             template = templates["single"](d)
     title = template.format_map(fields)
+    if party.structured and template != _MPP:
+        title = _structured(world, party, positives if style == "exact" else [], title, d)
     if payer is not None:
         if party.direction == contract.PAYABLE:
             wrap = _ASSIGNMENT_WRAP(d)  # we pay the factor a supplier assigned its invoices to
@@ -476,8 +511,10 @@ def render_title(
         refs = [ref.lower() for ref in refs]
     title = " ".join(title.split())
     labels = [label]
-    if len(title) > _TITLE_MAX:
-        cut = title[:_TITLE_MAX]
+    # MT940's field 86 holds 6 x 65 characters, tags included
+    limit = _SEPA_MAX if party.structured == "sepa" else _TITLE_MAX
+    if len(title) > limit:
+        cut = title[:limit]
         if any(ref in title and ref not in cut for ref in refs):
             labels.append("title_truncated")
         title = cut

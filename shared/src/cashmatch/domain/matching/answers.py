@@ -3,12 +3,14 @@ auto/review decisions, all read straight from one settled prediction."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from cashmatch.domain.matching.output import allocated
+from cashmatch.domain.matching.reasons import Reasons, proposal_reasons
 from cashmatch.domain.matching.settlement import Decision
 
 CANDIDATE_COLUMNS = ["transfer_id", "invoice_id", "score", "proposed", "rank"]
@@ -55,6 +57,7 @@ class Answer:
     `invoice_ids` and `amounts` are the proposed set and its allocation, listed as `predict`
     lists them; `candidates` is every invoice scored for the transfer, best pair score first
     (ties: earlier invoice), as (invoice_id, score, proposed): `predict_with_candidates`' rows.
+    `reasons` say why each proposed invoice is in the set (aligned with `invoice_ids`).
     """
 
     transfer_id: str
@@ -63,6 +66,18 @@ class Answer:
     invoice_ids: list[str]
     amounts: list[float]
     candidates: list[tuple[str, float, bool]]
+    reasons: list[Reasons]
+
+
+def chosen_reasons(d: Decision) -> list[list[Reasons]]:
+    """Per transfer, the reasons of each invoice of its chosen option, in `d.members` order."""
+    members = [d.members[b] for b in d.best.tolist()]
+    sizes = [len(m) for m in members]
+    rows = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+    options = np.repeat(d.best, sizes)
+    flat = proposal_reasons(d.s.X, rows, d.opts, options)
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [flat[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def answers_of(d: Decision, threshold: float) -> list[Answer]:
@@ -74,10 +89,11 @@ def answers_of(d: Decision, threshold: float) -> list[Answer]:
     ranked_scores = d.scores[order].astype(np.float64).tolist()
     ranked_rows = order.tolist()
     decisions = decisions_at(d.conf, threshold).tolist()
+    reasons = chosen_reasons(d)
     out = []
     for k, (b, confidence) in enumerate(zip(d.best.tolist(), d.conf.tolist(), strict=True)):
         rows = d.members[b]
-        chosen, _, alloc = allocated(p, k, i[rows])
+        chosen, taken, alloc = allocated(p, k, i[rows])
         proposed = set(rows.tolist())
         a, z = bounds[k], bounds[k + 1]
         out.append(
@@ -87,6 +103,7 @@ def answers_of(d: Decision, threshold: float) -> list[Answer]:
                 confidence=float(confidence),
                 invoice_ids=[str(v) for v in p.i_ids[chosen]],
                 amounts=np.round(alloc, 2).tolist(),
+                reasons=[reasons[k][j] for j in taken.tolist()],
                 candidates=[
                     (str(v), score, row in proposed)
                     for v, score, row in zip(

@@ -27,6 +27,8 @@ from cashmatch.domain.matching.prepared import Prepared
 from cashmatch.domain.matching.text import KEY_KINDS, invoice_keys, name_tokens, title_keys
 
 FLAG_COLUMNS = [f"ref_{k}" for k in KEY_KINDS] + [
+    "ref_RF",
+    "by_tax",
     "by_iban",
     "by_payer",
     "by_name",
@@ -38,7 +40,11 @@ FLAG_COLUMNS = [f"ref_{k}" for k in KEY_KINDS] + [
 _BIT = {c: 1 << k for k, c in enumerate(FLAG_COLUMNS)}
 _KIND_BIT = {k: _BIT[f"ref_{k}"] for k in KEY_KINDS}
 _STRONG_REF = _BIT["ref_C"] | _BIT["ref_D"] | _BIT["ref_Z"]
-_SPECIFIC = _BIT["by_iban"] | _BIT["by_ref_cp"] | _BIT["by_title_name"]
+_SPECIFIC = _BIT["by_iban"] | _BIT["by_ref_cp"] | _BIT["by_title_name"] | _BIT["by_tax"]
+# A creditor reference with valid check digits whose body is the invoice number is as strong
+# as the whole number written out: it counts as that too (ref_C), so everything reading strong
+# references (options, caps, the referenced invoice's counterparty) reads it as one.
+_RF_BITS = _BIT["ref_RF"] | _BIT["ref_C"]
 _WEAK = _BIT["by_payer"] | _BIT["by_name"]
 
 
@@ -88,15 +94,22 @@ def _ref_hits(p: Prepared, params: BlockingParams) -> _Hits:
     buckets = Buckets(codes, len(vocab))
     t_rows: list[int] = []
     t_keys: list[tuple[int, str]] = []
-    for t, (g, title) in enumerate(zip(p.t_grp.tolist(), p.t_title, strict=True)):
-        for key in title_keys(title):
+    t_bits: list[int] = []
+    for t, (g, remittance) in enumerate(zip(p.t_grp.tolist(), p.t_remittance, strict=True)):
+        # Keys from the fields that carry references only (the whole title when it is free).
+        for key in title_keys(remittance.reference_text):
             t_rows.append(t)
             t_keys.append((g, key))
+            t_bits.append(_KIND_BIT[key[0]])
+        for body in remittance.rf:
+            t_rows.append(t)
+            t_keys.append((g, "C:" + body))
+            t_bits.append(_RF_BITS)
     t_codes = lookup(t_keys, vocab)
     # A key shared by too many invoices (a bare "2024", a common sequence number) says nothing.
     t_codes[buckets.sizes(t_codes) > params.max_key_invoices] = -1
     hit, rows = buckets.expand(np.arange(len(t_rows)), t_codes)
-    kind_bit = np.fromiter((_KIND_BIT[t_keys[h][1][0]] for h in hit.tolist()), np.int64, len(hit))
+    kind_bit = np.asarray(t_bits, dtype=np.int64)[hit]
     t, i = np.asarray(t_rows, dtype=np.int64)[hit], np.asarray(i_rows, dtype=np.int64)[rows]
     order = np.lexsort((i, t))
     return t[order], i[order], kind_bit[order]
@@ -120,6 +133,26 @@ def _ref_cp_hits(p: Prepared, refs: _Hits) -> _Hits:
     query = _first_occurrences(t[strong] * n_cpg + cpg)  # each (transfer, counterparty) once
     ts, rows = p.invoices_of_group(query // n_cpg, query % n_cpg)
     return ts, rows, np.full(len(ts), _BIT["by_ref_cp"], dtype=np.int64)
+
+
+def _tax_hits(p: Prepared) -> _Hits:
+    """The split payment's /IDC/ tax id equals the invoice's counterparty tax id (same group).
+
+    /IDC/ names the invoice's issuer: the supplier when we pay, ourselves when a customer pays
+    us (then it equals no counterparty's id and finds nothing)."""
+    ts = [t for t, r in enumerate(p.t_remittance) if len(r.tax_id) >= 5]
+    if not ts:
+        return _no_hits()
+    vocab: dict = {}
+    has = np.flatnonzero(p.i_tax_len >= 5)
+    codes = encode(zip(p.i_grp[has].tolist(), p.i_tax_c[has], strict=True), vocab)
+    buckets = Buckets(codes, len(vocab))
+    t_arr = np.asarray(ts, dtype=np.int64)
+    keys = lookup(
+        zip(p.t_grp[t_arr].tolist(), [p.t_remittance[t].tax_id for t in ts], strict=True), vocab
+    )
+    t, rows = buckets.expand(t_arr, keys)
+    return t, has[rows], np.full(len(t), _BIT["by_tax"], dtype=np.int64)
 
 
 def _iban_hits(p: Prepared) -> _Hits:
@@ -308,6 +341,7 @@ def candidate_columns(
     parts = [
         refs,
         _ref_cp_hits(p, refs),
+        _tax_hits(p),
         _iban_hits(p),
         _payer_hits(p, payer_index(payer)),
         *_name_hits(p, params),

@@ -25,6 +25,7 @@ PAIR_MONOTONIC = {
     "ref_C": 1,
     "ref_D": 1,
     "ref_Z": 1,
+    "ref_RF": 1,
     "ref_strong": 1,
     "ref_partial": 1,
     "ref_digits_partial": 1,

@@ -32,6 +32,7 @@ FEATURES = [
     "strong_ref_unique",
     "title_len",
     "tax_in_title",
+    "vat_fits",
     "iban_eq",
     "name_sim",
     "name_in_title",
@@ -277,7 +278,7 @@ def _reference_features(X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray
     title_c = p.t_title_c[t]
     number_c = p.i_number_c[i]
     if len(t):
-        _put(X, "ref_partial", _ratio(number_c, title_c, fuzz.partial_ratio))
+        _put(X, "ref_partial", _ratio(number_c, p.t_ref_c[t], fuzz.partial_ratio))
         _put(X, "ref_digits_partial", _ratio(p.i_digits[i], p.t_digits[t], fuzz.partial_ratio))
         _put(X, "name_sim", _ratio(p.t_name[t], p.i_name[i], fuzz.token_set_ratio))
         _put(X, "name_in_title", _ratio(p.i_name_c[i], title_c, fuzz.partial_ratio))
@@ -288,7 +289,24 @@ def _reference_features(X: np.ndarray, p: Prepared, t: np.ndarray, i: np.ndarray
     check = np.flatnonzero(p.i_tax_len[i] >= 5)
     tax_in_title[check] = [p.i_tax_c[i[k]] in title_c[k] for k in check.tolist()]
     _put(X, "tax_in_title", tax_in_title)
+    _put(X, "vat_fits", _vat_fits(p.t_vat[t], p.i_amount[i]))
     return ref_strong
+
+
+# VAT rates in Poland (standard, reduced, super-reduced); a split payment's /VAT/ is the VAT of
+# the invoices it pays, so it fits an invoice whose gross carries that VAT at one of them.
+_VAT_RATES = np.array([0.23, 0.08, 0.05])
+
+
+def _vat_fits(vat: np.ndarray, gross: np.ndarray) -> np.ndarray:
+    """Per pair: 1 when the title's VAT amount is the invoice's VAT at a Polish rate (within
+    rounding), 0 when it is not, -1 when the title states no VAT."""
+    out = np.full(len(vat), -1.0, dtype=np.float32)
+    has = ~np.isnan(vat)
+    if has.any():
+        expected = np.abs(gross[has, None]) * (_VAT_RATES / (1 + _VAT_RATES))
+        out[has] = (np.abs(expected - vat[has, None]) <= 0.011).any(axis=1)
+    return out
 
 
 def _account_and_payer_features(

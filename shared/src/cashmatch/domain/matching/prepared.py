@@ -14,6 +14,7 @@ import pandas as pd
 from cashmatch.domain.contract import INVOICE_DIRECTION_FOR
 from cashmatch.domain.matching.codes import Buckets, encode, lookup
 from cashmatch.domain.matching.knowledge import title_key_tokens
+from cashmatch.domain.matching.remittance import Remittance, parse_remittance
 from cashmatch.domain.matching.tables import (
     Columns,
     Table,
@@ -120,6 +121,30 @@ class Prepared:
         return _texts(_compact, self.t_title)
 
     @_memo
+    def t_remittance(self) -> list[Remittance]:
+        """Each title read field by field (creditor references, split payment, SEPA tags)."""
+        return [parse_remittance(v) for v in self.t_title]
+
+    @_memo
+    def t_ref_c(self) -> np.ndarray:
+        """Compacted reference text of each title: the title itself unless it is structured,
+        else only its fields that carry references (see `remittance.Remittance`)."""
+        return np.array(
+            [
+                c if r.kind == "free" else _compact(r.reference_text)
+                for c, r in zip(self.t_title_c, self.t_remittance, strict=True)
+            ],
+            dtype=object,
+        )
+
+    @_memo
+    def t_vat(self) -> np.ndarray:
+        """The split payment's VAT amount of each transfer (NaN when the title has none)."""
+        return np.array(
+            [np.nan if r.vat is None else r.vat for r in self.t_remittance], dtype=np.float64
+        )
+
+    @_memo
     def t_iban(self) -> np.ndarray:
         """Normalised payer accounts (object, '' when missing)."""
         return _texts(_normalize_iban, as_objects(self.transfers["counterparty_iban"]))
@@ -136,8 +161,8 @@ class Prepared:
 
     @_memo
     def t_digits(self) -> np.ndarray:
-        """Digits of each compacted title, leading zeros of each group dropped (object)."""
-        return np.array([digits_only(s) for s in self.t_title_c], dtype=object)
+        """Digits of each compacted reference text, leading zeros of each group dropped."""
+        return np.array([digits_only(s) for s in self.t_ref_c], dtype=object)
 
     @_memo
     def t_title_len(self) -> np.ndarray:

@@ -12,7 +12,13 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 import cashmatch.domain.matching.knowledge as knowledge
-from cashmatch.domain.matching.answers import Answer, answers_of, decisions_at, ranked_candidates
+from cashmatch.domain.matching.answers import (
+    Answer,
+    answers_of,
+    chosen_reasons,
+    decisions_at,
+    ranked_candidates,
+)
 from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.domain.matching.candidates import candidate_columns
 from cashmatch.domain.matching.config import MatcherConfig
@@ -174,7 +180,9 @@ class TrainedMatcher:
         chosen = [i_pos[d.members[b]] for b in d.best]
         pair_scores = [d.scores[d.members[b]] for b in d.best]
         decisions = decisions_at(d.conf, self.threshold)
-        return assemble_output(d.s.prepared, chosen, d.conf, decisions, pair_scores)
+        return assemble_output(
+            d.s.prepared, chosen, d.conf, decisions, pair_scores, chosen_reasons(d)
+        )
 
     def to_bytes(self) -> bytes:
         """The model as a zip of skops estimators, JSON metadata and parquet data; no pickle."""

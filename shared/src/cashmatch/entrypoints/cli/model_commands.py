@@ -62,7 +62,8 @@ def match(
 ) -> None:
     """Match a month of any contract warehouse with the deployed champion, into a CSV.
 
-    One row per predicted pair; a transfer that pays nothing gets one row
+    One row per predicted pair, with its reason codes (`reasons`, joined by
+    ";") and a sentence (`why`); a transfer that pays nothing gets one row
     with an empty invoice_id.
     """
     from cashmatch.service_layer.batch_matching import match_month, write_csv_atomically
