@@ -11,7 +11,14 @@ from typing import Annotated, Any
 import typer
 from google.auth.exceptions import DefaultCredentialsError
 
-from cashmatch.entrypoints.cli import bus_commands, data_commands, model_commands, output, session
+from cashmatch.entrypoints.cli import (
+    bus_commands,
+    data_commands,
+    model_commands,
+    output,
+    session,
+    ui_command,
+)
 from cashmatch.ports import WarehouseSchemaError
 from cashmatch.settings import SettingsError
 
@@ -19,7 +26,7 @@ from cashmatch.settings import SettingsError
 _ClickException: type[Exception] = sys.modules[typer.BadParameter.__module__].ClickException
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for group in (data_commands, bus_commands, model_commands):
+for group in (data_commands, bus_commands, model_commands, ui_command):
     app.add_typer(group.commands)
 
 

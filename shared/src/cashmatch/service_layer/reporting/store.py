@@ -12,6 +12,7 @@ from cashmatch.ports import BlobNotFound, BlobStore
 from cashmatch.service_layer.dataset_store import frame_bytes, read_frame
 
 EVALUATIONS = "reports/evaluations"
+DRIFT = "reports/drift"
 
 
 def report_key(version: str) -> str:
@@ -42,3 +43,14 @@ def load_curve(blobs: BlobStore, version: str) -> pd.DataFrame | None:
         return read_frame(blobs.get(curve_key(version)).data)
     except BlobNotFound:
         return None
+
+
+def drift_report_key(month: str) -> str:
+    """Blob key of a month's HTML drift report (the monitor's)."""
+    return f"{DRIFT}/{month}.html"
+
+
+def drift_summary_key(month: str) -> str:
+    """Blob key of a month's JSON drift summary, written after the report: it marks the work
+    done."""
+    return f"{DRIFT}/{month}.json"
