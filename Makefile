@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced-stamp
 MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images bench-console browser clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,6 +25,15 @@ lock: $(UV)
 	$(UV) lock --python $(PYTHON)
 
 setup: $(STAMP)
+
+# The headless browser of tests/e2e/test_console_browser.py: Debian's chromium and its driver
+# (.ci/run calls this as root on a fresh Debian machine). Does nothing when both are there.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser: $$(chromium --version 2>/dev/null), $$(chromedriver --version | cut -d' ' -f1-2)"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 demo: setup
 	$(VENV)/bin/cashmatch demo
@@ -76,6 +85,10 @@ bench-quality: setup
 # (about 25 minutes on 2 cores; each step in a fresh process for its own peak memory).
 bench-quality-scale: setup
 	$(PY) benchmarks/quality.py --scale
+
+# The console's page latency (p50/p95) with 24 closed months and 100 model versions.
+bench-console: setup
+	$(PY) benchmarks/console.py
 
 bench-scale: setup
 	$(PY) benchmarks/scale.py

@@ -30,6 +30,15 @@ def small_warehouse(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def console_world(tmp_path_factory, small_warehouse):
+    """A workspace after the chain ran on two months and parked a third (approval required):
+    made once; each console test works on a copy (`world.copy`)."""
+    from tests.console_support import build_world
+
+    return build_world(tmp_path_factory.mktemp("console-world"), small_warehouse)
+
+
 @pytest.fixture
 def make_ports(tmp_path):
     """Build local-stack ports in a fresh workspace; keyword arguments override settings."""

@@ -23,7 +23,7 @@ from infra.checks import ROOT
 RESTRICTED: dict[str, set[str]] = {
     "ray": {"matcher"},
     "google-cloud-aiplatform": {"trainer", "evaluator"},
-    "duckdb": {"collector", "trainer", "evaluator", "deployer", "monitor", "alerter"},
+    "duckdb": {"collector", "trainer", "evaluator", "deployer", "monitor", "alerter", "console"},
 }
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)")
 

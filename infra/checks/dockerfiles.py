@@ -136,9 +136,76 @@ def _string_constants(path: Path) -> set[str]:
     }
 
 
+# Cloud Run services that serve people, not events: a web app (`app` in main.py, served by
+# `python services/<name>/main.py`), no push subscription, its own Terraform resource.
+WEB_SERVICES = ("console",)
+
+
 def service_names(root: Path = ROOT) -> list[str]:
-    """The Cloud Run services: folders of services/ with a main.py."""
-    return sorted(p.parent.name for p in (root / "services").glob("*/main.py"))
+    """The event services on Cloud Run: folders of services/ with a main.py, the web services
+    left out."""
+    return sorted(
+        p.parent.name
+        for p in (root / "services").glob("*/main.py")
+        if p.parent.name not in WEB_SERVICES
+    )
+
+
+def _defines_app(main: Path) -> bool:
+    """main.py assigns a module-level `app` and has a main() to serve it."""
+    names: set[str] = set()
+    for node in ast.parse(main.read_text()).body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+    return {"app", "main"} <= names
+
+
+def check_web_service(name: str, root: Path, tf_dir: Path, ignore: list[str]) -> list[str]:
+    """services/<name>/Dockerfile serves main.py's app as a non-root user, from its member
+    alone; the Terraform runs it as a Cloud Run service of its own."""
+    path = root / "services" / name / "Dockerfile"
+    where = str(path.relative_to(root))
+    main = root / "services" / name / "main.py"
+    if not path.is_file():
+        return [f"{where}: missing (every service has its own Dockerfile)"]
+    instructions = parse_dockerfile(path.read_text())
+    problems: list[str] = []
+    if not instructions or instructions[0].keyword not in ("FROM", "ARG"):
+        problems.append(f"{where}: does not start with FROM")
+    users = [i.args for i in instructions if i.keyword == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append(f"{where}: the image must end with a USER other than root")
+    cmds = [i for i in instructions if i.keyword in ("CMD", "ENTRYPOINT")]
+    wanted = ["python", f"services/{name}/main.py"]
+    try:
+        argv = json.loads(cmds[-1].args) if cmds else None
+    except ValueError:
+        argv = None
+    if argv != wanted:
+        problems.append(f"{where}: CMD must be {json.dumps(wanted)}")
+    if not main.is_file() or not _defines_app(main):
+        problems.append(f"services/{name}/main.py: defines no module-level app and main()")
+    problems += _check_locked_install(where, instructions, f"cashmatch-{name}")
+    problems += check_dockerfile_sources(path, root, ignore)
+    resources, _, tf_problems = load_terraform(tf_dir)
+    runs = [
+        r
+        for r in resources
+        if r["type"] == "google_cloud_run_v2_service" and r["name"] == name.replace("-", "_")
+    ]
+    if tf_problems:
+        problems += tf_problems
+    elif not runs:
+        problems.append(
+            f"{tf_dir.name}: no google_cloud_run_v2_service.{name} runs services/{name}"
+        )
+    elif f'var.images["{name}"]' not in json.dumps(runs[0]["body"]).replace('\\"', '"'):
+        problems.append(
+            f'{tf_dir.name}: google_cloud_run_v2_service.{name} must run var.images["{name}"]'
+        )
+    return problems
 
 
 def check_service_dockerfile(name: str, root: Path = ROOT) -> list[str]:
@@ -256,7 +323,11 @@ def check_dockerfiles(root: Path = ROOT, tf_dir: Path | None = None) -> list[str
                     f"services/{name}/Dockerfile:{line}: differs from services/{first}/Dockerfile "
                     "beyond the service name (keep them alike: one builder reuses their layers)"
                 )
-    problems += check_cloudbuild(root / "infra" / "cloudbuild-services.yaml", names)
+    for name in WEB_SERVICES:
+        if (root / "services" / name).is_dir():
+            problems += check_web_service(name, root, tf_dir, ignore)
+    built = names + [n for n in WEB_SERVICES if (root / "services" / n).is_dir()]
+    problems += check_cloudbuild(root / "infra" / "cloudbuild-services.yaml", built)
     return problems
 
 
@@ -305,5 +376,6 @@ def check_cloudbuild(path: Path, names: list[str]) -> list[str]:
 def dockerfiles(root: Path = ROOT) -> list[Path]:
     """Every Dockerfile of the repository that an image is built from."""
     found = [root / "services" / name / "Dockerfile" for name in service_names(root)]
+    found += [root / "services" / name / "Dockerfile" for name in WEB_SERVICES]
     found += sorted((root / "infra").glob("*Dockerfile"))
     return [p for p in found if p.is_file()]

@@ -79,6 +79,7 @@ locals {
     CASHMATCH_WAREHOUSE            = "${var.project}.${google_bigquery_dataset.warehouse.dataset_id}"
     CASHMATCH_PUSH_SERVICE_ACCOUNT = google_service_account.push.email
     CASHMATCH_MAX_ATTEMPTS         = tostring(var.max_delivery_attempts)
+    CASHMATCH_APPROVAL_REQUIRED    = tostring(var.approval_required)
   }
 
   image_repository = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
@@ -119,6 +120,7 @@ resource "google_project_service" "apis" {
     "cloudscheduler.googleapis.com",
     "container.googleapis.com",
     "iam.googleapis.com",
+    "iap.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",

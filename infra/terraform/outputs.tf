@@ -50,3 +50,8 @@ output "train_job_service_account" {
   description = "CASHMATCH_VERTEX_SERVICE_ACCOUNT: what Vertex AI training jobs run as"
   value       = var.enable_vertex_training ? google_service_account.train_job[0].email : null
 }
+
+output "console_url" {
+  description = "The web console (behind IAP), when enable_console."
+  value       = var.enable_console ? google_cloud_run_v2_service.console[0].uri : null
+}

@@ -143,3 +143,21 @@ variable "vertex_serving_image" {
   type        = string
   default     = ""
 }
+
+variable "approval_required" {
+  description = "Hold every roll-out until a person approves it (CASHMATCH_APPROVAL_REQUIRED): `cashmatch approve` or the console's button."
+  type        = bool
+  default     = false
+}
+
+variable "enable_console" {
+  description = "Run the web console (services/console) on Cloud Run behind Identity-Aware Proxy; needs images[\"console\"], console_members and a project in an organization."
+  type        = bool
+  default     = false
+}
+
+variable "console_members" {
+  description = "Who may open the console through IAP, as IAM members (user:ana@example.com, group:finance-ops@example.com)."
+  type        = list(string)
+  default     = []
+}

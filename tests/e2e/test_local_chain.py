@@ -282,6 +282,14 @@ def test_the_demo_runs_the_chain_and_replaces_its_own_folder(tmp_path):
     assert sum(1 for line in lines if line.startswith(("2025-03 m-", "2025-04 m-"))) == 2
     assert "republished month.closed 2025-04: 0 new model versions" in lines
     assert any(line.startswith(f"dead letters: 0; workspace {folder}/workspace;") for line in lines)
+    # the console's URL beside the matcher's, with the command that starts it
+    token = (folder / "workspace" / "console" / "token").read_text().strip()
+    assert any(f"http://127.0.0.1:8765/?token={token}" in line for line in lines), lines
+    assert any(
+        f"--workspace {folder}/workspace" in line
+        and line.rstrip().endswith("ui (Ctrl-C stops it) │")
+        for line in lines
+    ), lines
     reports = folder / "workspace" / "blobs" / "reports"
     assert len(list((reports / "evaluations").glob("*.html"))) == 2
     assert sorted(p.name for p in folder.iterdir()) == [

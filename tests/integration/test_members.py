@@ -107,3 +107,55 @@ def test_shared_and_services_are_folders_not_packages(workspace):
         assert done.returncode != 0 and "not a package: import cashmatch" in done.stderr
     done = subprocess.run([python, "-c", "import cashmatch.bootstrap"], cwd=ROOT)
     assert done.returncode == 0
+
+
+def test_the_console_serves_from_an_environment_of_its_own_member(workspace):
+    import time
+
+    import httpx
+
+    from tests.console_support import free_port
+
+    registry_dir = Path(workspace["CASHMATCH_WORKSPACE"]) / "blobs" / "registry"
+    if not (registry_dir / "champion.json").exists():
+        test_each_service_runs_in_an_environment_of_its_own_member(workspace)
+    champion = json.loads((registry_dir / "champion.json").read_text())["version"]
+    python = member_env("console", Path(workspace["ROOT"]))
+    packages = installed(python)
+    assert "ray" not in packages and "google-cloud-aiplatform" not in packages
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
+    env.update({k: v for k, v in workspace.items() if k.startswith("CASHMATCH_")})
+    env.update(PORT=str(port), CASHMATCH_CONSOLE_AUTH="iap")
+    env.pop("PYTHONPATH", None)
+    server = subprocess.Popen(
+        [python, "services/console/main.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the console did not answer"
+            time.sleep(0.2)
+        page = httpx.get(f"{base}/", timeout=30)
+        assert page.status_code == 200 and champion in page.text
+        model = httpx.get(f"{base}/models/{champion}", timeout=30)
+        assert model.status_code == 200 and 'id="evaluation-report"' in model.text
+        refused = httpx.post(f"{base}/actions/approve", data={"target": champion}, timeout=30)
+        assert refused.status_code == 403, "no IAP user: read-only"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stderr:
+            server.stderr.close()

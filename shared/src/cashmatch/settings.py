@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
+    # the web console (`cashmatch ui`, services/console)
+    console_port: int = Field(8765, ge=1, le=65535, description="console: the port it serves on")
+    console_host: str = Field(
+        "127.0.0.1", description="console: the address it binds (loopback unless told otherwise)"
+    )
+    console_allow_remote: bool = Field(
+        False, description="console: allow binding an address other than loopback"
+    )
+    console_auth: Literal["token", "iap"] = Field(
+        "token",
+        description="console: 'token' (the workspace's token, for a laptop) or 'iap' (behind "
+        "Identity-Aware Proxy on Cloud Run: the proxy's user header names who acts)",
+    )
+    console_csrf_key: str = Field(
+        "",
+        description="console with iap: the key its CSRF tokens are signed with (empty: one made "
+        "at start, right for a single instance)",
+    )
     push_audience: str = Field(
         "", description="when set, every push must carry a Google OIDC token for this audience"
     )

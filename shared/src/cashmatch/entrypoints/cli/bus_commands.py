@@ -3,7 +3,6 @@ ones, and process the bus (all services at once, or one as its own long-running 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import uuid
@@ -14,9 +13,11 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
-from cashmatch.domain.events import PAYLOADS, MalformedEvent, make_event, parse_event
+from cashmatch.domain.events import PAYLOADS, make_event
 from cashmatch.domain.subscriptions import SUBSCRIPTIONS
 from cashmatch.entrypoints.cli import output, params, session, views
+from cashmatch.entrypoints.cli.approval import who
+from cashmatch.service_layer import operations
 from cashmatch.service_layer.publishing import publish_event
 
 PANEL = "Events on the bus"
@@ -73,16 +74,9 @@ def publish(
 @commands.command(rich_help_panel=PANEL)
 def republish(event_id: EventId) -> None:
     """Publish a copy of an earlier event with a new id, to redo the step it triggers."""
-    bus = session.ports().bus
-    event_id = params.event_id(bus, event_id)
-    topic, data, attributes = bus.get_message(event_id)
-    new_id = str(uuid.uuid4())
-    try:
-        original = parse_event(data)
-        copy = original.model_copy(update={"id": new_id, "time": dt.datetime.now(dt.UTC)})
-        publish_event(bus, copy)
-    except MalformedEvent:
-        bus.publish(topic, data, {**attributes, "republished_from": event_id}, message_id=new_id)
+    ports = session.ports()
+    event_id = params.event_id(ports.bus, event_id)
+    topic, new_id = operations.republish(ports, event_id, by=who())
     output.say(f"republished {event_id} on {topic}: new id {new_id}")
 
 
@@ -161,12 +155,13 @@ def redrive(
     subscriber: Annotated[str | None, typer.Option(callback=params.subscriber)] = None,
 ) -> None:
     """Deliver a dead-lettered event again (after fixing the cause)."""
-    bus = session.ports().bus
-    event_id = params.event_id(bus, event_id)
-    count = bus.redrive(event_id, subscriber)
-    if count == 0:
-        output.fail(f"no dead delivery of {event_id}")
-        raise typer.Exit(1)
+    ports = session.ports()
+    event_id = params.event_id(ports.bus, event_id)
+    try:
+        count = operations.redrive(ports, event_id, subscriber=subscriber, by=who())
+    except operations.NothingToDo as exc:
+        output.fail(str(exc))
+        raise typer.Exit(1) from None
     output.say(f"redriven {count} deliver{'y' if count == 1 else 'ies'} of {event_id}")
 
 

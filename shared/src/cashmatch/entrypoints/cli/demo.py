@@ -20,7 +20,7 @@ from cashmatch.entrypoints.service_table import HANDLERS
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.dispatch import run_until_idle
 from cashmatch.service_layer.publishing import publish_event
-from cashmatch.settings import load_settings
+from cashmatch.settings import Settings, load_settings
 from cashmatch.synth import SynthConfig, SyntheticData, generate, write_warehouse
 
 # Written into every demo folder: a new demo replaces only a folder that carries it (or an
@@ -85,6 +85,36 @@ def run_demo(
         f"dead letters: {len(ports.bus.dead_letters())}; workspace {settings.workspace}; "
         f"{time.monotonic() - started:.0f} s in all. Try: cashmatch --workspace "
         f"{settings.workspace} models | events"
+    )
+    _show_where(settings, ports)
+
+
+def _show_where(settings: Settings, ports: Ports) -> None:
+    """The matcher's URL and the console's, with the command that starts the console.
+
+    The console is not started here: the matcher is left serving because Ray Serve is a
+    detached head with a stop command of its own (serve-stop); the console is a foreground
+    process, and one left behind by `make demo` would hold its port with nothing to stop it but
+    a kill. Its token is made now, so the URL printed is the one it will answer at."""
+    from cashmatch.entrypoints.console.server import console_url
+
+    deployed = ports.registry.deployed()[0]
+    serving = deployed.endpoint if (deployed.endpoint or "").startswith("http") else None
+    command = f"cashmatch --workspace {settings.workspace} --warehouse {settings.warehouse} ui"
+    output.table(
+        "where to look",
+        ["what", "URL", "how"],
+        [
+            [
+                "matcher",
+                serving or "not serving",
+                "POST /v1/match (docs at /docs); stop: cashmatch --workspace "
+                f"{settings.workspace} serve-stop"
+                if serving
+                else "--serving ray serves the champion",
+            ],
+            ["console", console_url(settings), f"start it first: {command} (Ctrl-C stops it)"],
+        ],
     )
 
 

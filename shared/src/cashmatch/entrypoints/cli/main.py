@@ -18,6 +18,7 @@ from cashmatch.entrypoints.cli import (
     output,
     performance_commands,
     session,
+    ui_command,
 )
 from cashmatch.ports import WarehouseSchemaError
 from cashmatch.settings import SettingsError
@@ -26,7 +27,7 @@ from cashmatch.settings import SettingsError
 _ClickException: type[Exception] = sys.modules[typer.BadParameter.__module__].ClickException
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for group in (data_commands, bus_commands, model_commands, performance_commands):
+for group in (data_commands, bus_commands, model_commands, performance_commands, ui_command):
     app.add_typer(group.commands)
 
 

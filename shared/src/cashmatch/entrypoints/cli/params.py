@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from cashmatch.domain.events import checked_month
 from cashmatch.domain.subscriptions import SUBSCRIPTIONS
+from cashmatch.service_layer.operations import NothingToDo, full_event_id
 
 JSON_HELP = "print JSON on stdout instead of the table (its shape: see above)"
 # The `--json` flag of every command that has one.
@@ -53,21 +54,9 @@ def subscriber(value: str | None) -> str | None:
 def event_id(bus: Any, given: str) -> str:
     """The full id of the event `given` names: its id, or the start of it that `events` shows."""
     try:
-        bus.get_message(given)
-        return given
-    except KeyError:
-        pass
-    found = sorted(
-        {r.message_id for r in bus.log(limit=1_000_000) if r.message_id.startswith(given)}
-    )
-    if len(given) < 4 or not found:
-        raise typer.BadParameter(f"no event with id {given!r}", param_hint="EVENT_ID")
-    if len(found) > 1:
-        raise typer.BadParameter(
-            f"{given!r} starts {len(found)} event ids ({', '.join(found[:3])}, ...): give more",
-            param_hint="EVENT_ID",
-        )
-    return found[0]
+        return full_event_id(bus, given)
+    except NothingToDo as exc:
+        raise typer.BadParameter(str(exc), param_hint="EVENT_ID") from None
 
 
 def in_words(exc: ValidationError) -> str:

@@ -2,85 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cashmatch.entrypoints.cli import output, views
-from cashmatch.ports import BlobNotFound
-from cashmatch.service_layer import performance_records
+from cashmatch.service_layer import overview
 from cashmatch.service_layer.context import Ports
 
 
-def _approval(ports: Ports, version: str) -> str | None:
-    """approved / rejected by a person, "waiting" while approval is required and not given."""
-    decision = ports.registry.approval(version)
-    if decision is not None:
-        return "approved" if decision.approved else "rejected"
-    return "waiting" if ports.settings.approval_required else None
-
-
 def gather(ports: Ports, *, events: int = 10) -> dict[str, Any]:
-    """Months, datasets, models with verdicts, champion lineage, deployment, recent events."""
-    datasets = ports.datasets
-    months = []
-    for month in datasets.slice_months():
-        try:
-            manifest = json.loads(ports.blobs.get(f"datasets/manifests/{month}.json").data)
-        except BlobNotFound:
-            manifest = {}
-        quarantined = len(datasets.read_quarantine(month))
-        months.append(
-            {
-                "month": month,
-                "train_transfers": datasets.slice_rows(month),
-                "quarantined": quarantined,
-                "dataset_version": manifest.get("version"),
-                "training_months": manifest.get("training_months", []),
-            }
-        )
-    registry = ports.registry
-    champion, _ = registry.champion()
-    deployed, _ = registry.deployed()
-    lineage = None
-    if champion.version is not None:
-        record = registry.get(champion.version)
-        lineage = {
-            "version": record.version,
-            "dataset_version": record.dataset_version,
-            "dataset_uri": record.dataset_uri,
-            "training_months": record.training_months,
-            "trained_because_of": record.caused_by,
-            "approval": _approval(ports, record.version),
-        }
-    test = datasets.test_manifest()
-    return {
-        "months": months,
-        "test_set": None
-        if test is None
-        else {"version": test["version"], "months": test["months"], "rows": test["rows"]},
-        "models": views.models(registry),
-        "champion": lineage,
-        "champion_history": [h.model_dump(mode="json") for h in champion.history],
-        "deployed": {
-            "version": deployed.version,
-            "endpoint": deployed.endpoint,
-            "history": [h.model_dump(mode="json") for h in deployed.history],
-        },
-        "promise": {
-            "target": ports.settings.guardrail_target,
-            "months": performance_records.summary_rows(ports),
-            "override": _override(ports),
-        },
-        "events": [views.delivery(r) for r in ports.bus.log(limit=events)][:events],
-        "dead_letters": len(ports.bus.dead_letters()),
-    }
-
-
-def _override(ports: Ports) -> dict[str, Any] | None:
-    override = ports.registry.guardrail()[0].override
-    if override is None:
-        return None
-    return {**override.model_dump(mode="json"), "source": override.describe()}
+    """Months, datasets, models with verdicts, champion lineage, deployment, recent events
+    (`service_layer.overview.status`: the console reads the same)."""
+    return overview.status(ports, events=events)
 
 
 def _by(cause: str) -> str:

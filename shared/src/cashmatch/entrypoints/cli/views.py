@@ -1,4 +1,5 @@
-"""What the commands show, as plain data: the objects `--json` prints and the tables are made of.
+"""What the commands show, as plain data: the objects `--json` prints and the tables are made of
+(the delivery and model shapes live in `service_layer/overview.py`, which the console reads too).
 
 One function per kind of object, so every command that shows a delivery or a model shows it the
 same way. The shapes are stable: fields may be added, none is renamed or removed. Ids are whole
@@ -25,54 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from cashmatch.ports import BusRecord
-from cashmatch.service_layer.registry import ModelRegistry
+from cashmatch.service_layer import overview
 
-
-def delivery(record: BusRecord) -> dict[str, Any]:
-    """A message and what one subscriber made of it."""
-    return {
-        "message_id": record.message_id,
-        "topic": record.topic,
-        "month": record.attributes.get("month"),
-        "subscription": record.subscription,
-        "state": record.state,
-        "attempts": record.attempts,
-        "detail": record.detail,
-        "published_at": record.published_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "attributes": dict(record.attributes),
-    }
-
-
-def models(registry: ModelRegistry) -> list[dict[str, Any]]:
-    """Every model version, oldest first, with its verdict and whether it is champion/deployed."""
-    champion, _ = registry.champion()
-    deployed, _ = registry.deployed()
-    shown = []
-    for record in registry.versions():
-        verdict = registry.verdict(record.version)
-        metrics = verdict.metrics if verdict else {}
-        rules = verdict.baseline_metrics if verdict else {}
-        shown.append(
-            {
-                "version": record.version,
-                "dataset_version": record.dataset_version,
-                "training_months": list(record.training_months),
-                "artifact_digest": record.artifact_digest,
-                "verdict": ("passed" if verdict.passed else "rejected") if verdict else "pending",
-                "why": verdict.reasons[0] if verdict and verdict.reasons else None,
-                "reasons": list(verdict.reasons) if verdict else [],
-                "auto_rate@99": metrics.get("auto_rate@99"),
-                "exact_set_accuracy": metrics.get("exact_set_accuracy"),
-                "rules_auto_rate@99": rules.get("auto_rate@99"),
-                "report": verdict.report_uri if verdict else None,
-                "champion": record.version == champion.version,
-                "deployed": record.version == deployed.version,
-                "endpoint": deployed.endpoint if record.version == deployed.version else None,
-            }
-        )
-    return shown
+delivery = overview.delivery  # a message and what one subscriber made of it
+models = overview.models  # every version, oldest first, with its verdict and role
 
 
 def months_span(months: list[str]) -> str:

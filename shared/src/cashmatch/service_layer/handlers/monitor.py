@@ -38,20 +38,13 @@ from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import publish_answer
 from cashmatch.service_layer.reporting.drift import render_drift_report
+from cashmatch.service_layer.reporting.store import DRIFT, drift_report_key, drift_summary_key
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/monitor"
-PREFIX = "reports/drift"
-
-
-def report_key(month: str) -> str:
-    """Blob key of a month's HTML drift report."""
-    return f"{PREFIX}/{month}.html"
-
-
-def summary_key(month: str) -> str:
-    """Blob key of a month's JSON summary, written after the report: it marks the work done."""
-    return f"{PREFIX}/{month}.json"
+PREFIX = DRIFT
+report_key = drift_report_key
+summary_key = drift_summary_key
 
 
 def _months(ports: Ports, payload: DatasetReady) -> tuple[list[MonthBatch], MonthBatch | None]:

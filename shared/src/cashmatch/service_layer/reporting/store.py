@@ -13,6 +13,7 @@ from cashmatch.ports import BlobNotFound, BlobStore
 from cashmatch.service_layer.dataset_store import frame_bytes, read_frame
 
 EVALUATIONS = "reports/evaluations"
+DRIFT = "reports/drift"
 
 
 def report_key(version: str) -> str:
@@ -61,3 +62,14 @@ def load_outcomes(blobs: BlobStore, version: str) -> pd.DataFrame | None:
         return read_frame(blobs.get(outcomes_key(version)).data)
     except BlobNotFound:
         return None
+
+
+def drift_report_key(month: str) -> str:
+    """Blob key of a month's HTML drift report (the monitor's)."""
+    return f"{DRIFT}/{month}.html"
+
+
+def drift_summary_key(month: str) -> str:
+    """Blob key of a month's JSON drift summary, written after the report: it marks the work
+    done."""
+    return f"{DRIFT}/{month}.json"
