@@ -79,6 +79,7 @@ def run_demo(
     to_close = all_months[backfill - 1 :]
     show_months(_close_months(ports, to_close))
     _show_idempotency(ports, to_close[-1])
+    _show_promise(ports)
     if serving == "ray":
         _ask_the_matcher(ports, data, to_close[-1])
     output.say(
@@ -308,6 +309,21 @@ def _ask_the_matcher(ports: Ports, data: SyntheticData, month: str) -> None:
         f"the champion keeps serving at {deployed.endpoint} (docs at /docs); stop it with "
         f"`cashmatch --workspace {ports.settings.workspace} serve-stop`"
     )
+
+
+def _show_promise(ports: Ports) -> None:
+    """What the serving versions decided on their own, month by month, and what the guardrail
+    did about it (docs/DESIGN.md, "The promise")."""
+    from cashmatch.entrypoints.cli.performance_commands import show_rows
+    from cashmatch.service_layer import performance_records
+
+    show_rows(performance_records.summary_rows(ports))
+    override = ports.registry.guardrail()[0].override
+    if override is not None:
+        output.say(
+            f"guardrail: {override.version} now serves at threshold {override.threshold:.4f} "
+            f"({override.describe()})"
+        )
 
 
 def _show_idempotency(ports: Ports, month: str) -> None:

@@ -36,12 +36,17 @@ def performance(as_json: params.JsonFlag = False) -> None:
     if as_json:
         output.as_json(rows)
         return
+    show_rows(rows)
+
+
+def show_rows(rows: list[dict]) -> None:
+    """The realized-performance table (also the demo's last word on each month)."""
     if not rows:
         output.say("no closed month has been scored yet (the monitor does it at each close)")
         return
     output.table(
         "realized performance (auto decisions against the month's labels)",
-        ["month", "version", "auto", "precision", "lower 95%", "estimated", "threshold", "state"],
+        ["month", "version", "auto", "right", "lower", "est.", "thresh.", "state"],
         [
             [
                 r["month"],
@@ -58,6 +63,11 @@ def performance(as_json: params.JsonFlag = False) -> None:
     )
     if any(r["threshold_source"] != "model" for r in rows):
         output.hint("* a guardrail override was in force (cashmatch guardrail show)")
+    output.say(
+        "auto: share settled without a person; right: exactly right of those; lower: its Wilson "
+        "95% lower bound; est.: what the confidences promised before the labels",
+        style="dim",
+    )
 
 
 @commands.command(rich_help_panel=PANEL)
