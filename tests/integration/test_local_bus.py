@@ -339,3 +339,39 @@ def test_a_binary_mode_message_on_the_bus_runs_the_chain(make_ports, small_wareh
     run_until_idle(ports, handlers(["collector"]), timeout_s=120)
     assert ports.bus.dead_letters() == []
     assert len({r.message_id for r in ports.bus.log(topic="dataset.ready")}) == 1
+
+
+def test_cashmatch_publish_binary_sends_the_binary_mode_and_the_chain_takes_it(
+    make_ports, small_warehouse
+):
+    import json
+    import subprocess
+    import sys
+
+    from cashmatch.entrypoints.service_table import handlers
+    from cashmatch.service_layer.dispatch import run_until_idle
+
+    ports = make_ports(warehouse=str(small_warehouse))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASHMATCH_")}
+    env |= {
+        "CASHMATCH_WORKSPACE": str(ports.settings.workspace),
+        "CASHMATCH_WAREHOUSE": str(small_warehouse),
+    }
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cashmatch")),
+            *("publish", "month.closed", "--month", "2025-03", "--binary"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "binary mode" in done.stdout, done.stderr
+    (record,) = ports.bus.log(topic="month.closed")
+    data, attributes = ports.bus.get_message(record.message_id)[1:3]
+    assert attributes["ce-specversion"] == "1.0" and json.loads(data) == {"month": "2025-03"}
+    run_until_idle(ports, handlers(["collector"]), timeout_s=120)
+    assert ports.bus.dead_letters() == []
+    assert len({r.message_id for r in ports.bus.log(topic="dataset.ready")}) == 1

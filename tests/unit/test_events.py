@@ -119,3 +119,11 @@ def test_a_binary_mode_message_is_read_from_its_attributes():
 def test_a_bad_binary_mode_message_is_malformed_with_the_field_named(attributes, data, said):
     with pytest.raises(MalformedEvent, match=said):
         parse_event(data, attributes)
+
+
+def test_an_event_in_binary_mode_reads_back_as_itself():
+    event = make_event(MonthClosed(month="2025-03"), source="/cli")
+    data, attributes = event.binary_mode()
+    assert json.loads(data) == {"month": "2025-03"}
+    assert attributes["ce-specversion"] == "1.0" and attributes["ce-id"] == event.id
+    assert parse_event(data, attributes) == event

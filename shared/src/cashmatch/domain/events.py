@@ -202,6 +202,15 @@ class Envelope(BaseModel):
         """Message attributes for filtering without parsing the body (Pub/Sub style)."""
         return {"ce-type": self.type, "ce-id": self.id, "month": self.subject or ""}
 
+    def binary_mode(self) -> tuple[bytes, dict[str, str]]:
+        """The same event in the CloudEvents binary content mode: the data alone as the bytes,
+        the context as `ce-*` attributes (what a CloudEvents SDK publishes; `parse_event` reads
+        it back to this envelope)."""
+        context = self.model_dump(mode="json", exclude={"data"}, exclude_none=True)
+        attributes = {f"ce-{name}": str(value) for name, value in context.items()}
+        attributes |= {"content-type": "application/json", "month": self.subject or ""}
+        return json.dumps(self.data).encode(), attributes
+
 
 def topic_of_type(event_type: str) -> str:
     """'com.cashmatch.month.closed.v1' -> 'month.closed'."""

@@ -37,6 +37,14 @@ def publish(
         ),
     ] = None,
     source: str = "/cli",
+    binary: Annotated[
+        bool,
+        typer.Option(
+            "--binary",
+            help="CloudEvents binary content mode: the data as the message, the context as "
+            "ce-* attributes (as a CloudEvents SDK sends it); default: structured JSON",
+        ),
+    ] = False,
 ) -> None:
     """Publish an event, as the finance system or a person does (e.g. month.closed)."""
     bus = session.ports().bus
@@ -67,8 +75,13 @@ def publish(
         event = make_event(payload, source=source)
     except ValidationError as exc:
         raise typer.BadParameter(params.in_words(exc)) from None
-    publish_event(bus, event)
-    output.say(f"published {event.type} for {payload.month}: id {event.id}")
+    if binary:
+        message, attributes = event.binary_mode()
+        bus.publish(event.topic, message, attributes, message_id=event.id)
+    else:
+        publish_event(bus, event)
+    mode = " (binary mode)" if binary else ""
+    output.say(f"published {event.type} for {payload.month}{mode}: id {event.id}")
 
 
 @commands.command(rich_help_panel=PANEL)
