@@ -41,25 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- worker side
-def _bodies(month, count: int = 40, n_invoices: int = 50) -> list[bytes]:
-    """Single requests: a transfer, its labelled invoices and the nearest others by amount
-    (as benchmarks/serving/workload.py builds them)."""
-    from cashmatch.domain.match_api import json_records
+def _bodies(month) -> list[bytes]:
+    """The serving benchmark's single requests (benchmarks/serving/workload.py), built by this
+    checkout's code on either side: only `shared/src` differs between the two."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))  # after the side's own shared/src, which must win
+    from benchmarks.serving.workload import single_bodies
 
-    transfers = json_records(month.transfers)
-    invoices = month.invoices.reset_index(drop=True)
-    records = json_records(invoices)
-    paid = month.matches.groupby("transfer_id")["invoice_id"].agg(list).to_dict()
-    bodies = []
-    for transfer in transfers[:count]:
-        own = set(paid.get(transfer["transfer_id"], []))
-        distance = (invoices["open_amount"] - transfer["amount"]).abs()
-        order = [i for i in distance.sort_values().index if invoices.at[i, "invoice_id"] not in own]
-        chosen = [i for i in invoices.index if invoices.at[i, "invoice_id"] in own]
-        chosen += order[: n_invoices - len(chosen)]
-        body = {"transfer": transfer, "open_invoices": [records[i] for i in chosen]}
-        bodies.append(json.dumps(body).encode())
-    return bodies
+    return single_bodies(month)
 
 
 def _single_ms(model, bodies: list[bytes]) -> float:
