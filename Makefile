@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced-stamp
 MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images bench-console browser clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images bench-console break-check browser clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -89,6 +89,11 @@ bench-quality-scale: setup
 # The console's page latency (p50/p95) with 24 closed months and 100 model versions.
 bench-console: setup
 	$(PY) benchmarks/console.py
+
+# Break each README promise once (tests/break_checks.toml) and check its test fails; the file is
+# restored after each. ONLY="name ..." runs some. Slow (Ray Serve checks ~3 min each).
+break-check: setup
+	$(PY) infra/break_check.py $(if $(ONLY),--only $(ONLY))
 
 bench-scale: setup
 	$(PY) benchmarks/scale.py
