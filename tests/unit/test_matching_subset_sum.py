@@ -92,3 +92,23 @@ def test_a_period_less_one_disputed_invoice_is_found():
 
 def test_no_counterparty_options_when_one_invoice_can_pay():
     assert _options([100.0, 250.0, 40.0], 250.0) == []
+
+
+def _codes(kind: int, fit: int, n_credit: int) -> set[str]:
+    from cashmatch.domain.matching.reasons import _PAIR_COLUMNS, _code_matrix
+    from cashmatch.domain.reason_codes import REASON_CODES
+
+    x = np.zeros((1, len(_PAIR_COLUMNS)))
+    row = _code_matrix(
+        x, np.array([kind]), np.array([fit]), np.array([5]), np.array([n_credit]), np.zeros(1)
+    )[0]
+    return {c for c, on in zip(REASON_CODES, row, strict=True) if on}
+
+
+def test_the_new_options_carry_their_reason_codes():
+    period = _codes(KIND_PERIOD, 2, 1)
+    assert {"amount:period-balance", "credit-note:netted"} <= period
+    assert "amount:subset-sum" not in period
+    any_subset = _codes(KIND_CP_SUM, 2, 0)
+    assert "amount:subset-sum" in any_subset
+    assert "amount:period-balance" not in any_subset
