@@ -77,7 +77,9 @@ format: setup
 check-infra: setup
 	$(PY) infra/check_infra.py
 
+# Trains on the default world, scores it, the messy one and three randomized habit worlds.
 bench-quality: setup
+	$(PY) benchmarks/quality.py --worlds
 	$(PY) benchmarks/quality.py --profile default
 	$(PY) benchmarks/quality.py --profile messy
 

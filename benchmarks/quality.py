@@ -7,6 +7,12 @@ a table.
 
 `--source toy` uses the matcher's own small generator instead of the project simulator.
 
+Worlds (`--worlds`, what `make bench-quality` runs): trains on one world and scores it, the
+other profile and worlds the habit randomizer drew (benchmarks/matcher_quality/worlds.py);
+prints a table per world and per kind of transfer, or JSON with --json.
+
+    .venv/bin/python benchmarks/quality.py --worlds [--habit-seeds 1 2 3] [--json]
+
 Speed (`--scale`): for each size (transfers a month, default 10k, 30k, 100k) the simulator makes
 warm-up months, 12 training months and one month to predict; training on the 12 months and
 predicting the last one (against 1.5 open invoices per transfer) each run in a fresh process, so
@@ -34,6 +40,7 @@ from rich.console import Console
 from benchmarks.matcher_quality.speed import scale
 from benchmarks.matcher_quality.steps import STEPS, step_main
 from benchmarks.matcher_quality.versus_rules import quality
+from benchmarks.matcher_quality.worlds import worlds
 
 
 def main() -> None:
@@ -54,6 +61,10 @@ def main() -> None:
         help="share of counterparties writing structured titles (RF references, SEPA tags)",
     )
     ap.add_argument("--patterns", action="store_true", help="exact-set accuracy per noise pattern")
+    ap.add_argument("--worlds", action="store_true", help="train on one world, score several")
+    ap.add_argument("--habit-seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--test-months", type=int, default=8, help="months of each test world")
+    ap.add_argument("--json", action="store_true", help="--worlds: one JSON object")
     ap.add_argument("--scale", action="store_true", help="speed mode instead of the quality table")
     ap.add_argument(
         "--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000], help="transfers a month"
@@ -67,7 +78,9 @@ def main() -> None:
         step_main(args.step, args.dir)
         return
     console = Console()
-    if args.scale:
+    if args.worlds:
+        worlds(args, console)
+    elif args.scale:
         scale(args, console)
     else:
         quality(args, console)

@@ -16,6 +16,7 @@ from cashmatch.synth import (
     pattern_rates,
     write_warehouse,
 )
+from cashmatch.synth.patterns import HABIT_PATTERNS
 
 pytestmark = pytest.mark.unit
 
@@ -173,7 +174,7 @@ def test_no_bookings_on_weekends_or_holidays(data):
 def test_every_pattern_occurs_at_default_scale(data, messy):
     for d in (data, messy):
         assert d.truth_notes is not None
-        assert set(d.truth_notes["pattern"]) == set(PATTERNS)
+        assert set(d.truth_notes["pattern"]) == set(PATTERNS) - HABIT_PATTERNS
 
 
 def test_labels_are_consistent_with_the_matches(data):

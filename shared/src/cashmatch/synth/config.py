@@ -24,6 +24,9 @@ class SynthConfig:
     # (our invoices print one built from the number) or SEPA tags (EREF+, MREF+, SVWZ+ ...).
     # 0 draws nothing, so the profiles' data stay as they were.
     structured: float = 0.0
+    # Seed of the habit randomizer (synth/habit_draws.py): population shares and per-counterparty
+    # habits drawn around the profile. None: the profile exactly as it is.
+    habits: int | None = None
 
     def __post_init__(self) -> None:
         """ValueError naming the first bad field: a config that exists can be simulated."""
@@ -31,6 +34,8 @@ class SynthConfig:
             raise ValueError(f"months must be at least 1, got {self.months}")
         if not 0.0 <= self.structured <= 1.0:
             raise ValueError(f"structured must be a share in [0, 1], got {self.structured}")
+        if self.habits is not None and (isinstance(self.habits, bool) or self.habits < 0):
+            raise ValueError(f"habits must be a non-negative seed or None, got {self.habits!r}")
         if not self.scale > 0:
             raise ValueError(f"scale must be positive, got {self.scale}")
         if self.profile not in PROFILE_PARAMETERS:

@@ -14,6 +14,7 @@ import numpy as np
 from cashmatch.domain import contract
 from cashmatch.synth.bank_calendar import Calendar, epoch_day, parse_month
 from cashmatch.synth.config import SynthConfig
+from cashmatch.synth.habit_draws import drawn_profile, drawn_structured, party_habits
 from cashmatch.synth.invoice_formats import SUPPLIER_CREDIT_FORMATS, SUPPLIER_FORMATS, Format
 from cashmatch.synth.invoices import Invoices
 from cashmatch.synth.names import (
@@ -115,6 +116,11 @@ class Party:
     standing_kind: str = ""
     standing_title: str | None = None
     standing_ref: int = -1
+    # drawn by the habit randomizer (habit_draws); the defaults are the profiles' fixed habits
+    max_collective: int = 0  # 0: the kind's own cap (12 customers, 8 suppliers)
+    title_max: int = 0  # 0: the 140-character form
+    p_own_doc: float = 0.0
+    fee_scale: float = 1.0
     # filled while simulating
     invoices: list[int] = field(default_factory=list)
     inv_draw: Draw | None = None
@@ -143,6 +149,10 @@ class World:
     def __init__(self, config: SynthConfig) -> None:
         self.config = config
         self.profile = PROFILE_PARAMETERS[config.profile]
+        self.structured_share = config.structured
+        if config.habits is not None:
+            self.profile = drawn_profile(self.profile, config.habits)
+            self.structured_share = max(config.structured, drawn_structured(config.habits))
         self.cal = Calendar(config.start, config.months)
         self.shift_day = _NEVER
         if config.shift_from is not None:
@@ -207,7 +217,23 @@ class World:
         self._invoicing(party, d)
         self._paying(party, d)
         self._writing(party, d)
+        if self.config.habits is not None:
+            self._drawn_habits(party)
         return party
+
+    def _drawn_habits(self, party: Party) -> None:
+        """The habit randomizer's per-counterparty draws, on top of the profile's."""
+        h = party_habits(
+            self.config.habits or 0, party.index, self.profile.p_batch, party.kind == "supplier"
+        )
+        party.max_collective = h.max_collective
+        party.title_max = h.title_max
+        party.p_own_doc = h.p_own_doc
+        party.fee_scale = h.fee_scale
+        if h.batch and party.kind != "subscription":
+            # one batch day a month: the batch then holds every invoice that came due since
+            party.batch_days = party.batch_days[:1] or (25,)
+            party.rate = min(party.rate * h.rate_boost, 40.0)
 
     def _identity(self, party: Party, d: Draw) -> None:
         """Name, tax id, accounts; and who pays on the party's behalf."""
@@ -340,7 +366,7 @@ class World:
         company = party.tax_id is not None and party.country == "PL"
         party.mpp = company and d.chance(0.15 if supplier else 0.12)
         party.standing_kind = d.pick(("stale", "stale", "customer", "customer", "generic", "empty"))
-        if self.config.structured > 0 and d.chance(self.config.structured):
+        if self.structured_share > 0 and d.chance(self.structured_share):
             # RF references come with our own invoices; suppliers' banks tag SEPA titles
             party.structured = "sepa" if supplier or party.lang != "pl" else d.pick(("rf", "sepa"))
 

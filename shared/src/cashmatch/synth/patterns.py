@@ -19,6 +19,7 @@ PATTERNS: dict[str, str] = {
     "ref_stale": "a standing order whose title names another (older) invoice",
     # further traits, any number of them
     "title_truncated": "the 140-character title limit cut off a reference",
+    "own_document": "a collective payment titled with the payer's own document number only",
     "credit_note": "a credit note is netted into the payment",
     "third_party_parent": "a parent company pays on behalf of the counterparty",
     "third_party_factoring": "a factoring company pays on behalf of the counterparty",
@@ -39,3 +40,7 @@ PATTERNS: dict[str, str] = {
     "gateway_payout": "payout of a card / online payment gateway",
     "interest": "interest credited by the bank",
 }
+
+# Patterns only the habit randomizer's worlds produce (SynthConfig.habits): the profiles hold
+# these habits fixed.
+HABIT_PATTERNS = frozenset({"own_document"})

@@ -107,6 +107,8 @@ def _group_transfer(
         if party.currency == "PLN":
             fees = (500, 1000, 1500, 2000, 2500)
         fee = fees[min(int(u_fee_size * len(fees)), len(fees) - 1)]
+        if party.fee_scale != 1.0:
+            fee = max(100, round(fee * party.fee_scale))
         largest = max(range(len(items)), key=lambda i: (items[i][1], -i))
         if fee * 2 < items[largest][1]:
             row, cents = items[largest]
@@ -183,7 +185,7 @@ def plan_regular_customer(world: World, party: Party) -> list[Pending]:
         booking = cal.next_bday(day)
         if booking < end:
             to_pay.append((booking, row))
-    _add_grouped(world, party, to_pay, 12, pending, d)
+    _add_grouped(world, party, to_pay, party.max_collective or 12, pending, d)
     return pending
 
 
@@ -257,7 +259,7 @@ def plan_supplier(world: World, party: Party) -> list[Pending]:
             _add_instalments(pending, row, plan, cal.end, d)
         elif booking < cal.end:
             to_pay.append((booking, row))
-    _add_grouped(world, party, to_pay, 8, pending, d)
+    _add_grouped(world, party, to_pay, party.max_collective or 8, pending, d)
     if party.currency != "PLN":
         _add_foreign_payment_charges(pending, cal.end, d)
     return pending

@@ -453,6 +453,11 @@ def render_title(
         title, label = _standing_title(world, party, p, d)
         return title, [label]
     style = _style_for(party, payer, p.booking, world, d.u())
+    if party.p_own_doc > 0 and p.kind == "collective" and d.u() < party.p_own_doc:
+        # the payer's own payment document: no number of ours in it
+        doc = f"{d.integer(1000, 99999)}/{date(p.booking).year}"
+        title = d.pick(("ZAPL. DOK. {n}", "Zaplata dok. {n}", "PLATNOSC ZBIORCZA {n}"))
+        return title.format(n=doc), ["ref_generic", "own_document"]
     if style == "empty":
         return _EMPTY(d), ["ref_empty"]
     inv = world.invoices
@@ -512,7 +517,7 @@ def render_title(
     title = " ".join(title.split())
     labels = [label]
     # MT940's field 86 holds 6 x 65 characters, tags included
-    limit = _SEPA_MAX if party.structured == "sepa" else _TITLE_MAX
+    limit = _SEPA_MAX if party.structured == "sepa" else (party.title_max or _TITLE_MAX)
     if len(title) > limit:
         cut = title[:limit]
         if any(ref in title and ref not in cut for ref in refs):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cashmatch.domain.matching.cp_sets import counterparty_sets
 from cashmatch.domain.matching.subsets import MAX_POOL, explains, fits, masks
 
 SET_FEATURES = [
@@ -153,10 +154,12 @@ def _multi_options(
 ) -> tuple[list[int], list[int], list[np.ndarray], np.ndarray]:
     """Multi-invoice options of the transfers with two or more candidates.
 
-    Four families: subsets of the best candidates that explain the amount; the invoices the title
+    Five families: subsets of the best candidates that explain the amount; the invoices the title
     references; those references completed by other invoices of the same counterparties (credit
-    notes not mentioned, references cut off by the 140-character limit); and the oldest-first
-    run of one counterparty's open invoices (a customer clearing its balance).
+    notes not mentioned, references cut off by the 140-character limit); the oldest-first
+    run of one counterparty's open invoices (a customer clearing its balance); and, for a
+    transfer only a set can pay, sets over all of a counterparty's candidates (periods, periods
+    less a disputed invoice, an exact bounded subset-sum: `cp_sets`).
     """
     n_t = len(bounds) - 1
     counts = np.diff(bounds)
@@ -164,6 +167,8 @@ def _multi_options(
     sink = _OptionSink()
     # Python ints index and slice faster than numpy scalars in this per-transfer loop.
     starts = bounds.tolist()
+    lp_all, lq_all = _logit_terms(scores)
+    gain = lp_all - lq_all
     for t in np.flatnonzero(counts >= 2).tolist():
         idx = order[starts[t] : starts[t + 1]]
         p = scores[idx]
@@ -214,6 +219,10 @@ def _multi_options(
             ok = explains(run, amount, max_fee, max_discount).nonzero()[0]
             for j in ok[:2].tolist():
                 sink.add(t, KIND_OLDEST_RUN, mine[: j + 1])
+            for kind, rows in counterparty_sets(
+                mine, open_amt, gain, amount, max_fee, max_discount
+            ):
+                sink.add(t, kind, rows)
     return sink.t, sink.kind, sink.rows, n_fit
 
 

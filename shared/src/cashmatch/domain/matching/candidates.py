@@ -312,7 +312,15 @@ def _within_cap(
         + ((flags & _BIT["by_amount"]) != 0)
     ).astype(np.int64)
     closeness = np.abs(np.log(np.abs(p.i_open[i]) + 0.01) - np.log(p.t_amount[t] + 0.01))
-    order = np.lexsort((found, closeness, -priority, t))
+    # Within equal evidence, a collective payment's invoices are each much smaller than the
+    # amount: closeness would keep the counterparty's largest invoices and drop what it pays.
+    # So: invoices near the amount first (a single payment), then the smaller ones oldest
+    # first (customers pay their oldest first), then larger ones; never-yet-issued ones last.
+    ratio = np.abs(p.i_open[i]) / np.maximum(p.t_amount[t], 0.01)
+    age = (p.t_day[t] - p.i_issue[i]).astype(np.float64)
+    band = np.where(closeness < 0.1, 0, np.where(ratio < 1, 1, 2)) + 3 * (age < 0)
+    within = np.where(band % 3 == 1, -age, closeness)
+    order = np.lexsort((found, within, band, -priority, t))
     t_sorted = t[order]
     first = np.searchsorted(t_sorted, t_sorted, "left")
     keep = np.zeros(len(t), dtype=bool)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cashmatch.domain.matching.assembly import KIND_OLDEST_RUN, SET_FEATURES
+from cashmatch.domain.matching.cp_sets import KIND_PERIOD
 from cashmatch.domain.matching.features import FEATURES
 from cashmatch.domain.reason_codes import REASON_CODES, REASONS
 
@@ -94,7 +95,7 @@ def _code_matrix(
     any_strong = strong_whole | strong_digits
     edits = _typos(col("ref_partial"), col("number_len"))
     fuzzy = ~any_strong & (col("number_len") >= 5)
-    run = kind == KIND_OLDEST_RUN
+    run = (kind == KIND_OLDEST_RUN) | (kind == KIND_PERIOD)
     single = size == 1
     codes = {
         "rf-reference": col("ref_RF") > 0,
