@@ -31,7 +31,7 @@ Id = Annotated[
     Field(
         min_length=1,
         max_length=128,
-        pattern=r"^.*$",
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
     ),
 ]
 Name = Annotated[str, Field(max_length=300)]
