@@ -73,8 +73,18 @@ def problems(check: Check, root: Path = ROOT) -> list[str]:
     return found
 
 
+def uncommitted(check: Check, root: Path = ROOT) -> bool:
+    """Whether the file differs from git's HEAD: restoring it would then hide a person's edit
+    in a break, or a commit made during the run would take the break in (it happened once)."""
+    done = subprocess.run(  # nosec B603 B607
+        ["git", "diff", "--quiet", "HEAD", "--", check.file], cwd=root, capture_output=True
+    )
+    return done.returncode == 1
+
+
 def run(check: Check, root: Path = ROOT) -> dict:
-    """Break, test, restore. Its outcome: caught, NOT CAUGHT, or error (with the reason)."""
+    """Break, test, restore. Its outcome: caught, NOT CAUGHT, or error (with the reason).
+    Do not commit while it runs: the broken file is in the working tree meanwhile."""
     target = root / check.file
     original = target.read_bytes()
     started = time.monotonic()
@@ -121,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     broken = [p for c in chosen for p in problems(c)]
     if broken:
         print("break-check: the catalogue is stale:\n  " + "\n  ".join(broken), file=sys.stderr)
+        return 2
+    dirty = [c.file for c in chosen if uncommitted(c)]
+    if dirty:
+        print(
+            "break-check: commit or stash these first: " + ", ".join(sorted(set(dirty))),
+            file=sys.stderr,
+        )
         return 2
     results = []
     for i, check in enumerate(chosen, 1):
