@@ -101,7 +101,9 @@ def realized(ports: Ports, month: str, version: str, closed_at: dt.datetime) -> 
     try:
         ports.blobs.put(record_key(month, version), data, if_generation_match=0)
     except PreconditionFailed:  # another delivery wrote it first: theirs stands
-        return Realized.model_validate_json(ports.blobs.get(record_key(month, version)).data)
+        found = stored(ports, month, version)
+        assert found is not None  # it was just written by the one that won
+        return found
     return record
 
 
