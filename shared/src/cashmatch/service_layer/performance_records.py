@@ -64,6 +64,28 @@ def parse_record(key: str, data: bytes) -> Realized:
         raise UnreadableRecord(f"{key}: format {found}, {problems}") from None
 
 
+ESTIMATES = "estimates"  # beside, not under, PREFIX: `months_realized` reads all of PREFIX
+
+
+def estimate_key(month: str, version: str) -> str:
+    """Blob key of the estimate made for open `month` when `version` was rolled out."""
+    return f"{ESTIMATES}/{month}/{version}.json"
+
+
+def rollout_estimate(ports: Ports, month: str, version: str) -> dict[str, Any] | None:
+    """The estimate recorded at `version`'s roll-out for `month` (None when none was, or it
+    cannot be read: it is a figure shown beside the realized one, not one anything acts on)."""
+    key = estimate_key(month, version)
+    try:
+        found = json.loads(ports.blobs.get(key).data)
+    except BlobNotFound:
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        log.warning("roll-out estimate skipped: %s: not JSON (%s)", key, exc)
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def record_key(month: str, version: str) -> str:
     """Blob key of one version's realized performance on one month."""
     return f"{PREFIX}/{month}/{version}.json"
@@ -102,6 +124,7 @@ def summary_rows(ports: Ports) -> list[dict[str, Any]]:
     rows = []
     for month, records in months_realized(ports).items():
         for r in records:
+            at_rollout = (rollout_estimate(ports, month, r.version) or {}).get("estimate") or {}
             rows.append(
                 {
                     "month": month,
@@ -112,6 +135,10 @@ def summary_rows(ports: Ports) -> list[dict[str, Any]]:
                     "auto_precision": r.auto_precision,
                     "auto_precision_lower": r.auto_precision_lower,
                     "estimated_precision": r.estimate.expected_auto_precision,
+                    # what the confidences promised when the version was rolled out, before the
+                    # month's end (None when no roll-out preceded the month, or nothing was booked)
+                    "estimated_precision_at_rollout": at_rollout.get("expected_auto_precision"),
+                    "estimated_auto_share_at_rollout": at_rollout.get("auto_share"),
                     "exact_set_accuracy": r.exact_set_accuracy,
                     "threshold": r.threshold,
                     "threshold_source": r.threshold_source,
