@@ -1,6 +1,7 @@
 """The event topology: which subscriber listens to which topic (Pub/Sub push subscriptions).
 
-A subscriber is one service's view of one topic; the alerter has four, the deployer and the monitor two.
+A subscriber is one service's view of one topic; the alerter has four, the deployer and the
+monitor two.
 Entry points, the buses and the infra checks all read this one table.
 """
 
