@@ -4,6 +4,7 @@ decisions, a breach announced once, and the guardrail's threshold override set o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,13 @@ def test_an_estimate_that_cannot_be_made_is_recorded_with_why_and_fails_nothing(
     recorded = performance_records.rollout_estimate(ports, "2025-06", deployed.version)
     assert recorded["estimate"] is None
     assert recorded["why_not"] == "ValueError: no transfers booked in 2025-06"
+
+
+def test_the_months_drift_report_charts_its_own_realized_point(chain):
+    ports, _ = chain
+    from cashmatch.service_layer.reporting.store import drift_report_key
+
+    page = ports.blobs.get(drift_report_key("2025-04")).data.decode()
+    assert "The promise month by month" in page and "target 99%" in page
+    (points,) = re.findall(r'<polyline points="([^"]*)"[^>]*><title>realized</title>', page)
+    assert len(points.split()) == 1  # 2025-04, the first month a deployed version served
