@@ -142,6 +142,8 @@ def summary_rows(ports: Ports) -> list[dict[str, Any]]:
                     "exact_set_accuracy": r.exact_set_accuracy,
                     "threshold": r.threshold,
                     "threshold_source": r.threshold_source,
+                    "holding_threshold": r.holding_threshold,
+                    "holding_auto_share": r.holding_auto_share,
                     "target": r.target,
                     "state": r.state,
                     "holds": r.holds,

@@ -110,3 +110,8 @@ class Realized(GroupFigures):
         description="the lowest threshold from the one in force up whose auto decisions on this "
         "month would have held the target (None when none does)"
     )
+    holding_auto_share: float | None = Field(
+        default=None,
+        description="the share of the month's transfers auto-settled at holding_threshold: what "
+        "raising the threshold to it costs",
+    )
