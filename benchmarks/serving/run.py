@@ -186,7 +186,7 @@ def _single_match_paths(
 
 def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None:
     """Latency and CPU per request of single matches on every path at each concurrency."""
-    rows, cpu_rows = [], []
+    rows, cpu_rows, overhead_rows = [], [], []
     for c in levels:
         runs = [
             (name, *measure_cpu(paths.roles, work))
@@ -197,11 +197,11 @@ def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None
             # The model runs after the client and the proxy have had the cores for about
             # the floor's latency: the same work with that much idle before each request.
             paced = partial(in_process_paced, paths.local, paths.bodies, floor, seconds)
-            name = "(d) in-process, idle a floor's p50 between"
-            runs.append((name, *measure_cpu(paths.roles, paced)))
+            runs.append((PACED, *measure_cpu(paths.roles, paced)))
         for name, run, shares in runs:
             rows.append([name, str(c), *run.row(), ratio(run.p50(), floor)])
             cpu_rows.append([name, str(c), *shares.row()])
+        overhead_rows.append(_overhead_row(c, {name: run for name, run, _ in runs}))
     table(
         "single matches (1 transfer, 50 open invoices); in-process caps at 16 threads",
         ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "p50 / (a)"],
@@ -212,6 +212,43 @@ def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None
         ["path", "concurrency", "machine busy", "total", *ROLES],
         cpu_rows,
     )
+    table(
+        "serving overhead: ((b) p50 - in-process p50) / (a) p50; goal <= 1.2 at 1 and 16",
+        ["concurrency", "(b) p50 ms", "in-process p50 ms", "(a) p50 ms", "overhead", "in-process"],
+        overhead_rows,
+    )
+
+
+PACED = "(d) in-process, idle a floor's p50 between"
+
+
+def _overhead_row(concurrency: int, runs: dict[str, Run]) -> list[str]:
+    """What serving adds to the model's own time, in units of Serve's bare hop.
+
+    At concurrency 1 the in-process reference is the paced row (the model with as much idle
+    before each request as the HTTP client leaves it); above, the in-process run at the same
+    concurrency (capped at 16 threads), whose p50 carries the same queueing for the cores.
+    """
+    served = runs["(b) matcher, Ray Serve"].p50()
+    floor = runs["(a) no-op Ray Serve"].p50()
+    reference_name = PACED if PACED in runs else "(d) matcher, in-process"
+    reference = runs[reference_name].p50()
+    if served is None or floor is None or reference is None or not floor:
+        overhead = "–"
+    else:
+        overhead = f"{(served - reference) / floor:.2f}"
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value * 1000:.1f}"
+
+    return [
+        str(concurrency),
+        ms(served),
+        ms(reference),
+        ms(floor),
+        overhead,
+        "paced" if reference_name == PACED else f"{min(concurrency, 16)} threads",
+    ]
 
 
 def _batch_rows(
