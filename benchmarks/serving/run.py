@@ -54,6 +54,24 @@ if TYPE_CHECKING:
 VALIDATED_MATCH = "/noop-validated/v1/match"  # (a2)'s single matches, under Serve's endpoint
 
 
+def _override(threshold: float | None):
+    """The guardrail's override of v1 at `threshold` (None: none)."""
+    if threshold is None:
+        return None
+    import datetime as dt
+
+    from cashmatch.domain.model_records import ThresholdOverride
+
+    return ThresholdOverride(
+        threshold=threshold,
+        version="v1",
+        month="bench",
+        set_at=dt.datetime.now(dt.UTC),
+        by="bench",
+        reason="benchmark",
+    )
+
+
 @dataclass
 class Paths:
     """The running paths, once each answers, and what measuring them needs."""
@@ -81,9 +99,12 @@ class Paths:
         return {**found, self.plain_pid: "server", os.getpid(): "client"}
 
 
-def run_all(quick: bool, seconds_per_level: float) -> None:
-    """Run everything once and print the tables."""
+def run_all(quick: bool, seconds_per_level: float, override: float | None = None) -> None:
+    """Run everything once and print the tables; `override`: (b) and (d) serve v1 at that
+    guardrail threshold, as a breach would leave them."""
     seconds = 2.0 if quick else seconds_per_level
+    if override is not None:
+        print(f"(b) and (d) serve v1 at the guardrail threshold {override} (c: its own)")
     levels = [1, 16] if quick else [1, 16, 64]
 
     from cashmatch.adapters.local.blobstore import DirectoryBlobStore
@@ -104,14 +125,16 @@ def run_all(quick: bool, seconds_per_level: float) -> None:
     plain_port = free_port()
     try:
         started = time.perf_counter()
-        serving.roll_out(registry.get("v1"))
+        serving.roll_out(registry.get("v1"), _override(override))
         first_rollout = time.perf_counter() - started
         deploy_noop()
         deploy_validating_noop()
         deploy_imperative(blob_root, "v1")
         with plain_server_process(plain_port, blob_root, "v1") as plain:
             url = f"http://{LOOPBACK}:{plain_port}"
-            paths = ready_paths(serving, registry, workspace, blob_root, plain.pid, url, bodies)
+            paths = ready_paths(
+                serving, registry, workspace, blob_root, plain.pid, url, bodies, override
+            )
             single_match_tables(paths, levels, seconds)
             matcher_replicas = len(serving.replica_ids())
             # The load above may have started a replica; batches measured while it loads its
@@ -134,6 +157,7 @@ def ready_paths(
     plain_pid: int,
     plain_url: str,
     bodies: list[bytes],
+    override: float | None = None,
 ) -> Paths:
     """Wait until every path answers, warm each up and keep this process's objects out of GC."""
     from cashmatch.adapters.local.ray_head import read_head
@@ -145,7 +169,7 @@ def ready_paths(
     wait_app("noop-validated")
     wait_app("matcher-run")
     local = MatcherService(registry)
-    local.apply(ServingConfig(model_version="v1"))
+    local.apply(ServingConfig(model_version="v1", threshold=override))
     validated = f"{ray_url}{VALIDATED_MATCH}"
     for url in (f"{ray_url}/v1/match", f"{plain_url}/v1/match", f"{ray_url}/noop", validated):
         load(url, bodies, 4, 1.0)  # warm-up: connections, first-call caches
