@@ -44,13 +44,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, small batch only")
     parser.add_argument("--seconds", type=float, default=6.0, help="per load level")
+    parser.add_argument(
+        "--override",
+        type=float,
+        metavar="THRESHOLD",
+        help="serve (b) and (d) at this guardrail threshold: it must not move the overhead",
+    )
     parser.add_argument("--plain-server", nargs=3, metavar=("PORT", "BLOB_ROOT", "VERSION"))
     options = parser.parse_args()
     if options.plain_server:
         port, blob_root, version = options.plain_server
         plain_server(int(port), blob_root, version)
         return
-    run_all(options.quick, options.seconds)
+    run_all(options.quick, options.seconds, options.override)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,24 @@ if TYPE_CHECKING:
 VALIDATED_MATCH = "/noop-validated/v1/match"  # (a2)'s single matches, under Serve's endpoint
 
 
+def _override(threshold: float | None):
+    """The guardrail's override of v1 at `threshold` (None: none)."""
+    if threshold is None:
+        return None
+    import datetime as dt
+
+    from cashmatch.domain.model_records import ThresholdOverride
+
+    return ThresholdOverride(
+        threshold=threshold,
+        version="v1",
+        month="bench",
+        set_at=dt.datetime.now(dt.UTC),
+        by="bench",
+        reason="benchmark",
+    )
+
+
 @dataclass
 class Paths:
     """The running paths, once each answers, and what measuring them needs."""
@@ -81,9 +99,12 @@ class Paths:
         return {**found, self.plain_pid: "server", os.getpid(): "client"}
 
 
-def run_all(quick: bool, seconds_per_level: float) -> None:
-    """Run everything once and print the tables."""
+def run_all(quick: bool, seconds_per_level: float, override: float | None = None) -> None:
+    """Run everything once and print the tables; `override`: (b) and (d) serve v1 at that
+    guardrail threshold, as a breach would leave them."""
     seconds = 2.0 if quick else seconds_per_level
+    if override is not None:
+        print(f"(b) and (d) serve v1 at the guardrail threshold {override} (c: its own)")
     levels = [1, 16] if quick else [1, 16, 64]
 
     from cashmatch.adapters.local.blobstore import DirectoryBlobStore
@@ -104,14 +125,16 @@ def run_all(quick: bool, seconds_per_level: float) -> None:
     plain_port = free_port()
     try:
         started = time.perf_counter()
-        serving.roll_out(registry.get("v1"))
+        serving.roll_out(registry.get("v1"), _override(override))
         first_rollout = time.perf_counter() - started
         deploy_noop()
         deploy_validating_noop()
         deploy_imperative(blob_root, "v1")
         with plain_server_process(plain_port, blob_root, "v1") as plain:
             url = f"http://{LOOPBACK}:{plain_port}"
-            paths = ready_paths(serving, registry, workspace, blob_root, plain.pid, url, bodies)
+            paths = ready_paths(
+                serving, registry, workspace, blob_root, plain.pid, url, bodies, override
+            )
             single_match_tables(paths, levels, seconds)
             matcher_replicas = len(serving.replica_ids())
             # The load above may have started a replica; batches measured while it loads its
@@ -134,6 +157,7 @@ def ready_paths(
     plain_pid: int,
     plain_url: str,
     bodies: list[bytes],
+    override: float | None = None,
 ) -> Paths:
     """Wait until every path answers, warm each up and keep this process's objects out of GC."""
     from cashmatch.adapters.local.ray_head import read_head
@@ -145,7 +169,7 @@ def ready_paths(
     wait_app("noop-validated")
     wait_app("matcher-run")
     local = MatcherService(registry)
-    local.apply(ServingConfig(model_version="v1"))
+    local.apply(ServingConfig(model_version="v1", threshold=override))
     validated = f"{ray_url}{VALIDATED_MATCH}"
     for url in (f"{ray_url}/v1/match", f"{plain_url}/v1/match", f"{ray_url}/noop", validated):
         load(url, bodies, 4, 1.0)  # warm-up: connections, first-call caches
@@ -186,7 +210,7 @@ def _single_match_paths(
 
 def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None:
     """Latency and CPU per request of single matches on every path at each concurrency."""
-    rows, cpu_rows = [], []
+    rows, cpu_rows, overhead_rows = [], [], []
     for c in levels:
         runs = [
             (name, *measure_cpu(paths.roles, work))
@@ -197,11 +221,11 @@ def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None
             # The model runs after the client and the proxy have had the cores for about
             # the floor's latency: the same work with that much idle before each request.
             paced = partial(in_process_paced, paths.local, paths.bodies, floor, seconds)
-            name = "(d) in-process, idle a floor's p50 between"
-            runs.append((name, *measure_cpu(paths.roles, paced)))
+            runs.append((PACED, *measure_cpu(paths.roles, paced)))
         for name, run, shares in runs:
             rows.append([name, str(c), *run.row(), ratio(run.p50(), floor)])
             cpu_rows.append([name, str(c), *shares.row()])
+        overhead_rows.append(_overhead_row(c, {name: run for name, run, _ in runs}))
     table(
         "single matches (1 transfer, 50 open invoices); in-process caps at 16 threads",
         ["path", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "p50 / (a)"],
@@ -212,6 +236,43 @@ def single_match_tables(paths: Paths, levels: list[int], seconds: float) -> None
         ["path", "concurrency", "machine busy", "total", *ROLES],
         cpu_rows,
     )
+    table(
+        "serving overhead: ((b) p50 - in-process p50) / (a) p50; goal <= 1.2 at 1 and 16",
+        ["concurrency", "(b) p50 ms", "in-process p50 ms", "(a) p50 ms", "overhead", "in-process"],
+        overhead_rows,
+    )
+
+
+PACED = "(d) in-process, idle a floor's p50 between"
+
+
+def _overhead_row(concurrency: int, runs: dict[str, Run]) -> list[str]:
+    """What serving adds to the model's own time, in units of Serve's bare hop.
+
+    At concurrency 1 the in-process reference is the paced row (the model with as much idle
+    before each request as the HTTP client leaves it); above, the in-process run at the same
+    concurrency (capped at 16 threads), whose p50 carries the same queueing for the cores.
+    """
+    served = runs["(b) matcher, Ray Serve"].p50()
+    floor = runs["(a) no-op Ray Serve"].p50()
+    reference_name = PACED if PACED in runs else "(d) matcher, in-process"
+    reference = runs[reference_name].p50()
+    if served is None or floor is None or reference is None or not floor:
+        overhead = "–"
+    else:
+        overhead = f"{(served - reference) / floor:.2f}"
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value * 1000:.1f}"
+
+    return [
+        str(concurrency),
+        ms(served),
+        ms(reference),
+        ms(floor),
+        overhead,
+        "paced" if reference_name == PACED else f"{min(concurrency, 16)} threads",
+    ]
 
 
 def _batch_rows(

@@ -30,7 +30,8 @@ locals {
 
   # cashmatch.domain.subscriptions.SUBSCRIPTIONS, plus the Cloud Run service that receives each one: the
   # alerter is one service behind four subscriptions (services/alerter/main.py), the deployer
-  # behind two (roll-outs and the guardrail, services/deployer/main.py).
+  # behind two (roll-outs and the guardrail, services/deployer/main.py), the monitor
+  # behind two (each close, and the estimate at each roll-out, services/monitor/main.py).
   subscriptions = {
     "collector"      = { topic = "month.closed", service = "collector" }
     "trainer"        = { topic = "dataset.ready", service = "trainer" }
@@ -42,6 +43,7 @@ locals {
     "alert-drift"    = { topic = "drift.detected", service = "alerter" }
     "guardrail"      = { topic = "performance.breached", service = "deployer" }
     "alert-breached" = { topic = "performance.breached", service = "alerter" }
+    "estimator"      = { topic = "model.deployed", service = "monitor" }
   }
 
   # What each service publishes, so its identity may publish there and nowhere else.

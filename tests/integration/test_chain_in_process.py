@@ -64,6 +64,7 @@ def test_every_event_delivered_five_times_changes_nothing(ports):
         ("evaluator", "model.trained"),
         ("deployer", "evaluation.passed"),
         ("alert-deployed", "model.deployed"),
+        ("estimator", "model.deployed"),
     ):
         (event,) = events_on(ports, topic)
         for _ in range(5):

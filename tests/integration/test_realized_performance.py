@@ -4,6 +4,7 @@ decisions, a breach announced once, and the guardrail's threshold override set o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from cashmatch.bootstrap import bootstrap
-from cashmatch.domain.events import MonthClosed, make_event, parse_event
+from cashmatch.domain.events import ModelDeployed, MonthClosed, make_event, parse_event
 from cashmatch.entrypoints.service_table import HANDLERS, handlers
 from cashmatch.service_layer import performance_records
 from cashmatch.service_layer.batch_matching import match_month
@@ -187,3 +188,50 @@ def test_the_guardrail_leaves_a_version_that_no_longer_serves_alone(corrupted):
     outcome = handle_bytes("guardrail", HANDLERS["guardrail"], breach.to_bytes(), ports)
     assert "no longer serves" in outcome
     assert registry.guardrail()[0].override is None
+
+
+def test_every_rollout_records_the_open_months_estimate_beside_its_realized_figure(chain):
+    ports, _ = chain
+    first = ports.registry.deployed()[0].history[0].version
+    recorded = performance_records.rollout_estimate(ports, "2025-04", first)
+    assert recorded is not None and recorded["why_not"] is None
+    assert recorded["after_close_of"] == "2025-03" and recorded["estimate"]["transfers"] > 100
+    (row,) = [r for r in performance_records.summary_rows(ports) if r["month"] == "2025-04"]
+    # Every transfer of the month was booked at the roll-out: the same decisions, the same promise.
+    assert row["estimated_precision_at_rollout"] == pytest.approx(row["estimated_precision"])
+    assert row["estimated_auto_share_at_rollout"] == pytest.approx(row["auto_share"])
+
+
+def test_an_estimate_that_cannot_be_made_is_recorded_with_why_and_fails_nothing(chain):
+    ports, _ = chain
+    deployed = ports.registry.deployed()[0]
+    rolled = make_event(
+        ModelDeployed(
+            month="2025-05",  # the month after it, 2025-06, has nothing booked
+            model_version=deployed.version,
+            dataset_version="ds-x",
+            endpoint=deployed.endpoint or "local",
+            caused_by="test",
+        ),
+        source="/test",
+    )
+    key = performance_records.estimate_key("2025-06", deployed.version)
+    generations = []
+    for _ in range(3):  # redelivered: recorded once
+        outcome = handle_bytes("estimator", HANDLERS["estimator"], rolled.to_bytes(), ports)
+        assert "no estimate" in outcome
+        generations.append(ports.blobs.get(key).generation)
+    assert len(set(generations)) == 1
+    recorded = performance_records.rollout_estimate(ports, "2025-06", deployed.version)
+    assert recorded["estimate"] is None
+    assert recorded["why_not"] == "ValueError: no transfers booked in 2025-06"
+
+
+def test_the_months_drift_report_charts_its_own_realized_point(chain):
+    ports, _ = chain
+    from cashmatch.service_layer.reporting.store import drift_report_key
+
+    page = ports.blobs.get(drift_report_key("2025-04")).data.decode()
+    assert "The promise month by month" in page and "target 99%" in page
+    (points,) = re.findall(r'<polyline points="([^"]*)"[^>]*><title>realized</title>', page)
+    assert len(points.split()) == 1  # 2025-04, the first month a deployed version served

@@ -1,6 +1,7 @@
 """The event topology: which subscriber listens to which topic (Pub/Sub push subscriptions).
 
-A subscriber is one service's view of one topic; the alerter has four, the deployer two.
+A subscriber is one service's view of one topic; the alerter has four, the deployer and the
+monitor two.
 Entry points, the buses and the infra checks all read this one table.
 """
 
@@ -15,6 +16,9 @@ SUBSCRIPTIONS: dict[str, str] = {
     "deployer": "evaluation.passed",
     # The deployer's second subscription: it acts on a broken promise (threshold or rollback).
     "guardrail": "performance.breached",
+    # The monitor's service's second subscription: the open month's estimate at each roll-out
+    # (it loads the model, which the deployer's image does not carry).
+    "estimator": "model.deployed",
     # The alerter listens to the outcomes a person wants to hear about, one subscription each.
     "alert-rejected": "evaluation.rejected",
     "alert-deployed": "model.deployed",

@@ -13,6 +13,7 @@ from cashmatch.service_layer.dispatch import Handler
 from cashmatch.service_layer.handlers.alerter import alert
 from cashmatch.service_layer.handlers.collector import collect
 from cashmatch.service_layer.handlers.deployer import deploy
+from cashmatch.service_layer.handlers.estimator import estimate_after_rollout
 from cashmatch.service_layer.handlers.evaluator import evaluate
 from cashmatch.service_layer.handlers.guardrail import guard
 from cashmatch.service_layer.handlers.monitor import monitor
@@ -29,6 +30,7 @@ HANDLERS: dict[str, Handler] = {
     "alert-drift": alert,
     "guardrail": guard,
     "alert-breached": alert,
+    "estimator": estimate_after_rollout,
 }
 assert set(HANDLERS) == set(SUBSCRIPTIONS), "every subscriber has a handler"
 

@@ -17,12 +17,12 @@ import pandas as pd
 from cashmatch.domain.evaluation.promise import Estimate, Realized
 from cashmatch.domain.evaluation.realized import estimate, realize
 from cashmatch.domain.model_records import PointerChange
-from cashmatch.ports import PreconditionFailed
+from cashmatch.ports import BlobNotFound, PreconditionFailed
 from cashmatch.service_layer.batch_matching import match_month
 from cashmatch.service_layer.context import Ports
-from cashmatch.service_layer.model_store import load_verified
+from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.month_reading import read_month
-from cashmatch.service_layer.performance_records import record_key, stored
+from cashmatch.service_layer.performance_records import estimate_key, record_key, stored
 
 
 def _month_span(month: str) -> tuple[dt.datetime, dt.datetime]:
@@ -101,7 +101,9 @@ def realized(ports: Ports, month: str, version: str, closed_at: dt.datetime) -> 
     try:
         ports.blobs.put(record_key(month, version), data, if_generation_match=0)
     except PreconditionFailed:  # another delivery wrote it first: theirs stands
-        return Realized.model_validate_json(ports.blobs.get(record_key(month, version)).data)
+        found = stored(ports, month, version)
+        assert found is not None  # it was just written by the one that won
+        return found
     return record
 
 
@@ -113,3 +115,45 @@ def estimate_open_month(ports: Ports, month: str, version: str) -> Estimate:
     threshold, _ = threshold_in_force(ports, version, model.threshold, ports.clock())
     confidence = predictions.groupby("transfer_id", sort=False)["confidence"].max()
     return estimate(confidence.to_numpy(), threshold)
+
+
+def open_month_after(month: str) -> str:
+    """The month after closed `month`: the one a version rolled out at that close serves."""
+    return str(pd.Period(month, freq="M") + 1)
+
+
+def record_rollout_estimate(
+    ports: Ports, closed: str, version: str, caused_by: str
+) -> tuple[str, Estimate | None, str | None]:
+    """Estimate the month after `closed` for `version`, just rolled out, and store it once at
+    estimates/<month>/<version>.json: (month, estimate or None, why not). A month with nothing
+    booked yet, or a model that cannot be loaded, is recorded with the reason, not raised: the
+    estimate is a figure to compare at the close, and its absence must not stop anything."""
+    month = open_month_after(closed)
+    key = estimate_key(month, version)
+    try:
+        ports.blobs.get(key)
+        return month, None, "already recorded"
+    except BlobNotFound:
+        pass
+    found: Estimate | None = None
+    why_not: str | None = None
+    try:
+        found = estimate_open_month(ports, month, version)
+    except (ValueError, KeyError, ArtifactDigestMismatch, ImportError) as exc:
+        why_not = f"{type(exc).__name__}: {str(exc).strip(chr(39))}"
+    record = {
+        "record_format": 1,
+        "month": month,
+        "version": version,
+        "after_close_of": closed,
+        "at": ports.clock().isoformat(),
+        "caused_by": caused_by,
+        "estimate": None if found is None else found.model_dump(mode="json"),
+        "why_not": why_not,
+    }
+    try:
+        ports.blobs.put(key, json.dumps(record, indent=2).encode(), if_generation_match=0)
+    except PreconditionFailed:  # a concurrent delivery recorded it first
+        return month, None, "already recorded"
+    return month, found, why_not

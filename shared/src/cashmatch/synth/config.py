@@ -20,6 +20,9 @@ class SynthConfig:
     scale: float = 1.0  # multiplies the number of counterparties and transfers
     profile: str = "default"  # "default" | "messy"
     shift_from: str | None = None  # from this month (YYYY-MM) on, payment habits drift
+    # From this month (YYYY-MM) on, subscription customers with equal invoices open pay the
+    # newest first (the `shift` scenario): the same features as before, the other answer.
+    switch_from: str | None = None
     # Share of counterparties whose titles are structured: an ISO 11649 RF creditor reference
     # (our invoices print one built from the number) or SEPA tags (EREF+, MREF+, SVWZ+ ...).
     # 0 draws nothing, so the profiles' data stay as they were.
@@ -46,3 +49,10 @@ class SynthConfig:
             offset = (sy - y) * 12 + sm - m
             if not 0 <= offset < self.months:
                 raise ValueError(f"shift_from {self.shift_from} is outside the simulated months")
+        if self.switch_from is not None:
+            sy, sm = parse_month(self.switch_from, "switch_from")
+            offset = (sy - y) * 12 + sm - m
+            if not 0 < offset < self.months:
+                raise ValueError(
+                    f"switch_from {self.switch_from} must be a simulated month after the first"
+                )

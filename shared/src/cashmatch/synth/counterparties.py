@@ -158,6 +158,10 @@ class World:
         if config.shift_from is not None:
             y, m = parse_month(config.shift_from, "shift_from")
             self.shift_day = epoch_day(y, m, 1)
+        self.switch_day = _NEVER
+        if config.switch_from is not None:
+            y, m = parse_month(config.switch_from, "switch_from")
+            self.switch_day = epoch_day(y, m, 1)
         d = Draw(stream_rng(config.seed, STREAM_WORLD))
         self.our_name = "Cashmatch Demo Sp. z o.o."
         self.our_nip = random_nip(d)

@@ -213,7 +213,13 @@ def plan_subscription(world: World, party: Party) -> list[Pending]:
             issued += 1
         if not open_rows or u_skip < p_late:
             continue  # forgot or short of money: two invoices with the same amount are open
-        if len(open_rows) >= 2 and by_hand and u_catch < 0.6:
+        if by_hand and world.switch_day - 31 <= booking < world.switch_day:
+            continue  # the `shift` scenario: they wait for the next invoice and pay it first
+        if len(open_rows) >= 2 and booking >= world.switch_day:
+            # The `shift` scenario: the newest of the equal invoices first, one a month, so the
+            # older one stays open and the next month's payment looks just the same.
+            chosen = [open_rows[-1]]
+        elif len(open_rows) >= 2 and by_hand and u_catch < 0.6:
             chosen = open_rows[:3]
         elif len(open_rows) >= 2 and by_hand and u_newest < 0.15:
             chosen = [open_rows[-1]]  # pays the newest invoice; the older one stays open

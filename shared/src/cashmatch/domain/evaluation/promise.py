@@ -13,6 +13,10 @@ import math
 from pydantic import BaseModel, Field
 
 Z_95 = 1.959963984540054  # two-sided 95%: the Wilson bound is then a one-sided 97.5% bound
+# The format of a stored `Realized` record. 1: the first records (no `record_format`, no `state`:
+# `holds` alone); 2: `state` and `record_format`. Raise it when a field changes meaning or
+# becomes required, and teach `performance_records.parse_record` to read the old one.
+RECORD_FORMAT = 2
 
 
 def wilson_lower(correct: int, n: int, z: float = Z_95) -> float | None:
@@ -85,6 +89,9 @@ class Estimate(BaseModel):
 class Realized(GroupFigures):
     """One version's decisions on one closed month, at the threshold in force."""
 
+    record_format: int = Field(
+        default=RECORD_FORMAT, description="the stored format (RECORD_FORMAT when written)"
+    )
     month: str
     version: str
     threshold: float
@@ -102,4 +109,9 @@ class Realized(GroupFigures):
     holding_threshold: float | None = Field(
         description="the lowest threshold from the one in force up whose auto decisions on this "
         "month would have held the target (None when none does)"
+    )
+    holding_auto_share: float | None = Field(
+        default=None,
+        description="the share of the month's transfers auto-settled at holding_threshold: what "
+        "raising the threshold to it costs",
     )

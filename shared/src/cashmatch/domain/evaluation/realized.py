@@ -107,6 +107,8 @@ def realize(
     table["direction"] = keyed["direction"].reindex(table["transfer_id"]).to_numpy()
     table["currency"] = keyed["currency"].reindex(table["transfer_id"]).to_numpy()
     overall = _figures(table)
+    confidence = table["confidence"].to_numpy(dtype=np.float64)
+    held = holding_threshold(confidence, table["exact"].to_numpy(), target, threshold)
     state = state_of(overall.auto_correct, overall.auto, target)
     return Realized(
         **overall.model_dump(),
@@ -120,8 +122,7 @@ def realize(
         unseen_labels=len(labelled - answered),
         by_direction={str(k): _figures(g) for k, g in table.groupby("direction", sort=True)},
         by_currency={str(k): _figures(g) for k, g in table.groupby("currency", sort=True)},
-        estimate=estimate(table["confidence"].to_numpy(), threshold),
-        holding_threshold=holding_threshold(
-            table["confidence"].to_numpy(), table["exact"].to_numpy(), target, threshold
-        ),
+        estimate=estimate(confidence, threshold),
+        holding_threshold=held,
+        holding_auto_share=None if held is None else float((confidence >= held).mean()),
     )

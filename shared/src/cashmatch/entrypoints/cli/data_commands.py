@@ -114,10 +114,23 @@ def demo(
         str, typer.Option(help="messy (default here: the gates have something to decide) | default")
     ] = "messy",
     serving: Annotated[str, typer.Option(help="ray | none")] = "ray",
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="none | shift: subscription customers pay the newest equal invoice first from "
+            "the second-to-last month (the breach, the guardrail, the month after)"
+        ),
+    ] = "none",
 ) -> None:
     """Synthesize months, close them one by one, and show the chain at work."""
     from cashmatch.entrypoints.cli.demo import run_demo
 
     run_demo(
-        workspace, months=months, backfill=backfill, scale=scale, profile=profile, serving=serving
+        workspace,
+        months=months,
+        backfill=backfill,
+        scale=scale,
+        profile=profile,
+        serving=serving,
+        scenario=scenario,
     )

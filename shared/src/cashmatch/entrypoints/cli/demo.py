@@ -23,6 +23,13 @@ from cashmatch.service_layer.publishing import publish_event
 from cashmatch.settings import Settings, load_settings
 from cashmatch.synth import SynthConfig, SyntheticData, generate, write_warehouse
 
+# The order a close's deliveries are handled in: the monitor (and the guardrail answering it)
+# before the retraining, as in the cloud, where a month's replay ends long before a training
+# does. Otherwise the month's new champion could take the slot first and the guardrail, rightly,
+# leave the version that broke the promise alone.
+_FIRST = ("collector", "monitor", "guardrail", "alert-breached")
+CLOSE_ORDER = {name: HANDLERS[name] for name in (*_FIRST, *HANDLERS)}
+
 # Written into every demo folder: a new demo replaces only a folder that carries it (or an
 # empty one). Names alone would not do: `warehouse.duckdb` is what the README has people use.
 DEMO_MARK = ".cashmatch-demo"
@@ -58,11 +65,28 @@ def run_demo(
     scale: float,
     profile: str = "default",
     serving: str = "ray",
+    scenario: str = "none",
 ) -> None:
-    """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle."""
+    """Fresh workspace, synthetic warehouse, then close each month and run the chain to idle.
+
+    `scenario` "shift": from the second-to-last month on, subscription customers pay the newest
+    of their equal open invoices first (`SynthConfig.switch_from`); the champion's threshold
+    no longer holds there, and the last month shows what the guardrail's answer did."""
     # Everything is checked before anything is deleted or written.
+    if scenario not in SCENARIOS:
+        raise output.UserError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if scenario == "shift" and months - backfill < 2:
+        raise output.UserError(
+            f"the shift scenario needs two months after the backfill (the shift, the one after "
+            f"it): --months {months} --backfill {backfill} leaves {max(months - backfill, 0)}"
+        )
     try:
-        config = SynthConfig(months=months, scale=scale, profile=profile)
+        config = SynthConfig(
+            months=months,
+            scale=scale,
+            profile=profile,
+            switch_from=shift_month(months) if scenario == "shift" else None,
+        )
     except ValueError as exc:
         raise output.UserError(str(exc)) from None
     warehouse = workspace / "warehouse.duckdb"
@@ -80,6 +104,8 @@ def run_demo(
     show_months(_close_months(ports, to_close))
     _show_idempotency(ports, to_close[-1])
     _show_promise(ports)
+    if scenario == "shift":
+        show_shift(shift_rows(ports), shift_month(months))
     if serving == "ray":
         _ask_the_matcher(ports, data, to_close[-1])
     output.say(
@@ -88,6 +114,83 @@ def run_demo(
         f"{settings.workspace} models | events"
     )
     _show_where(settings, ports)
+
+
+SCENARIOS = ("none", "shift")
+
+
+def shift_month(months: int, start: str = SynthConfig.start) -> str:
+    """The shift scenario's month: the second-to-last, so the last shows the recovery."""
+    return str(pd.Period(start, freq="M") + months - 2)
+
+
+def shift_rows(ports: Ports) -> list[dict[str, Any]]:
+    """Per closed month: the version serving at its close, its threshold, auto share, realized
+    precision and bound, state, and what the guardrail did about that month."""
+    from cashmatch.service_layer import performance_records
+    from cashmatch.service_layer.reporting.promise import served_at_close
+
+    actions: dict[str, str] = {}
+    for change in ports.registry.guardrail()[0].history:
+        if change.override is not None and change.override.month is not None:
+            actions[change.override.month] = f"raised to {change.override.threshold:.4f}"
+    rows = served_at_close(performance_records.summary_rows(ports))
+    # A raise the guardrail made because of a month: what it would have left automatic there.
+    cost = {
+        r["month"]: r["holding_auto_share"]
+        for r in rows
+        if r["month"] in actions and r.get("holding_auto_share") is not None
+    }
+    return [
+        {
+            "month": r["month"],
+            "version": r["version"],
+            "threshold": r["threshold"],
+            "threshold_source": r["threshold_source"],
+            "auto_share": r["auto_share"],
+            "auto": r["auto"],
+            "auto_precision": r["auto_precision"],
+            "auto_precision_lower": r["auto_precision_lower"],
+            "state": r["state"],
+            "guardrail": actions.get(r["month"], "–"),
+            "auto_share_at_raised": cost.get(r["month"]),
+        }
+        for r in rows
+    ]
+
+
+def show_shift(rows: list[dict[str, Any]], month: str) -> None:
+    """The shift scenario's table (README, "The promise under a shift")."""
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2%}"
+
+    output.table(
+        f"the shift: subscription customers pay the newest equal invoice first from {month}",
+        ["month", "version", "thresh.", "auto", "right (bound)", "state", "guardrail"],
+        [
+            [
+                r["month"],
+                output.short(r["version"]),
+                f"{r['threshold']:.4f}" + ("" if r["threshold_source"] == "model" else "*"),
+                f"{r['auto_share']:.1%}",
+                f"{pct(r['auto_precision'])} ({pct(r['auto_precision_lower'])})",
+                r["state"],
+                r["guardrail"],
+            ]
+            for r in rows
+        ],
+    )
+    for r in rows:
+        if r["auto_share_at_raised"] is not None:
+            output.say(
+                f"the raise on {r['month']} costs auto share: {r['auto_share']:.1%} → "
+                f"{r['auto_share_at_raised']:.1%} of that month at {r['guardrail'][10:]} "
+                f"for {output.short(r['version'])}; a champion trained on {r['month']} "
+                "starts from its own threshold"
+            )
+    if any(r["threshold_source"] != "model" for r in rows):
+        output.hint("* a guardrail override was in force")
 
 
 def _show_where(settings: Settings, ports: Ports) -> None:
@@ -149,7 +252,7 @@ def _close_months(ports: Ports, to_close: list[str]) -> list[dict[str, Any]]:
             progress.update(task, description=f"closing {month}")
             event = make_event(MonthClosed(month=month), source="/finance-system")
             publish_event(ports.bus, event)
-            run_until_idle(ports, HANDLERS, timeout_s=600)
+            run_until_idle(ports, CLOSE_ORDER, timeout_s=600)
             facts.append(month_facts(ports, month))
             progress.advance(task)
     return facts

@@ -27,8 +27,10 @@ def performance(as_json: params.JsonFlag = False) -> None:
     own, scored against the month's labels at the threshold in force.
 
     --json: a list, oldest first, of {month, version, transfers, auto, auto_share,
-    auto_precision, auto_precision_lower, estimated_precision, exact_set_accuracy, threshold,
-    threshold_source, target, state, holds, unseen_labels, by_direction, by_currency}
+    auto_precision, auto_precision_lower, estimated_precision, estimated_precision_at_rollout,
+    estimated_auto_share_at_rollout, exact_set_accuracy, threshold, threshold_source,
+    holding_threshold, holding_auto_share, target, state, holds, unseen_labels, by_direction,
+    by_currency}; a stored record that cannot be read is left out with a warning on stderr
     """
     from cashmatch.service_layer import performance_records
 

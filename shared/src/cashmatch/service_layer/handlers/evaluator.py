@@ -26,6 +26,7 @@ from cashmatch.domain.matching import TrainedMatcher, rules_baseline
 from cashmatch.domain.matching import evaluate as evaluate_predictions
 from cashmatch.domain.model_records import ModelRecord, Verdict
 from cashmatch.ports import PreconditionFailed
+from cashmatch.service_layer import performance_records
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import already_published, publish_event
@@ -247,7 +248,13 @@ def _write_report(
         history = sorted(
             [r for r in history if r[0] != month] + [(month, now_champion, now_metrics)]
         )
-    page = render_evaluation_report(verdict, curves=curves, champion_history=history, month=month)
+    page = render_evaluation_report(
+        verdict,
+        curves=curves,
+        champion_history=history,
+        month=month,
+        promise=performance_records.summary_rows(ports),
+    )
     return save_report(ports.blobs, verdict.version, page)
 
 

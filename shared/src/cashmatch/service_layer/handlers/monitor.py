@@ -117,8 +117,10 @@ def monitor(event: Envelope, ports: Ports) -> str:
     recomputing it (see `_stored_summary`)."""
     payload = event.payload()
     assert isinstance(payload, DatasetReady)
-    drift = _drift(ports, event, payload)
-    return f"{drift}; {_realized(ports, event, payload)}"
+    # The realized figures first: the month's drift report then shows its own point on the
+    # promise chart.
+    realized = _realized(ports, event, payload)
+    return f"{_drift(ports, event, payload)}; {realized}"
 
 
 def _realized(ports: Ports, event: Envelope, payload: DatasetReady) -> str:
@@ -200,7 +202,8 @@ def _store(
 ) -> dict:
     """The report first, then its summary: a summary never names a missing report."""
     key = report_key(report.month)
-    ports.blobs.put(key, render_drift_report(report))
+    promise = performance_records.summary_rows(ports)
+    ports.blobs.put(key, render_drift_report(report, promise, ports.settings.guardrail_target))
     summary = {
         **report.to_dict(),
         "report_uri": ports.blobs.uri(key),

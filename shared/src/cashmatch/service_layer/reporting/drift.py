@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cashmatch.domain.monitoring.report import DriftReport
 from cashmatch.service_layer.reporting.html import badge, bullet_list, esc, fmt, page, table
+from cashmatch.service_layer.reporting.promise import promise_section
 from cashmatch.service_layer.reporting.svg import bar_chart, histogram_chart
 
 
@@ -128,8 +131,11 @@ def _charts(report: DriftReport) -> list[str]:
     return charts
 
 
-def render_drift_report(report: DriftReport) -> bytes:
-    """The drift page of one month as HTML bytes: summary, table, performance and plots."""
+def render_drift_report(
+    report: DriftReport, promise: Sequence[Mapping[str, Any]] = (), target: float = 0.99
+) -> bytes:
+    """The drift page of one month as HTML bytes: summary, table, performance and plots, and
+    the promise month by month when `promise` (summary rows of the realized records) is given."""
     state = badge("DRIFT", "bad") if report.drifted else badge("no drift", "good")
     months = report.reference_months
     span = f"{months[0]} … {months[-1]} ({len(months)} months)" if months else "none"
@@ -152,4 +158,6 @@ def render_drift_report(report: DriftReport) -> bytes:
         "<h2>Distributions</h2>",
         f'<div class="charts">{"".join(_charts(report))}</div>',
     ]
+    if promise:
+        body += promise_section(promise, target)
     return page(f"cashmatch drift {report.month}", body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +18,7 @@ from cashmatch.domain.evaluation.curves import coverage_at, thin
 from cashmatch.domain.evaluation.curves import precision_coverage_curve as _curve
 from cashmatch.domain.model_records import Verdict
 from cashmatch.service_layer.reporting.html import badge, bullet_list, esc, page, table
+from cashmatch.service_layer.reporting.promise import promise_section
 from cashmatch.service_layer.reporting.svg import PALETTE, Line, Marker, line_chart
 
 # Candidate, champion and rules keep the same colour in every chart of the report.
@@ -160,11 +162,13 @@ def render_evaluation_report(
     champion_history: Sequence[HistoryRow] = (),
     month: str | None = None,
     target_precision: float = 0.99,
+    promise: Sequence[Mapping[str, Any]] = (),
 ) -> bytes:
     """The whole evaluation page of `verdict` as HTML bytes.
 
     `curves` are keyed by role ("candidate", "champion", "rules"; a missing or None entry is
-    left out); `champion_history` rows are (month, version, metrics), oldest first.
+    left out); `champion_history` rows are (month, version, metrics), oldest first; `promise`
+    the summary rows of the realized records (`performance_records.summary_rows`).
     """
     version, passed, reasons = verdict.version, verdict.passed, verdict.reasons
     metrics = verdict.metrics_by_role()
@@ -205,4 +209,5 @@ def render_evaluation_report(
         body += [history_table(champion_history), history_chart(champion_history)]
     else:
         body.append("<p>No champion history yet.</p>")
+    body += promise_section(promise, target_precision)
     return page(f"cashmatch evaluation {version}", body)
