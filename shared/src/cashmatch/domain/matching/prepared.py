@@ -89,6 +89,17 @@ class Prepared:
         """The invoices as a DataFrame (see `transfer_frame`)."""
         return as_frame(self.invoices)
 
+    def with_transfers(self, transfers: Table) -> Prepared:
+        """These invoices with other (already prepared) transfers: one chunk of a month.
+
+        What depends on the invoices alone is computed here once and shared, not once per
+        chunk; codes shared with the transfers (groups, accounts) are the chunk's own.
+        """
+        chunk = Prepared(transfers, self.invoices)
+        for name in _INVOICE_ONLY:
+            chunk.__dict__[name] = getattr(self, name)
+        return chunk
+
     # transfers --------------------------------------------------------------
     @_memo
     def t_ids(self) -> np.ndarray:
@@ -330,6 +341,14 @@ class Prepared:
     def invoices_of_group(self, t: np.ndarray, cpg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(t, i) for every invoice with (group, counterparty) code `cpg`."""
         return self._cp_groups[2].expand(t, cpg)
+
+
+# Memos of `Prepared` that read the invoices only (`Prepared.with_transfers` shares them).
+_INVOICE_ONLY = [
+    name
+    for name, value in vars(Prepared).items()
+    if isinstance(value, _memo) and (name.startswith("i_") or name == "cp_codes")
+]
 
 
 def _as_dates(values: pd.Series) -> pd.Series | None:
