@@ -100,6 +100,23 @@ class Prepared:
             chunk.__dict__[name] = getattr(self, name)
         return chunk
 
+    def own_part(self) -> Prepared:
+        """This chunk without the invoices it shares with the month (what a worker sends
+        back: `joined_with` puts the month's invoices back)."""
+        own = Prepared(self.transfers, as_frame(self.invoices).iloc[:0])
+        own.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in _INVOICE_ONLY and k not in _FIELDS
+        )
+        return own
+
+    def joined_with(self, month: Prepared) -> Prepared:
+        """`own_part` joined with the month's invoices again."""
+        chunk = month.with_transfers(self.transfers)
+        chunk.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in _INVOICE_ONLY and k not in _FIELDS
+        )
+        return chunk
+
     # transfers --------------------------------------------------------------
     @_memo
     def t_ids(self) -> np.ndarray:
@@ -349,6 +366,8 @@ _INVOICE_ONLY = [
     for name, value in vars(Prepared).items()
     if isinstance(value, _memo) and (name.startswith("i_") or name == "cp_codes")
 ]
+
+_FIELDS = ("transfers", "invoices")
 
 
 def _as_dates(values: pd.Series) -> pd.Series | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,13 @@ from cashmatch.domain.matching.answers import (
 )
 from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.domain.matching.candidates import candidate_columns
-from cashmatch.domain.matching.chunked import Chunk, day_chunks, in_input_order, take_rows
+from cashmatch.domain.matching.chunked import (
+    Chunk,
+    ChunkFailed,
+    day_chunks,
+    in_input_order,
+    take_rows,
+)
 from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.estimators import Model, prediction_threads
 from cashmatch.domain.matching.features import pair_features
@@ -62,6 +68,20 @@ class MonthPlan:
     def books(self) -> Books:
         """Both settlement sweeps before the month's first chunk."""
         return Books.at_start(self.base.i_open)
+
+
+FirstPasses = Callable[["TrainedMatcher", MonthPlan], Iterable[FirstPass]]
+
+
+def in_turn(model: TrainedMatcher, plan: MonthPlan) -> Iterator[FirstPass]:
+    """The chunks' first passes one after another, each computed when the settling needs it
+    (one chunk's pairs in memory at a time)."""
+    for c in plan.chunks:
+        try:
+            f = model.first_pass(plan, c)
+        except Exception as exc:
+            raise ChunkFailed(c.key, exc) from exc
+        yield f
 
 
 class TrainedMatcher:
@@ -105,19 +125,26 @@ class TrainedMatcher:
         history: list[MonthBatch] | None = None,
         *,
         chunk: int | None = None,
+        first_passes: FirstPasses | None = None,
     ) -> pd.DataFrame:
         """One row per predicted (transfer, invoice) pair; a transfer paying nothing: one NA row.
 
         `history` adds labelled months (before these transfers) to what the model already knows
         about which payer pays for which counterparty. `chunk`: match whole booking days of
         about this many transfers at a time (`chunked.py`; the same rows, less memory); None:
-        all at once.
+        all at once. `first_passes` computes the chunks' first passes, in chunk order (the
+        "map": `in_turn` here, one at a time; parallel workers elsewhere); settling them in
+        booking order (the "reduce") happens here. `ChunkFailed` names a chunk that failed.
         """
         plan = self.plan(transfers, invoices, history, chunk)
         books = plan.books()
         frames, rows = [], []
-        for c in plan.chunks:
-            frame, chunk_rows = self.settle_chunk(self.first_pass(plan, c), books)
+        passes = (first_passes or in_turn)(self, plan)
+        for c, f in zip(plan.chunks, passes, strict=True):
+            try:
+                frame, chunk_rows = self.settle_chunk(f, books)
+            except Exception as exc:
+                raise ChunkFailed(c.key, exc) from exc
             frames.append(frame)
             rows.append(c.positions[chunk_rows])
         return in_input_order(frames, rows)
