@@ -187,7 +187,9 @@ def check_rayjob(where: str, doc: dict[str, Any], root: Path = ROOT) -> list[str
     problems += _check_entrypoint(where, entrypoint, root)
     mode = spec.get("submissionMode", "K8sJobMode")
     if mode not in SUBMISSION_MODES:
-        problems.append(f"{where}: submissionMode {mode!r} is not one of {sorted(SUBMISSION_MODES)}")
+        problems.append(
+            f"{where}: submissionMode {mode!r} is not one of {sorted(SUBMISSION_MODES)}"
+        )
     for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit"):
         if key in spec and not (isinstance(spec[key], int) and spec[key] >= 0):
             problems.append(f"{where}: spec.{key} must be a non-negative integer")
@@ -196,13 +198,13 @@ def check_rayjob(where: str, doc: dict[str, Any], root: Path = ROOT) -> list[str
         problems.append(f"{where}: needs exactly one of spec.rayClusterSpec, spec.clusterSelector")
     if has_selector:
         selector = spec["clusterSelector"]
-        if not isinstance(selector, dict) or not all(
-            isinstance(v, str) for v in selector.values()
-        ):
+        if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
             problems.append(f"{where}: clusterSelector must map labels to strings")
         return problems
     if spec.get("shutdownAfterJobFinishes") is not True:
-        problems.append(f"{where}: a cluster of its own must go when the job ends (shutdownAfterJobFinishes)")
+        problems.append(
+            f"{where}: a cluster of its own must go when the job ends (shutdownAfterJobFinishes)"
+        )
     return problems + _check_cluster(where, "rayClusterSpec", doc, root)
 
 
