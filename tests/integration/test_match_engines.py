@@ -45,14 +45,26 @@ def _match(world, monkeypatch, capsys, out, *options: str) -> tuple[int, str]:
 
 
 def test_the_ray_engine_writes_the_default_engines_csv(world, tmp_path, monkeypatch, capsys):
+    import cashmatch.adapters.ray_chunks as ray_chunks
+
     code, said = _match(world, monkeypatch, capsys, tmp_path / "local.csv")
     assert code == 0, said
+    submitted: list[str] = []  # the chunks' keys, as they go to Ray tasks
+    task = ray_chunks._first_pass
+
+    class Spy:
+        def remote(self, model, plan, chunk):
+            submitted.append(chunk.key)
+            return task.remote(model, plan, chunk)
+
+    monkeypatch.setattr(ray_chunks, "_first_pass", Spy())
     code, said = _match(
         world, monkeypatch, capsys, tmp_path / "ray.csv", "--engine", "ray", "--workers", "2"
     )
     assert code == 0, said
     local = (tmp_path / "local.csv").read_bytes()
     assert local.count(b"\n") > 300
+    assert len(submitted) > 3 and submitted == sorted(submitted)
     assert (tmp_path / "ray.csv").read_bytes() == local
 
 

@@ -53,7 +53,7 @@ def ray_first_passes(window: int) -> FirstPasses:
                 c, ref = pending.pop(0)
                 try:
                     f = ray.get(ref)
-                except (ray.exceptions.RayTaskError, ray.exceptions.RayError) as exc:
+                except ray.exceptions.RayError as exc:  # the task raised, or its worker died
                     raise ChunkFailed(c.key, _cause(exc)) from exc
                 prepared = f.s.prepared.joined_with(plan.base)
                 yield dataclasses.replace(f, s=dataclasses.replace(f.s, prepared=prepared))

@@ -62,7 +62,13 @@ def match_month(
         raise ValueError(f"no transfers booked in {month}")
     checked = read_month(warehouse, month, labelled=False, transfers=transfers)
     history = history_before(warehouse, month, history_months)
-    predictions = model.predict(checked.transfers, checked.invoices, history=history, chunk=chunk)
+    predictions = model.predict(
+        checked.transfers,
+        checked.invoices,
+        history=history,
+        chunk=chunk,
+        first_passes=first_passes,
+    )
     return predictions[OUTPUT_COLUMNS], checked.quarantine
 
 

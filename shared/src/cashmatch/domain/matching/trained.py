@@ -140,13 +140,20 @@ class TrainedMatcher:
         books = plan.books()
         frames, rows = [], []
         passes = (first_passes or in_turn)(self, plan)
-        for c, f in zip(plan.chunks, passes, strict=True):
-            try:
-                frame, chunk_rows = self.settle_chunk(f, books)
-            except Exception as exc:
-                raise ChunkFailed(c.key, exc) from exc
-            frames.append(frame)
-            rows.append(c.positions[chunk_rows])
+        try:
+            for c, f in zip(plan.chunks, passes, strict=True):
+                try:
+                    frame, chunk_rows = self.settle_chunk(f, books)
+                except Exception as exc:  # whatever it is, it is reported by chunk key
+                    raise ChunkFailed(c.key, exc) from exc
+                frames.append(frame)
+                rows.append(c.positions[chunk_rows])
+        finally:
+            # A month that failed stops the chunks still being computed now, not when the
+            # generator is collected (Ray may be gone by then).
+            close = getattr(passes, "close", None)
+            if close is not None:
+                close()
         return in_input_order(frames, rows)
 
     def plan(
