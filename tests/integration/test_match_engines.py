@@ -31,12 +31,14 @@ def world(small_warehouse, tmp_path_factory):
 
 
 def _match(world, monkeypatch, capsys, out, *options: str) -> tuple[int, str]:
+    """`cashmatch match` of MONTH in-process; `out` None: to the blob store (--to-bucket)."""
     workspace, warehouse = world
     monkeypatch.setenv("COLUMNS", "80")
     # a few days a chunk: the small month (some 350 transfers) is cut into several
     monkeypatch.setenv("CASHMATCH_MATCH_CHUNK", "60")
     args = ["--workspace", str(workspace), "--warehouse", str(warehouse), "match"]
-    args += ["--month", MONTH, "--version", "v-small", "--out", str(out), *options]
+    args += ["--month", MONTH, "--version", "v-small", *options]
+    args += ["--to-bucket"] if out is None else ["--out", str(out)]
     monkeypatch.setattr(sys, "argv", ["cashmatch", *args])
     with pytest.raises(SystemExit) as ended:
         main()
@@ -88,3 +90,13 @@ def test_a_failing_chunk_is_named_and_nothing_is_written(
     assert code == 1
     assert "chunk 2025-04-" in said and "failed" in said and "T-bad" in said, said
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_to_bucket_puts_the_same_csv_in_the_blob_store(world, tmp_path, monkeypatch, capsys):
+    code, said = _match(world, monkeypatch, capsys, tmp_path / "local.csv")
+    assert code == 0, said
+    code, said = _match(world, monkeypatch, capsys, None)
+    assert code == 0, said
+    ports = bootstrap(load_settings(workspace=world[0], warehouse=str(world[1])))
+    blob = ports.blobs.get(f"predictions/{MONTH}/v-small.csv")
+    assert blob.data == (tmp_path / "local.csv").read_bytes()
