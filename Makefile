@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced-stamp
 MEMBERS := $(wildcard services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-faults bench-chaos bench-images bench-console break-check browser clean
+.PHONY: setup lock demo test test-unit test-integration test-e2e lint check check-infra audit format bench-quality bench-quality-scale bench-serve bench-versus-base bench-scale bench-match-scale bench-faults bench-chaos bench-images bench-console break-check browser clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -99,6 +99,9 @@ break-check: setup
 
 bench-scale: setup
 	$(PY) benchmarks/scale.py
+
+bench-match-scale: setup
+	$(PY) benchmarks/match_scale.py
 
 bench-serve: setup
 	$(PY) benchmarks/serve.py

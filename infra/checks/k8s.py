@@ -40,6 +40,30 @@ RAYCLUSTER_SPEC = {
     "rayVersion",
     "workerGroupSpecs",
 }
+RAYJOB_SPEC = {
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "submitterConfig",
+    "managedBy",
+    "deletionStrategy",
+    "entrypoint",
+    "runtimeEnvYAML",
+    "jobId",
+    "submissionMode",
+    "entrypointResources",
+    "clusterSelector",
+    "rayClusterSpec",
+    "submitterPodTemplate",
+    "metadata",
+    "suspend",
+    "shutdownAfterJobFinishes",
+    "ttlSecondsAfterFinished",
+    "entrypointNumCpus",
+    "entrypointNumGpus",
+}
+SUBMISSION_MODES = {"K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"}
+# Kinds whose pods KubeRay makes from a RayCluster spec (kind -> the field holding it).
+RAY_KINDS = {"RayService": "rayClusterConfig", "RayJob": "rayClusterSpec"}
 HEAD_GROUP = {"template", "headService", "enableIngress", "rayStartParams", "serviceType"}
 WORKER_GROUP = {
     "suspend",
@@ -88,8 +112,9 @@ def validate_k8s(where: str, doc: dict[str, Any]) -> list[str]:
 
 
 def pod_templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A RayService's pod templates by group: 'head' and each worker groupName."""
-    cluster = (doc.get("spec") or {}).get("rayClusterConfig") or {}
+    """A RayService's or RayJob's pod templates by group: 'head' and each worker groupName."""
+    field = RAY_KINDS.get(str(doc.get("kind")), "rayClusterConfig")
+    cluster = (doc.get("spec") or {}).get(field) or {}
     found: dict[str, dict[str, Any]] = {}
     head = (cluster.get("headGroupSpec") or {}).get("template")
     if isinstance(head, dict):
@@ -149,7 +174,78 @@ def check_rayservice(where: str, doc: dict[str, Any], root: Path = ROOT) -> list
     if not cluster:
         problems.append(f"{where}: no spec.rayClusterConfig")
         return problems
-    problems += _unknown(f"{where}: rayClusterConfig", cluster, RAYCLUSTER_SPEC)
+    return problems + _check_cluster(where, "rayClusterConfig", doc, root)
+
+
+def check_rayjob(where: str, doc: dict[str, Any], root: Path = ROOT) -> list[str]:
+    """A RayJob against KubeRay's v1 fields: a `cashmatch` command of this repo as entrypoint,
+    on a cluster of its own (rayClusterSpec, checked like the RayService's) or an existing one
+    (clusterSelector)."""
+    spec = doc.get("spec") or {}
+    problems = _unknown(f"{where}: spec", spec, RAYJOB_SPEC)
+    entrypoint = str(spec.get("entrypoint") or "")
+    problems += _check_entrypoint(where, entrypoint, root)
+    mode = spec.get("submissionMode", "K8sJobMode")
+    if mode not in SUBMISSION_MODES:
+        problems.append(
+            f"{where}: submissionMode {mode!r} is not one of {sorted(SUBMISSION_MODES)}"
+        )
+    for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit"):
+        if key in spec and not (isinstance(spec[key], int) and spec[key] >= 0):
+            problems.append(f"{where}: spec.{key} must be a non-negative integer")
+    has_cluster, has_selector = "rayClusterSpec" in spec, "clusterSelector" in spec
+    if has_cluster == has_selector:
+        problems.append(f"{where}: needs exactly one of spec.rayClusterSpec, spec.clusterSelector")
+    if has_selector:
+        selector = spec["clusterSelector"]
+        if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
+            problems.append(f"{where}: clusterSelector must map labels to strings")
+        return problems
+    if spec.get("shutdownAfterJobFinishes") is not True:
+        problems.append(
+            f"{where}: a cluster of its own must go when the job ends (shutdownAfterJobFinishes)"
+        )
+    return problems + _check_cluster(where, "rayClusterSpec", doc, root)
+
+
+def _check_entrypoint(where: str, entrypoint: str, root: Path) -> list[str]:
+    """The entrypoint runs `cashmatch COMMAND` with options that command has."""
+    import shlex
+
+    words = shlex.split(entrypoint)
+    if not words or words[0] != "cashmatch":
+        return [f"{where}: entrypoint {entrypoint!r} is not a cashmatch command"]
+    from typer.main import get_command
+
+    from cashmatch.entrypoints.cli.main import app
+
+    cli = get_command(app)
+    ctx_words = [w for w in words[1:]]
+    top_options = {o for p in cli.params for o in p.opts}
+    while ctx_words and ctx_words[0].startswith("--"):  # global options (--stack gcp ...)
+        name = ctx_words.pop(0).split("=")[0]
+        if name not in top_options:
+            return [f"{where}: entrypoint: cashmatch has no option {name}"]
+        if "=" not in name and ctx_words and not ctx_words[0].startswith("--"):
+            ctx_words.pop(0)
+    if not ctx_words:
+        return [f"{where}: entrypoint names no cashmatch command"]
+    command = getattr(cli, "commands", {}).get(ctx_words[0])
+    if command is None:
+        return [f"{where}: entrypoint: cashmatch has no command {ctx_words[0]!r}"]
+    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    return [
+        f"{where}: entrypoint: cashmatch {ctx_words[0]} has no option {w.split('=')[0]}"
+        for w in ctx_words[1:]
+        if w.startswith("--") and w.split("=")[0] not in known
+    ]
+
+
+def _check_cluster(where: str, field: str, doc: dict[str, Any], root: Path) -> list[str]:
+    """A RayCluster spec (a RayService's rayClusterConfig, a RayJob's rayClusterSpec)."""
+    problems: list[str] = []
+    cluster = (doc.get("spec") or {}).get(field) or {}
+    problems += _unknown(f"{where}: {field}", cluster, RAYCLUSTER_SPEC)
     ray_image = _serving_ray_version(root)
     if ray_image and str(cluster.get("rayVersion")) != ray_image:
         problems.append(
@@ -252,11 +348,14 @@ def check_k8s(k8s_dir: Path, tf_dir: Path | None = None, root: Path = ROOT) -> l
                 f"{where}: namespace {doc_ns!r}, but the Terraform's matcher_namespace is "
                 f"{namespace!r} (Workload Identity binds that one)"
             )
-        if doc["kind"] != "RayService":
+        if doc["kind"] not in RAY_KINDS:
             problems += validate_k8s(where, doc)
             continue
-        rayservices += 1
-        problems += check_rayservice(where, doc, root)
+        if doc["kind"] == "RayService":
+            rayservices += 1
+            problems += check_rayservice(where, doc, root)
+        else:
+            problems += check_rayjob(where, doc, root)
         for group, template in pod_templates(doc).items():
             pod = template.get("spec") or {}
             account = pod.get("serviceAccountName")
@@ -297,10 +396,10 @@ def checkov_k8s_documents(k8s_dir: Path) -> list[dict[str, Any]]:
     documents, _ = load_manifests(k8s_dir)
     out: list[dict[str, Any]] = []
     for _, doc in documents:
-        if doc["kind"] != "RayService":
+        if doc["kind"] not in RAY_KINDS:
             out.append(doc)
             continue
-        name = (doc.get("metadata") or {}).get("name", "rayservice")
+        name = (doc.get("metadata") or {}).get("name", doc["kind"].lower())
         for group, template in pod_templates(doc).items():
             metadata = dict(template.get("metadata") or {})
             metadata["name"] = f"{name}-{group}"

@@ -162,10 +162,10 @@ def test_dockerignore_semantics(path: str, ignored: bool) -> None:
 # --- Kubernetes --------------------------------------------------------------------------------
 
 
-def _k8s_copy(tmp_path: Path, edit) -> Path:
+def _k8s_copy(tmp_path: Path, edit, name: str = "rayservice.yaml") -> Path:
     k8s = tmp_path / "k8s"
     shutil.copytree(ROOT / "infra" / "k8s", k8s)
-    path = k8s / "rayservice.yaml"
+    path = k8s / name
     path.write_text(edit(path.read_text()))
     return k8s
 
@@ -199,6 +199,33 @@ def test_the_rayservice_checks_catch_kuberay_and_schema_mistakes(tmp_path: Path)
     assert "pod template 'head'" in problems and "restartPolicyy" in problems
     assert "needs minReplicas <= replicas <= maxReplicas" in problems
     assert "cashmatch.entrypoints.matcher.app defines no build" in problems
+
+
+def test_the_rayjob_checks_catch_kuberay_cli_and_schema_mistakes(tmp_path: Path) -> None:
+    def edit(text: str) -> str:
+        text = text.replace("--engine ray", "--engine ray --fast")
+        text = text.replace("backoffLimit: 1", "backoffLimit: 1\n  retries: 3")
+        text = text.replace("shutdownAfterJobFinishes: true", "shutdownAfterJobFinishes: false")
+        text = text.replace("submissionMode: K8sJobMode", "submissionMode: JobMode")
+        text = text.replace("maxReplicas: 2", "maxReplicas: 1")
+        return text.replace(
+            "imagePullPolicy: Always\n              securityContext",
+            "imagePullPolicy: Always\n              restartPolicyy: Never\n"
+            "              securityContext",
+        )
+
+    k8s = _k8s_copy(tmp_path, edit, "rayjob-match.yaml")
+    problems = "\n".join(_checker().check_k8s(k8s, root=ROOT))
+
+    assert "cashmatch match has no option --fast" in problems
+    assert "spec.retries: not a field of KubeRay" in problems
+    assert "must go when the job ends (shutdownAfterJobFinishes)" in problems
+    assert "submissionMode 'JobMode' is not one of" in problems
+    assert "needs minReplicas <= replicas <= maxReplicas" in problems
+    assert (
+        "RayJob cashmatch-match: pod template 'head'" in problems and "restartPolicyy" in problems
+    )
+    assert "rayservice.yaml" not in problems  # the other manifest is fine
 
 
 def test_an_identity_or_network_policy_mismatch_is_reported(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cashmatch.domain.evaluation.gates import QualityGates
+from cashmatch.domain.matching.chunked import DEFAULT_CHUNK
 
 if TYPE_CHECKING:
     from cashmatch.domain.monitoring import DriftConfig
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     max_backoff_s: float = Field(60.0, ge=0.0)
     lease_s: float = Field(600.0, gt=0.0)
     serve_port: int = Field(8000, ge=1, le=65535)
+    match_chunk: int = Field(
+        DEFAULT_CHUNK,
+        ge=1,
+        description="batch matching, scoring and drift: transfers (whole booking days) matched "
+        "at a time; memory grows with it, the results do not change",
+    )
     # the web console (`cashmatch ui`, services/console)
     console_port: int = Field(8765, ge=1, le=65535, description="console: the port it serves on")
     console_host: str = Field(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from cashmatch.domain.dataset.split import months_between
 from cashmatch.domain.matching import MonthBatch, TrainedMatcher
+from cashmatch.domain.matching.chunked import DEFAULT_CHUNK
+from cashmatch.domain.matching.trained import FirstPasses
 from cashmatch.ports import Warehouse
+from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.month_reading import month_dates, read_month
 
 OUTPUT_COLUMNS = ["transfer_id", "invoice_id", "amount", "confidence", "decision", "reasons", "why"]
@@ -30,18 +35,40 @@ def history_before(warehouse: Warehouse, month: str, months: int) -> list[MonthB
     return batches
 
 
+def chunked(model: TrainedMatcher, ports: Ports) -> Callable[..., pd.DataFrame]:
+    """`model.predict` a chunk of whole booking days at a time (`CASHMATCH_MATCH_CHUNK`):
+    the same rows, memory for one chunk's candidate pairs instead of the month's."""
+    return functools.partial(model.predict, chunk=ports.settings.match_chunk)
+
+
 def match_month(
-    model: TrainedMatcher, warehouse: Warehouse, month: str, *, history_months: int = 12
+    model: TrainedMatcher,
+    warehouse: Warehouse,
+    month: str,
+    *,
+    history_months: int = 12,
+    chunk: int | None = DEFAULT_CHUNK,
+    first_passes: FirstPasses | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions for every valid transfer booked in `month` (one row per predicted pair), and
-    the month's rows set aside as invalid, by key with the reason (the collector's checks)."""
+    the month's rows set aside as invalid, by key with the reason (the collector's checks).
+
+    `chunk`: transfers (whole booking days) matched at a time; None: the month at once.
+    `first_passes`: who computes the chunks' first passes (default: this process, in turn; the
+    Ray engine: parallel tasks). `ChunkFailed` names a chunk that failed."""
     start, end = month_dates(month)
     transfers = warehouse.transfers(start, end)
     if transfers.empty:
         raise ValueError(f"no transfers booked in {month}")
     checked = read_month(warehouse, month, labelled=False, transfers=transfers)
     history = history_before(warehouse, month, history_months)
-    predictions = model.predict(checked.transfers, checked.invoices, history=history)
+    predictions = model.predict(
+        checked.transfers,
+        checked.invoices,
+        history=history,
+        chunk=chunk,
+        first_passes=first_passes,
+    )
     return predictions[OUTPUT_COLUMNS], checked.quarantine
 
 

@@ -82,7 +82,7 @@ def realized(ports: Ports, month: str, version: str, closed_at: dt.datetime) -> 
     if found is not None:
         return found
     model = load_verified(ports.blobs, ports.registry.get(version))
-    predictions, _ = match_month(model, ports.warehouse, month)
+    predictions, _ = match_month(model, ports.warehouse, month, chunk=ports.settings.match_chunk)
     labelled = read_month(ports.warehouse, month)
     answered = set(predictions["transfer_id"].astype(str))
     transfers = labelled.transfers[labelled.transfers["transfer_id"].astype(str).isin(answered)]
@@ -111,7 +111,7 @@ def estimate_open_month(ports: Ports, month: str, version: str) -> Estimate:
     """Expected auto share and precision of `version` on `month` before its labels exist:
     the calibrated confidences of its answers on the transfers booked so far."""
     model = load_verified(ports.blobs, ports.registry.get(version))
-    predictions, _ = match_month(model, ports.warehouse, month)
+    predictions, _ = match_month(model, ports.warehouse, month, chunk=ports.settings.match_chunk)
     threshold, _ = threshold_in_force(ports, version, model.threshold, ports.clock())
     confidence = predictions.groupby("transfer_id", sort=False)["confidence"].max()
     return estimate(confidence.to_numpy(), threshold)

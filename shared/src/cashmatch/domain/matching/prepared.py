@@ -89,6 +89,34 @@ class Prepared:
         """The invoices as a DataFrame (see `transfer_frame`)."""
         return as_frame(self.invoices)
 
+    def with_transfers(self, transfers: Table) -> Prepared:
+        """These invoices with other (already prepared) transfers: one chunk of a month.
+
+        What depends on the invoices alone is computed here once and shared, not once per
+        chunk; codes shared with the transfers (groups, accounts) are the chunk's own.
+        """
+        chunk = Prepared(transfers, self.invoices)
+        for name in _INVOICE_ONLY:
+            chunk.__dict__[name] = getattr(self, name)
+        return chunk
+
+    def own_part(self) -> Prepared:
+        """This chunk without the invoices it shares with the month (what a worker sends
+        back: `joined_with` puts the month's invoices back)."""
+        own = Prepared(self.transfers, as_frame(self.invoices).iloc[:0])
+        own.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in _INVOICE_ONLY and k not in _FIELDS
+        )
+        return own
+
+    def joined_with(self, month: Prepared) -> Prepared:
+        """`own_part` joined with the month's invoices again."""
+        chunk = month.with_transfers(self.transfers)
+        chunk.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in _INVOICE_ONLY and k not in _FIELDS
+        )
+        return chunk
+
     # transfers --------------------------------------------------------------
     @_memo
     def t_ids(self) -> np.ndarray:
@@ -330,6 +358,16 @@ class Prepared:
     def invoices_of_group(self, t: np.ndarray, cpg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(t, i) for every invoice with (group, counterparty) code `cpg`."""
         return self._cp_groups[2].expand(t, cpg)
+
+
+# Memos of `Prepared` that read the invoices only (`Prepared.with_transfers` shares them).
+_INVOICE_ONLY = [
+    name
+    for name, value in vars(Prepared).items()
+    if isinstance(value, _memo) and (name.startswith("i_") or name == "cp_codes")
+]
+
+_FIELDS = ("transfers", "invoices")
 
 
 def _as_dates(values: pd.Series) -> pd.Series | None:

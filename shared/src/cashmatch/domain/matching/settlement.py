@@ -43,8 +43,33 @@ def option_labels(s: Scored, opts: pd.DataFrame, members: Members) -> np.ndarray
     )
 
 
+@dataclass
+class OpenInvoices:
+    """What transfers settled so far left of the invoices: the state one settlement sweep
+    carries from a chunk of transfers to the next (booked later), indexed by invoice position."""
+
+    remaining: np.ndarray  # open amount still unpaid
+    closed: np.ndarray  # bool: fully paid
+    closed_on: np.ndarray  # booking day of the closing transfer (int64 max while open)
+
+    @classmethod
+    def at_start(cls, open_amounts: np.ndarray) -> OpenInvoices:
+        """Every invoice open with its month-start open amount."""
+        n = len(open_amounts)
+        return cls(
+            np.array(open_amounts, dtype=np.float64),
+            np.zeros(n, dtype=bool),
+            np.full(n, np.iinfo(np.int64).max),
+        )
+
+
 def settle_in_order(
-    s: Scored, opts: pd.DataFrame, probs: np.ndarray, members: Members, cfg: MatcherConfig
+    s: Scored,
+    opts: pd.DataFrame,
+    probs: np.ndarray,
+    members: Members,
+    cfg: MatcherConfig,
+    book: OpenInvoices | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The answer per transfer when transfers settle invoices one after another.
 
@@ -53,6 +78,7 @@ def settle_in_order(
     transfer already closed is skipped for the transfer's next best one. Two payments of one
     subscriber in a month thus go to the oldest and the second oldest invoice, not both to one.
     Returns the chosen option and its probability per transfer, and per invoice the day it closed.
+    `book` is what transfers booked before these (an earlier chunk) left open; it is updated.
     """
     n = len(s.prepared.transfers)
     t_opt = opts["t"].to_numpy()
@@ -60,10 +86,9 @@ def settle_in_order(
     starts = np.searchsorted(t_opt[order], np.arange(n + 1))
     top = probs[order[starts[:-1]]]
     booking, amounts = s.prepared.t_day, s.prepared.t_amount
-    remaining = s.prepared.i_open.copy()
+    book = book or OpenInvoices.at_start(s.prepared.i_open)
+    remaining, closed, closed_on = book.remaining, book.closed, book.closed_on
     issue = s.prepared.i_issue
-    closed = np.zeros(len(issue), dtype=bool)
-    closed_on = np.full(len(issue), np.iinfo(np.int64).max)
     i_pos = s.pairs["i"]
     best = order[starts[:-1]].copy()
     for t in np.lexsort((-top, booking)):
@@ -99,25 +124,64 @@ class Decision:
     conf: np.ndarray  # its probability: the transfer's confidence
 
 
-def decide(
+@dataclass
+class Books:
+    """Both settlement sweeps' open invoices, carried from chunk to chunk (see `decide`)."""
+
+    first: OpenInvoices
+    second: OpenInvoices
+
+    @classmethod
+    def at_start(cls, open_amounts: np.ndarray) -> Books:
+        """Both sweeps before the month's first transfer."""
+        return cls(OpenInvoices.at_start(open_amounts), OpenInvoices.at_start(open_amounts))
+
+
+@dataclass
+class FirstPass:
+    """A chunk's pairs scored and its options judged as if every invoice were open: all that
+    does not depend on earlier transfers (what parallel workers compute, see `chunked.py`)."""
+
+    s: Scored
+    scores: np.ndarray
+    opts: pd.DataFrame
+    members: Members
+    probs: np.ndarray
+
+
+def first_pass(pair_model: Model, set_model: Model, cfg: MatcherConfig, s: Scored) -> FirstPass:
+    """Pair scores, options and the set model's probability of each option."""
+    scores = proba(pair_model, s.X)
+    opts, members = options(s, scores, cfg)
+    return FirstPass(s, scores, opts, members, proba(set_model, option_matrix(opts)))
+
+
+def settle(
     pair_model: Model,
     set_model: Model,
     cfg: MatcherConfig,
-    s: Scored,
+    f: FirstPass,
+    books: Books | None = None,
 ) -> Decision:
-    """Score, assemble and settle; then redo the transfers whose invoices an earlier one closed.
+    """Settle a first pass; then redo the transfers whose invoices an earlier one closed.
 
     The second pass drops, for each transfer, the invoices closed by transfers booked before it
     and recomputes its features, as training does with the labels (`scoring.score_input`).
+
+    With `books`, `f` is one chunk of a month (whole booking days, after the chunks before it):
+    each sweep goes on from where it left the previous chunk, and both books are updated.
+    A transfer's options depend on its own candidates only, so chunk by chunk gives what one
+    call on the whole month gives (`chunked.py`).
     """
-    scores = proba(pair_model, s.X)
-    opts, members = options(s, scores, cfg)
-    probs = proba(set_model, option_matrix(opts))
-    best, conf, closed_on = settle_in_order(s, opts, probs, members, cfg)
+    s, scores, opts, members, probs = f.s, f.scores, f.opts, f.members, f.probs
+    books = books or Books.at_start(s.prepared.i_open)
+    _, _, closed_on = settle_in_order(s, opts, probs, members, cfg, books.first)
     t = s.pairs["t"]
     drop = closed_on[s.pairs["i"]] < s.prepared.t_day[t]
     if not drop.any():
-        return Decision(s, scores, opts, members, best, conf)
+        # The second sweep still walks these transfers: its book may differ from the first's.
+        best2, conf2, _ = settle_in_order(s, opts, probs, members, cfg, books.second)
+        return Decision(s, scores, opts, members, best2, conf2)
     keep = ~drop
     redo = np.isin(t, np.unique(t[drop]))[keep]
     pairs = s.pairs.take(keep)
@@ -138,5 +202,16 @@ def decide(
     scores2[redo] = proba(pair_model, X_redo)
     opts2, members2 = options(s2, scores2, cfg)
     probs2 = proba(set_model, option_matrix(opts2))
-    best2, conf2, _ = settle_in_order(s2, opts2, probs2, members2, cfg)
+    best2, conf2, _ = settle_in_order(s2, opts2, probs2, members2, cfg, books.second)
     return Decision(s2, scores2, opts2, members2, best2, conf2)
+
+
+def decide(
+    pair_model: Model,
+    set_model: Model,
+    cfg: MatcherConfig,
+    s: Scored,
+    books: Books | None = None,
+) -> Decision:
+    """Score, assemble and settle (`first_pass`, then `settle`)."""
+    return settle(pair_model, set_model, cfg, first_pass(pair_model, set_model, cfg, s), books)

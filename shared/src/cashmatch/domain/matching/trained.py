@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,16 +22,30 @@ from cashmatch.domain.matching.answers import (
 )
 from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.domain.matching.candidates import candidate_columns
+from cashmatch.domain.matching.chunked import (
+    Chunk,
+    ChunkFailed,
+    day_chunks,
+    in_input_order,
+    take_rows,
+)
 from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.estimators import Model, prediction_threads
 from cashmatch.domain.matching.features import pair_features
 from cashmatch.domain.matching.forest import flattened
 from cashmatch.domain.matching.indexes import HabitIndex, PayerIndex
 from cashmatch.domain.matching.output import assemble_output
-from cashmatch.domain.matching.prepared import prepare
+from cashmatch.domain.matching.prepared import Prepared, prepare
 from cashmatch.domain.matching.scoring import Scored, score_input
 from cashmatch.domain.matching.serialize import MatcherParts, dump_matcher, load_matcher
-from cashmatch.domain.matching.settlement import Decision, decide
+from cashmatch.domain.matching.settlement import (
+    Books,
+    Decision,
+    FirstPass,
+    decide,
+    first_pass,
+    settle,
+)
 from cashmatch.domain.matching.tables import Columns, Table, as_frame, with_open_amount
 
 
@@ -39,6 +54,34 @@ def _stacked(tables: list[Table]) -> Table:
     if all(isinstance(table, Columns) for table in tables):
         return Columns.concat(tables)  # type: ignore[arg-type]
     return pd.concat([as_frame(table) for table in tables], ignore_index=True)
+
+
+@dataclass
+class MonthPlan:
+    """A month to match chunk by chunk (`TrainedMatcher.plan`)."""
+
+    base: Prepared  # every transfer of the month and its open invoices, typed once
+    chunks: list[Chunk]
+    payer: PayerIndex
+    habits: HabitIndex
+
+    def books(self) -> Books:
+        """Both settlement sweeps before the month's first chunk."""
+        return Books.at_start(self.base.i_open)
+
+
+FirstPasses = Callable[["TrainedMatcher", MonthPlan], Iterable[FirstPass]]
+
+
+def in_turn(model: TrainedMatcher, plan: MonthPlan) -> Iterator[FirstPass]:
+    """The chunks' first passes one after another, each computed when the settling needs it
+    (one chunk's pairs in memory at a time)."""
+    for c in plan.chunks:
+        try:
+            f = model.first_pass(plan, c)
+        except Exception as exc:
+            raise ChunkFailed(c.key, exc) from exc
+        yield f
 
 
 class TrainedMatcher:
@@ -80,13 +123,68 @@ class TrainedMatcher:
         transfers: pd.DataFrame,
         invoices: pd.DataFrame,
         history: list[MonthBatch] | None = None,
+        *,
+        chunk: int | None = None,
+        first_passes: FirstPasses | None = None,
     ) -> pd.DataFrame:
         """One row per predicted (transfer, invoice) pair; a transfer paying nothing: one NA row.
 
         `history` adds labelled months (before these transfers) to what the model already knows
-        about which payer pays for which counterparty.
+        about which payer pays for which counterparty. `chunk`: match whole booking days of
+        about this many transfers at a time (`chunked.py`; the same rows, less memory); None:
+        all at once. `first_passes` computes the chunks' first passes, in chunk order (the
+        "map": `in_turn` here, one at a time; parallel workers elsewhere); settling them in
+        booking order (the "reduce") happens here. `ChunkFailed` names a chunk that failed.
         """
-        return self._output(self._run(transfers, invoices, history))
+        plan = self.plan(transfers, invoices, history, chunk)
+        books = plan.books()
+        frames, rows = [], []
+        passes = (first_passes or in_turn)(self, plan)
+        try:
+            for c, f in zip(plan.chunks, passes, strict=True):
+                try:
+                    frame, chunk_rows = self.settle_chunk(f, books)
+                except Exception as exc:  # whatever it is, it is reported by chunk key
+                    raise ChunkFailed(c.key, exc) from exc
+                frames.append(frame)
+                rows.append(c.positions[chunk_rows])
+        finally:
+            # A month that failed stops the chunks still being computed now, not when the
+            # generator is collected (Ray may be gone by then).
+            close = getattr(passes, "close", None)
+            if close is not None:
+                close()
+        return in_input_order(frames, rows)
+
+    def plan(
+        self,
+        transfers: pd.DataFrame,
+        invoices: pd.DataFrame,
+        history: list[MonthBatch] | None,
+        chunk: int | None,
+    ) -> MonthPlan:
+        """A month cut into chunks, with what every chunk reads: invoices and payer knowledge."""
+        payer, habits = self._knowledge(history)
+        base = prepare(transfers, invoices)
+        return MonthPlan(base, day_chunks(base.t_day, chunk), payer, habits)
+
+    def first_pass(self, plan: MonthPlan, chunk: Chunk) -> FirstPass:
+        """A chunk's blocking, features, pair scores and options: independent of other chunks."""
+        p = plan.base.with_transfers(take_rows(as_frame(plan.base.transfers), chunk.positions))
+        params = self.config.blocking()
+        with prediction_threads(self.config):
+            pairs = Columns(candidate_columns(p, plan.payer, params))
+            X = pair_features(p, pairs, plan.payer, params, plan.habits)
+            s = Scored(p, pairs, X, payer=plan.payer, habits=plan.habits)
+            return first_pass(*self._forests(), self.config, s)
+
+    def settle_chunk(self, f: FirstPass, books: Books) -> tuple[pd.DataFrame, np.ndarray]:
+        """A chunk's `predict` rows, settled after the chunks before it (`books`, updated), and
+        for each row the chunk's transfer position it belongs to."""
+        with prediction_threads(self.config):
+            d = settle(*self._forests(), self.config, f, books)
+        sizes = [max(1, len(d.members[b])) for b in d.best.tolist()]
+        return self._output(d), np.repeat(np.arange(len(sizes)), sizes)
 
     def predict_with_candidates(
         self,

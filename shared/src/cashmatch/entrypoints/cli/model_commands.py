@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from cashmatch.entrypoints.cli import output, params, session, views
+from cashmatch.entrypoints.cli.engines import Engine
+from cashmatch.entrypoints.cli.engines import engine as _engine
 
 PANEL = "Models and serving"
 commands = typer.Typer()
@@ -54,11 +56,31 @@ def match(
     month: Annotated[
         str, typer.Option(help="YYYY-MM: the month whose transfers to match", callback=params.month)
     ],
-    out: Annotated[Path, typer.Option(help="CSV to write")],
+    out: Annotated[Path | None, typer.Option(help="CSV to write")] = None,
+    to_bucket: Annotated[
+        bool,
+        typer.Option(
+            help="write the CSV to the workspace's blob store (the bucket on gcp) as "
+            "predictions/MONTH/VERSION.csv instead of --out"
+        ),
+    ] = False,
     version: Annotated[
         str | None, typer.Option(help="model version (default: the deployed one)")
     ] = None,
     history_months: Annotated[int, typer.Option(min=0, max=120)] = 12,
+    engine: Annotated[
+        Engine, typer.Option(help="local: this process; ray: the chunks in parallel Ray tasks")
+    ] = Engine.local,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="ray: CPUs of the local Ray it starts")
+    ] = 2,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS",
+            help="ray: join this cluster (a RayJob sets it) instead of starting a local one",
+        ),
+    ] = None,
 ) -> None:
     """Match a month of any contract warehouse with the deployed champion, into a CSV.
 
@@ -66,10 +88,13 @@ def match(
     ";") and a sentence (`why`); a transfer that pays nothing gets one row
     with an empty invoice_id.
     """
+    from cashmatch.domain.matching.chunked import ChunkFailed
     from cashmatch.service_layer.batch_matching import match_month, write_csv_atomically
     from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 
-    if not out.parent.is_dir():  # found out before the month is matched, not after
+    if (out is None) == (not to_bucket):
+        raise typer.BadParameter("give --out PATH or --to-bucket (one of them)", param_hint="--out")
+    if out is not None and not out.parent.is_dir():  # found out before matching, not after
         raise typer.BadParameter(f"{out.parent} is not a folder", param_hint="--out")
     built = session.ports()
     built.warehouse.check_schema()
@@ -82,18 +107,32 @@ def match(
     except (KeyError, ValueError, ArtifactDigestMismatch) as exc:
         output.fail(f"cannot load model {chosen}: {exc}")
         raise typer.Exit(1) from None
-    with output.console.status(f"matching {month} with {chosen}…"):
+    with (
+        output.console.status(f"matching {month} with {chosen} ({engine.value})…"),
+        _engine(engine, ray_address, workers) as first_passes,
+    ):
         try:
             predictions, set_aside = match_month(
-                model, built.warehouse, month, history_months=history_months
+                model,
+                built.warehouse,
+                month,
+                history_months=history_months,
+                chunk=built.settings.match_chunk,
+                first_passes=first_passes,
             )
-        except ValueError as exc:
+        except (ValueError, ChunkFailed) as exc:  # nothing written: the CSV appears whole or not
             output.fail(str(exc))
             raise typer.Exit(1) from None
-    write_csv_atomically(predictions, out)
+    if out is not None:
+        write_csv_atomically(predictions, out)
+        where = str(out)
+    else:  # one put: the object appears whole or not at all
+        key = f"predictions/{month}/{chosen}.csv"
+        built.blobs.put(key, predictions.to_csv(index=False).encode())
+        where = key
     per_transfer = predictions.groupby("transfer_id")["decision"].first()
     output.table(
-        f"{month} matched by {chosen} → {out}",
+        f"{month} matched by {chosen} → {where}",
         ["transfers", "pairs", "auto", "review"],
         [
             [

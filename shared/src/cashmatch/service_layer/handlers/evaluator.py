@@ -27,6 +27,7 @@ from cashmatch.domain.matching import evaluate as evaluate_predictions
 from cashmatch.domain.model_records import ModelRecord, Verdict
 from cashmatch.ports import PreconditionFailed
 from cashmatch.service_layer import performance_records
+from cashmatch.service_layer.batch_matching import chunked
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import already_published, publish_event
@@ -89,7 +90,7 @@ def _judge(ports: Ports, payload: ModelTrained, cause_id: str) -> Verdict:
     test = ports.datasets.test_set()
     test_manifest = ports.datasets.test_manifest()
     test_version = test_manifest["version"] if test_manifest else None
-    candidate_predictions = predict_slice(candidate.predict, test)
+    candidate_predictions = predict_slice(chunked(candidate, ports), test)
     rules_predictions = predict_slice(rules_baseline, test)
     metrics = evaluate_predictions(candidate_predictions, test.transfers, test.matches)
     baseline = evaluate_predictions(rules_predictions, test.transfers, test.matches)
@@ -226,7 +227,7 @@ def _champion_scores(
     if champion_metrics is not None and champion_curve is not None and outcomes is not None:
         return _Scored(champion_metrics, {"champion": champion_curve}, outcomes)
     champion = _load(ports, ports.registry.get(version))
-    predictions = predict_slice(champion.predict, test)
+    predictions = predict_slice(chunked(champion, ports), test)
     outcomes = transfer_outcomes(predictions, test.transfers, test.matches)
     # A champion judged before outcomes were kept: keep them now, for the next candidates.
     save_outcomes(ports.blobs, version, outcomes)
@@ -283,7 +284,7 @@ def _newest_month_metrics(
     result = {"rules": score_rules(newest)}
     if champion_version is not None:
         champion = _load(ports, ports.registry.get(champion_version))
-        result["champion"] = score(champion.predict, newest)
+        result["champion"] = score(chunked(champion, ports), newest)
     return result
 
 

@@ -34,6 +34,7 @@ from cashmatch.domain.monitoring import (
 )
 from cashmatch.ports import BlobNotFound
 from cashmatch.service_layer import performance, performance_records
+from cashmatch.service_layer.batch_matching import chunked
 from cashmatch.service_layer.context import Ports
 from cashmatch.service_layer.model_store import ArtifactDigestMismatch, load_verified
 from cashmatch.service_layer.publishing import publish_answer
@@ -94,7 +95,7 @@ def _performance(
     )
     return performance_drift(
         verdict.metrics,
-        score(model.predict, part),
+        score(chunked(model, ports), part),
         max_drop=config.max_auto_rate_drop,
         champion_version=version,
     )
