@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -66,7 +67,7 @@ def timed(cmd: list[str]) -> dict:
     """Run `cmd` as a child; its seconds, peak RSS (MB) and last stdout line."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)  # noqa: S603
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
@@ -119,7 +120,7 @@ def stage_main(service: str, workspace: Path, warehouse: Path) -> None:
 def has_ray_engine() -> bool:
     """Whether this checkout's `cashmatch match` offers `--engine` (another branch adds it)."""
     cli = Path(sys.executable).with_name("cashmatch")
-    shown = subprocess.run(  # noqa: S603
+    shown = subprocess.run(
         [str(cli), "match", "--help"], capture_output=True, text=True, check=False
     )
     return "--engine" in shown.stdout
@@ -177,8 +178,10 @@ def measure(size: int, root: Path, console: Console) -> dict:
             got = run_stage(stage, workspace, warehouse, month)
             if month == months[-1]:
                 stages[stage] = got
-            shown = got if isinstance(got, str) else (
-                f"{got['seconds']:.1f} s, {got['peak_mb']:.0f} MB — {got['outcome'][:50]}"
+            shown = (
+                got
+                if isinstance(got, str)
+                else (f"{got['seconds']:.1f} s, {got['peak_mb']:.0f} MB — {got['outcome'][:50]}")
             )
             console.print(f"  {size:,} {month} {stage}: {shown}")
     return {"generation_seconds": gen_seconds, "stages": stages}
@@ -194,7 +197,7 @@ def growth(results: dict[int, dict], key: str) -> list[str]:
     """Per size step: (time ratio / size ratio) and (RSS ratio / size ratio)."""
     sizes = [s for s, r in results.items() if "stages" in r]
     out = []
-    for a, b in zip(sizes, sizes[1:], strict=False):
+    for a, b in itertools.pairwise(sizes):
         ra, rb = results[a]["stages"].get(key), results[b]["stages"].get(key)
         if isinstance(ra, dict) and isinstance(rb, dict):
             k = b / a
@@ -229,7 +232,7 @@ def print_tables(results: dict[int, dict], console: Console) -> None:
     measured = [s for s in sizes if "stages" in results[s]]
     if len(measured) < 2:
         return
-    steps = [f"{short(a)}→{short(b)}" for a, b in zip(measured, measured[1:], strict=False)]
+    steps = [f"{short(a)}→{short(b)}" for a, b in itertools.pairwise(measured)]
     ratios = Table(title="growth ÷ size ratio (time / peak RSS; 1.00 = linear)")
     ratios.add_column("stage")
     for step in steps:
