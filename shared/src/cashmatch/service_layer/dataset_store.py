@@ -19,6 +19,7 @@ import pandas as pd
 
 from cashmatch.domain.dataset.slices import FRAMES, Slice
 from cashmatch.domain.errors import PermanentError
+from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 
 TEST_PREFIX = "datasets/test"
@@ -172,19 +173,47 @@ class DatasetStore:
 
     def training_data(self, manifest: dict[str, Any]) -> Slice:
         """Concatenate the training slices a manifest names, verifying each file's digest."""
-        parts = []
-        for month in manifest["training_months"]:
-            prefix = f"datasets/months/{month}"
-            frames = []
-            for name in FRAMES:
-                data = self.blobs.get(f"{prefix}/{name}.parquet").data
-                if digest(data) != manifest["slices"][month][name]:
-                    raise ValueError(
-                        f"training slice {month}/{name} changed since "
-                        f"manifest {manifest['version']}"
-                    )
-                frames.append(read_frame(data))
-            parts.append(Slice(*frames))
+        parts = [self._verified_slice(manifest, month) for month in manifest["training_months"]]
         return Slice(
             *(pd.concat([getattr(p, n) for p in parts], ignore_index=True) for n in FRAMES)
+        )
+
+    def training_months(self, manifest: dict[str, Any]) -> list[StoredMonth]:
+        """The training months a manifest names, each read (and verified) only when loaded:
+        the trainer holds one month at a time instead of the concatenated history."""
+        return [StoredMonth(self, manifest, m) for m in manifest["training_months"]]
+
+    def _verified_slice(self, manifest: dict[str, Any], month: str) -> Slice:
+        prefix = f"datasets/months/{month}"
+        frames = []
+        for name in FRAMES:
+            data = self.blobs.get(f"{prefix}/{name}.parquet").data
+            if digest(data) != manifest["slices"][month][name]:
+                raise ValueError(
+                    f"training slice {month}/{name} changed since manifest {manifest['version']}"
+                )
+            frames.append(read_frame(data))
+            del data
+        return Slice(*frames)
+
+
+class StoredMonth:
+    """One training month of a manifest in the blob store, as the trainer's `MonthSource`."""
+
+    def __init__(self, store: DatasetStore, manifest: dict[str, Any], month: str) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.month = month
+        rows = store._slice_meta(month)["rows"]
+        self.n_transfers = int(rows["transfers"])
+        self.labelled = int(rows["matches"]) > 0
+
+    def load(self) -> MonthBatch:
+        """The month's batch, read now, its files checked against the manifest's digests."""
+        part = self.store._verified_slice(self.manifest, self.month)
+        return MonthBatch(
+            month=self.month,
+            transfers=part.transfers.drop(columns="month"),
+            invoices=part.invoices.drop(columns="month"),
+            matches=part.matches.drop(columns="month"),
         )
