@@ -36,6 +36,7 @@ MONTHS = 13  # 12 months of history, then the month whose cycle is measured
 SEED = 5
 HANDLED = ["collector", "trainer", "evaluator", "deployer", "monitor"]
 STAGES = [*HANDLED, "match", "match-ray"]
+ROWS = ["backfill", *STAGES]  # backfill: the collector's first close (12 months at once)
 # Peak RSS per transfer, measured here with a margin: the simulator holds all 13 months at once
 # (574 MB at 125k transfers, plus a base), a stage at most about a month's worth.
 GENERATION_BYTES_PER_TRANSFER = 5_000
@@ -100,20 +101,21 @@ def generate_warehouse(size: int, console: Console) -> tuple[Path, float | None]
     return path, done["seconds"]
 
 
-def stage_main(service: str, workspace: Path, warehouse: Path) -> None:
-    """Inside the child: pull one delivery for `service`, handle it, report."""
+def stage_main(service: str, workspace: Path, warehouse: Path, month: str) -> None:
+    """Inside the child: handle `service`'s delivery for `month`, report. Deliveries of other
+    months (a stage left out of the backfill close by --stages) are acked unhandled."""
     from cashmatch.bootstrap import bootstrap
     from cashmatch.entrypoints.service_table import HANDLERS
     from cashmatch.service_layer.dispatch import dispatch
     from cashmatch.settings import load_settings
 
     ports = bootstrap(load_settings(workspace=workspace, warehouse=str(warehouse)))
-    deliveries = ports.bus.pull(service, max_messages=1)
-    outcome = (
-        dispatch(service, HANDLERS[service], deliveries[0], ports)
-        if deliveries
-        else "nothing to do"
-    )
+    outcome = "nothing to do"
+    for delivery in ports.bus.pull(service, max_messages=20):
+        if delivery.attributes.get("month") == month:
+            outcome = dispatch(service, HANDLERS[service], delivery, ports)
+        else:
+            ports.bus.ack(delivery, outcome="left out by benchmarks/scale.py")
     print(json.dumps({"outcome": str(outcome)}))
 
 
@@ -136,7 +138,7 @@ def run_stage(stage: str, workspace: Path, warehouse: Path, month: str) -> dict 
         if not has_ray_engine():
             return "not available (no --engine)"
         return timed([cli, *where, "match", *out, "--engine", "ray"])
-    return timed([sys.executable, __file__, "--stage", stage, *where])
+    return timed([sys.executable, __file__, "--stage", stage, "--month", month, *where])
 
 
 def estimate_need(size: int, cached: bool) -> tuple[int, str]:
@@ -147,7 +149,7 @@ def estimate_need(size: int, cached: bool) -> tuple[int, str]:
     return stage, "the heaviest stage"
 
 
-def measure(size: int, root: Path, console: Console) -> dict:
+def measure(size: int, root: Path, console: Console, chosen: list[str]) -> dict:
     """The cycle of the 13th month (after a 12-month backfill) at `size` transfers a month."""
     cached = (cache_dir() / f"{warehouse_key(size)}.duckdb").exists()
     need, what = estimate_need(size, cached)
@@ -172,12 +174,18 @@ def measure(size: int, root: Path, console: Console) -> dict:
     stages: dict[str, dict | str] = {}
     for month in months[-2:]:  # the backfill close, then the measured one
         publish_event(ports.bus, make_event(MonthClosed(month=month), source="/bench"))
+        backfill = month != months[-1]
+        # The backfill close runs the whole chain (the measured month's evaluator and monitor
+        # need a champion) unless --stages leaves those out: then its collector alone.
         for stage in STAGES:
-            if month != months[-1] and stage.startswith("match"):
+            if backfill:
+                wanted = stage in HANDLED and (stage == "collector" or chosen == STAGES)
+            else:
+                wanted = stage in chosen
+            if not wanted:
                 continue
             got = run_stage(stage, workspace, warehouse, month)
-            if month == months[-1]:
-                stages[stage] = got
+            stages["backfill" if backfill and stage == "collector" else stage] = got
             shown = (
                 got
                 if isinstance(got, str)
@@ -223,7 +231,7 @@ def print_tables(results: dict[int, dict], console: Console) -> None:
     table.add_column("stage")
     for size in sizes:
         table.add_column(f"{size:,}/month", justify="right")
-    for stage in STAGES:
+    for stage in ROWS:
         table.add_row(stage, *[cell(results[s].get("stages", {}).get(stage)) for s in sizes])
     for size in sizes:
         if "skipped" in results[size]:
@@ -237,7 +245,7 @@ def print_tables(results: dict[int, dict], console: Console) -> None:
     ratios.add_column("stage")
     for step in steps:
         ratios.add_column(step, justify="right")
-    for stage in STAGES:
+    for stage in ROWS:
         ratios.add_row(stage, *growth(results, stage))
     console.print(ratios)
 
@@ -247,18 +255,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--stages", nargs="+", choices=STAGES, default=STAGES, help="measure only these"
+    )
     parser.add_argument("--stage", choices=HANDLED)
+    parser.add_argument("--month")
     parser.add_argument("--workspace", type=Path)
     parser.add_argument("--warehouse", type=Path)
     args = parser.parse_args()
     if args.stage:
-        stage_main(args.stage, args.workspace, args.warehouse)
+        stage_main(args.stage, args.workspace, args.warehouse, args.month)
         return
     console = Console(stderr=args.json, width=80)
     results: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="cashmatch-scale-") as tmp:
         for size in args.sizes:
-            results[size] = measure(size, Path(tmp), console)
+            results[size] = measure(size, Path(tmp), console, args.stages)
     if args.json:
         print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
     else:
