@@ -37,9 +37,11 @@ SEED = 5
 HANDLED = ["collector", "trainer", "evaluator", "deployer", "monitor"]
 STAGES = [*HANDLED, "match", "match-ray"]
 ROWS = ["backfill", *STAGES]  # backfill: the collector's first close (12 months at once)
-# Peak RSS per transfer, measured here with a margin: the simulator holds all 13 months at once
-# (574 MB at 125k transfers, plus a base), a stage at most about a month's worth.
-GENERATION_BYTES_PER_TRANSFER = 5_000
+# Peak RSS per transfer, measured here with a margin. The simulator holds all 13 months at once
+# (3.2 GB at 1.25M transfers). A stage holds about a month's worth; the heaviest left is the
+# trainer's calibration, which decides each of its two months whole (the evaluator's 100k-month
+# prediction took 3.0 GB), so ~30 KB a monthly transfer, and a margin.
+GENERATION_BYTES_PER_TRANSFER = 3_000
 STAGE_BYTES_PER_MONTHLY_TRANSFER = 40_000
 SYNTH_DIR = Path(__file__).resolve().parents[1] / "shared/src/cashmatch/synth"
 
