@@ -234,7 +234,13 @@ def print_tables(results: dict[int, dict], console: Console) -> None:
     for size in sizes:
         table.add_column(f"{size:,}/month", justify="right")
     for stage in ROWS:
-        table.add_row(stage, *[cell(results[s].get("stages", {}).get(stage)) for s in sizes])
+        table.add_row(
+            stage,
+            *[
+                "skipped" if "skipped" in results[s] else cell(results[s]["stages"].get(stage))
+                for s in sizes
+            ],
+        )
     for size in sizes:
         if "skipped" in results[size]:
             console.print(f"{size:,}/month skipped: {results[size]['skipped']}")
