@@ -101,7 +101,7 @@ locals {
     trainer = var.enable_vertex_training ? {
       CASHMATCH_VERTEX_TRAINING        = "true"
       CASHMATCH_VERTEX_TRAINING_IMAGE  = var.images["trainer"]
-      CASHMATCH_VERTEX_MACHINE_TYPE    = var.vertex_machine_type
+      CASHMATCH_VERTEX_MACHINE_TYPES   = var.vertex_machine_types
       CASHMATCH_VERTEX_SERVICE_ACCOUNT = google_service_account.train_job[0].email
     } : {}
     evaluator = var.enable_vertex_registry ? {

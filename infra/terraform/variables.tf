@@ -126,10 +126,10 @@ variable "enable_vertex_training" {
   default     = false
 }
 
-variable "vertex_machine_type" {
-  description = "Machine type of the Vertex AI training job (CASHMATCH_VERTEX_MACHINE_TYPE)."
+variable "vertex_machine_types" {
+  description = "Machine type of the Vertex AI training job by the month's transfers, first bound that holds wins (CASHMATCH_VERTEX_MACHINE_TYPES)."
   type        = string
-  default     = "n1-standard-8"
+  default     = "<=50000:n1-standard-4,<=300000:n1-highmem-8,*:n1-highmem-16"
 }
 
 variable "enable_vertex_registry" {

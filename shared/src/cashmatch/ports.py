@@ -254,6 +254,9 @@ class TrainingJob(BaseModel):
     command: tuple[str, ...] = Field(
         description="what the job runs in the trainer's image (python -m ... with arguments)"
     )
+    month_transfers: int = Field(
+        0, ge=0, description="transfers of the dataset's month: what picks the job's machine"
+    )
 
 
 @runtime_checkable

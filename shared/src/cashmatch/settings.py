@@ -10,11 +10,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cashmatch.domain.evaluation.gates import QualityGates
 from cashmatch.domain.matching.chunked import DEFAULT_CHUNK
+from cashmatch.domain.machine_types import (
+    DEFAULT_MACHINE_TYPES,
+    MachineTable,
+    parse_machine_types,
+)
 
 if TYPE_CHECKING:
     from cashmatch.domain.monitoring import DriftConfig
@@ -147,7 +152,11 @@ class Settings(BaseSettings):
     vertex_training_image: str = Field(
         "", description="image the custom job runs (the trainer's service image)"
     )
-    vertex_machine_type: str = Field("n1-standard-8", description="the custom job's machine type")
+    vertex_machine_types: str = Field(
+        DEFAULT_MACHINE_TYPES,
+        description="the custom job's machine type by the month's transfers: "
+        "'<=N:TYPE,...,*:TYPE', the first row whose bound holds the month wins",
+    )
     vertex_service_account: str = Field(
         "", description="email of the account the custom job runs as (empty: Vertex's default)"
     )
@@ -172,6 +181,17 @@ class Settings(BaseSettings):
         "", description="Vertex AI API endpoint; empty: REGION-aiplatform.googleapis.com"
     )
     gates: QualityGates = Field(default_factory=lambda: GateSettings())
+
+    @field_validator("vertex_machine_types")
+    @classmethod
+    def _machine_table(cls, value: str) -> str:
+        parse_machine_types(value)  # a bad table fails at startup, naming its row
+        return value
+
+    @property
+    def vertex_machine_table(self) -> MachineTable:
+        """CASHMATCH_VERTEX_MACHINE_TYPES parsed (domain/machine_types.py)."""
+        return parse_machine_types(self.vertex_machine_types)
 
     @model_validator(mode="after")
     def _stack_needs(self) -> Settings:
@@ -283,6 +303,10 @@ def _known_names() -> set[str]:
 # Names that meant something once: setting one would now be read by nothing, so say what
 # replaced it rather than call it unknown.
 RETIRED = {
+    "CASHMATCH_VERTEX_MACHINE_TYPE": (
+        "the machine now follows the month's size: set CASHMATCH_VERTEX_MACHINE_TYPES "
+        "(e.g. '*:n1-standard-8' for one type for every month)"
+    ),
     "CASHMATCH_GATE_MIN_GAIN": (
         "a point-estimate gain can never beat a saturated champion; promotion now rests on a "
         "paired comparison at significance CASHMATCH_GATE_ALPHA (docs/DESIGN.md, "

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cashmatch.domain.errors import PermanentError
-from cashmatch.domain.evaluation.scoring import batches
 from cashmatch.domain.matching import MatcherConfig, train_matcher
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 from cashmatch.service_layer.dataset_store import DatasetStore
@@ -103,10 +102,12 @@ def train_and_store(
     """
     manifest = datasets.read_manifest(dataset_uri)
     check_manifest(manifest, dataset_uri, dataset_version)
-    data = datasets.training_data(manifest)
-    if data.transfers.empty:
+    # Month by month from the store (each read when training gets to it), not the history
+    # concatenated: the trainer's memory follows the month, not the twelve of them.
+    months = datasets.training_months(manifest)
+    if not any(m.n_transfers for m in months):
         raise PermanentError(f"dataset {dataset_version} has no training transfers")
-    matcher = train_matcher(batches(data), config)
+    matcher = train_matcher(months, config)
     artifact = matcher.to_bytes()
     key = artifact_key(version)
     try:

@@ -175,7 +175,7 @@ def build_vertex_training(settings: Settings) -> RemoteTraining:
         project=settings.project,
         region=settings.region,
         image=settings.vertex_training_image,
-        machine_type=settings.vertex_machine_type,
+        machine_types=settings.vertex_machine_table,
         service_account=settings.vertex_service_account,
         env={f"CASHMATCH_{n.upper()}": str(getattr(settings, n)) for n in JOB_SETTINGS},
         wait_s=settings.vertex_training_wait_s,

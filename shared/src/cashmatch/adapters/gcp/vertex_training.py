@@ -16,6 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cashmatch.adapters.gcp.vertex import VERSION_LABEL, label_value
+from cashmatch.domain.machine_types import (
+    DEFAULT_MACHINE_TYPES,
+    MachineTable,
+    machine_for,
+    parse_machine_types,
+)
 from cashmatch.ports import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ class VertexTraining:
         project: str,
         region: str,
         image: str,
-        machine_type: str = "n1-standard-8",
+        machine_types: MachineTable | None = None,
         service_account: str = "",
         env: Mapping[str, str] | None = None,
         wait_s: float = 540.0,
@@ -56,7 +62,7 @@ class VertexTraining:
         self.client = client
         self.parent = f"projects/{project}/locations/{region}"
         self.image = image
-        self.machine_type = machine_type
+        self.machine_types = machine_types or parse_machine_types(DEFAULT_MACHINE_TYPES)
         self.service_account = service_account
         self.env = dict(env or {})
         self.wait_s = wait_s
@@ -64,7 +70,8 @@ class VertexTraining:
         self.sleep = sleep
 
     def custom_job(self, job: TrainingJob) -> Any:
-        """The `aiplatform_v1.CustomJob` that runs `job.command` once in the trainer's image."""
+        """The `aiplatform_v1.CustomJob` that runs `job.command` once in the trainer's image,
+        on the machine the month's size calls for."""
         from google.cloud import aiplatform_v1
 
         container = aiplatform_v1.ContainerSpec(
@@ -73,7 +80,7 @@ class VertexTraining:
             env=[aiplatform_v1.EnvVar(name=k, value=v) for k, v in sorted(self.env.items())],
         )
         pool = aiplatform_v1.WorkerPoolSpec(
-            machine_spec=aiplatform_v1.MachineSpec(machine_type=self.machine_type),
+            machine_spec=aiplatform_v1.MachineSpec(machine_type=self.machine_type(job)),
             replica_count=1,
             container_spec=container,
         )
@@ -87,6 +94,10 @@ class VertexTraining:
                 worker_pool_specs=[pool], service_account=self.service_account
             ),
         )
+
+    def machine_type(self, job: TrainingJob) -> str:
+        """The machine type for the job's month (CASHMATCH_VERTEX_MACHINE_TYPES)."""
+        return machine_for(self.machine_types, job.month_transfers)
 
     def run(self, job: TrainingJob) -> str:
         """Submit the job (or find it), wait for it; its name, or raise why it gave no model."""

@@ -8,6 +8,7 @@ The collector builds the same thing from the warehouse; `month_batches` builds i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -38,6 +39,34 @@ class MonthBatch:
     def labelled(self) -> bool:
         """Whether this batch carries labels (at least one match)."""
         return self.matches is not None and len(self.matches) > 0
+
+    @property
+    def n_transfers(self) -> int:
+        """Transfers booked in the month."""
+        return len(self.transfers)
+
+    def load(self) -> MonthBatch:
+        """Itself: a batch in memory is its own `MonthSource`."""
+        return self
+
+
+@runtime_checkable
+class MonthSource(Protocol):
+    """A month the trainer can read when it needs it: what it is without reading it, and
+    `load()` for the batch. Training reads each month a few times, one month at a time, so a
+    source kept outside memory (a dataset slice in the blob store) bounds the trainer's memory
+    by its largest month instead of its whole history."""
+
+    @property
+    def month(self) -> str: ...
+
+    @property
+    def labelled(self) -> bool: ...
+
+    @property
+    def n_transfers(self) -> int: ...
+
+    def load(self) -> MonthBatch: ...
 
 
 def month_of(dates: pd.Series) -> pd.Series:

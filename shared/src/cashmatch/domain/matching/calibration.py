@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from cashmatch.domain.matching.batches import MonthBatch
+from cashmatch.domain.matching.batches import MonthSource
 from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.metrics import auto_rate_at
 from cashmatch.domain.matching.scoring import score_input
@@ -36,7 +36,7 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float)
 
 
 def calibrate(
-    batches: list[MonthBatch],
+    batches: list[MonthSource],
     known: dict[int, tuple[pd.DataFrame, pd.DataFrame]],
     fold_models: list[HistGradientBoostingClassifier],
     fold_of: list[int],
@@ -49,14 +49,14 @@ def calibrate(
     likewise. Adds the calibration metrics to `metrics`."""
     confs, oks = [], []
     for k, (payer, habits) in sorted(known.items()):
-        b = batches[k]
+        b = batches[k].load()
         raw = score_input(
             b.transfers, b.invoices, payer, cfg, b.matches, habits, teacher_forcing=False
         )
         d = decide(fold_models[fold_of[k]], cal_model, cfg, raw)
         confs.append(d.conf)
         oks.append(option_labels(d.s, d.opts, d.members)[d.best].astype(bool))
-        del raw, d
+        del raw, d, b
     conf_all = np.concatenate(confs)
     ok_all = np.concatenate(oks)
     target = min(cfg.target_precision + cfg.threshold_margin, 1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 import cashmatch.domain.matching.knowledge as knowledge
 from cashmatch.domain.matching.assembly import option_matrix
-from cashmatch.domain.matching.batches import MonthBatch
+from cashmatch.domain.matching.batches import MonthSource
 from cashmatch.domain.matching.calibration import NO_AUTO_THRESHOLD, calibrate
 from cashmatch.domain.matching.config import MatcherConfig
 from cashmatch.domain.matching.estimators import (
@@ -32,8 +32,14 @@ from cashmatch.domain.matching.trained import TrainedMatcher
 _Knowledge: TypeAlias = tuple[pd.DataFrame, pd.DataFrame]
 
 
-def train_matcher(months: list[MonthBatch], config: MatcherConfig | None = None) -> TrainedMatcher:
+def train_matcher(
+    months: Sequence[MonthSource], config: MatcherConfig | None = None
+) -> TrainedMatcher:
     """Train on labelled months (any order; they are sorted here). Unlabelled months are skipped.
+
+    A month is a `MonthBatch` or any `MonthSource`; each is loaded when it is worked on and let
+    go after, so sources that read from storage keep one month in memory at a time (the same
+    model either way).
 
     Training works month by month, as the data arrives:
 
@@ -54,7 +60,7 @@ def train_matcher(months: list[MonthBatch], config: MatcherConfig | None = None)
         return _train(months, cfg)
 
 
-def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
+def _train(months: Sequence[MonthSource], cfg: MatcherConfig) -> TrainedMatcher:
     started = time.perf_counter()
     clock = _Stopwatch()
     batches = sorted((b for b in months if b.labelled), key=lambda b: b.month)
@@ -63,8 +69,12 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
     n = len(batches)
     n_cal = min(cfg.calibration_months, n - 1) if n >= 2 else 0
     with clock("knowledge"):
-        obs = [knowledge.observations(b) for b in batches]
-        habit_obs = [knowledge.habit_observations(b) for b in batches]
+        obs, habit_obs = [], []
+        for source in batches:
+            b = source.load()
+            obs.append(knowledge.observations(b))
+            habit_obs.append(knowledge.habit_observations(b))
+            del b
     data, fit_rows, known = _score_months(batches, obs, habit_obs, n_cal, cfg, clock)
     n_true = sum(s.n_true_pairs for s in data)
     n_found = sum(int(_labels(s).sum()) for s in data)
@@ -104,7 +114,7 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
         {
             "candidate_recall": n_found / n_true if n_true else 1.0,
             "train_months": float(n),
-            "train_transfers": float(sum(len(b.transfers) for b in batches)),
+            "train_transfers": float(sum(b.n_transfers for b in batches)),
             "fit_transfers": float(sum(opt_n)),
             "train_pairs": float(n_pairs),
             "pairs_per_transfer": float(n_pairs / max(1, sum(opt_n))),
@@ -126,7 +136,7 @@ def _train(months: list[MonthBatch], cfg: MatcherConfig) -> TrainedMatcher:
 
 
 def _score_months(
-    batches: list[MonthBatch],
+    batches: list[MonthSource],
     obs: list[pd.DataFrame],
     habit_obs: list[pd.DataFrame],
     n_cal: int,
@@ -143,7 +153,8 @@ def _score_months(
     data: list[Scored] = []
     fit_rows: list[tuple[np.ndarray, np.ndarray]] = []
     known: dict[int, _Knowledge] = {}
-    for k, b in enumerate(batches):
+    for k, source in enumerate(batches):
+        b = source.load()
         with clock("knowledge"):
             payer = knowledge.payer_map(knowledge.combine(obs[:k]))
             habits = knowledge.habit_table(knowledge.combine_habits(habit_obs[:k]))
@@ -160,6 +171,7 @@ def _score_months(
             _training_rows(s, cfg.easy_negative_rate, rng)
             fit_rows.append(_fit_rows(s))
             data.append(_slim(s))
+        del b  # the month's raw frames go before the next month is read
         if k >= len(batches) - n_cal:
             known[k] = (payer, habits)
     return data, fit_rows, known

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -59,9 +60,10 @@ def _without(part: Slice, transfer_ids: set[str]) -> Slice:
 
 
 class _Collected(NamedTuple):
-    """What a run read, by month: the validated slices and the rows they left out."""
+    """What a run read, by month: the validated slices (None: read again when writing it, so
+    a backfill holds one month at a time) and the rows they left out."""
 
-    slices: dict[str, Slice]
+    slices: dict[str, Slice | None]
     quarantines: dict[str, pd.DataFrame]
 
 
@@ -104,30 +106,39 @@ def _backfill(
     """The first run: all labelled history up to the closed month, and the frozen test set
     drawn from it. Returns (what was read, the test set's manifest, whether this run froze it)."""
     months = months_between(first, month)
-    read = [_read_month(ports, m) for m in months]
-    whole = Slice(
-        *(
-            pd.concat([getattr(s, n) for s, _ in read], ignore_index=True)
-            for n in ("transfers", "invoices", "matches")
-        )
+    # Month by month, twice (the test set first, then each month's slice, read again): the
+    # history is never in memory at once. The first pass also finds the months' quarantines.
+    quarantines: dict[str, pd.DataFrame] = {}
+    valid = [0]
+
+    def test_parts() -> Iterator[Slice]:
+        settings = ports.settings
+        for m in months:
+            part, quarantines[m] = _read_month(ports, m)
+            valid[0] += len(part.transfers)
+            in_test = is_test_transfer(
+                part.transfers["transfer_id"], settings.test_fraction, settings.split_seed
+            )
+            test_ids = set(part.transfers.loc[in_test, "transfer_id"])
+            yield Slice(
+                part.transfers[in_test],
+                part.invoices,
+                part.matches[part.matches["transfer_id"].isin(test_ids)],
+            )
+
+    def some_valid() -> None:
+        if not valid[0]:
+            raise PermanentError(
+                f"no valid transfers up to {month}: nothing to build a test set from"
+            )
+
+    parts = test_parts()
+    test_manifest, test_created = ports.datasets.freeze_test_parts(
+        parts, backfill_until=month, caused_by=cause_id, before_write=some_valid
     )
-    quarantines = {m: q for m, (_, q) in zip(months, read, strict=True)}
-    if whole.transfers.empty:
-        raise PermanentError(f"no valid transfers up to {month}: nothing to build a test set from")
-    settings = ports.settings
-    in_test = is_test_transfer(
-        whole.transfers["transfer_id"], settings.test_fraction, settings.split_seed
-    )
-    test_ids = set(whole.transfers.loc[in_test, "transfer_id"])
-    test_part = Slice(
-        whole.transfers[in_test],
-        whole.invoices,
-        whole.matches[whole.matches["transfer_id"].isin(test_ids)],
-    )
-    test_manifest, test_created = ports.datasets.freeze_test_set(
-        test_part, backfill_until=month, caused_by=cause_id
-    )
-    slices = {m: s for m, (s, _) in zip(months, read, strict=True)}
+    for _ in parts:  # a concurrent run froze it first: the quarantines are still needed
+        pass
+    slices: dict[str, Slice | None] = dict.fromkeys(months)
     return _Collected(slices, quarantines), test_manifest, test_created
 
 
@@ -150,9 +161,12 @@ def _add_unplaced(ports: Ports, quarantines: dict[str, pd.DataFrame], month: str
 def _write_slices(ports: Ports, collected: _Collected) -> None:
     datasets = ports.datasets
     # A month inside the backfill keeps its test transfers out of training, on every rebuild.
-    frozen_ids = set(datasets.test_set().transfers["transfer_id"])
+    frozen_ids = datasets.test_transfer_ids()
     for m, part in collected.slices.items():
+        if part is None:
+            part = _read_month(ports, m)[0]
         datasets.write_slice(m, _without(part, frozen_ids), collected.quarantines[m])
+        del part
 
 
 def _write_manifest(

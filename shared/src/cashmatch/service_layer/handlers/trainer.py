@@ -76,6 +76,7 @@ def _train_new(
             dataset_uri=payload.dataset_uri,
             dataset_version=payload.dataset_version,
             command=job_command(payload.dataset_uri, payload.dataset_version, version),
+            month_transfers=payload.rows.get("month_transfers", 0),
         )
         name = ports.training.run(job)
         result = read_result(ports.blobs, version)
