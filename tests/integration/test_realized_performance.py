@@ -235,3 +235,19 @@ def test_the_months_drift_report_charts_its_own_realized_point(chain):
     assert "The promise month by month" in page and "target 99%" in page
     (points,) = re.findall(r'<polyline points="([^"]*)"[^>]*><title>realized</title>', page)
     assert len(points.split()) == 1  # 2025-04, the first month a deployed version served
+
+
+def test_a_close_republished_after_its_own_model_rolled_out_finds_the_version_that_served(chain):
+    """Months later, 2025-04's own model (trained on its labels) is deployed: a republished
+    close must still find the version that decided 2025-04, not nothing."""
+    import datetime as dt
+
+    from cashmatch.service_layer.performance import served_versions
+
+    ports, _ = chain
+    recorded = [r.version for r in performance_records.months_realized(ports)["2025-04"]]
+    deployed = ports.registry.deployed()[0]
+    newest = ports.registry.get(deployed.version)
+    assert "2025-04" in newest.training_months, "the chain did not roll out 2025-04's own model"
+    later = deployed.history[-1].at + dt.timedelta(days=90)
+    assert served_versions(ports, "2025-04", later) == recorded

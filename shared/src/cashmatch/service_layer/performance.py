@@ -50,17 +50,24 @@ def served_versions(ports: Ports, month: str, closed_at: dt.datetime) -> list[st
         until = following.at if following is not None else closed_at
         if change.at < end and until > start:
             served.append(change.version)
-    if not served and changes:
-        served = [changes[-1].version]
-    wanted: list[str] = []
-    for version in served:
-        try:
-            record = ports.registry.get(version)
-        except KeyError:
-            continue
-        if version not in wanted and all(m < month for m in record.training_months):
-            wanted.append(version)
+    wanted = [v for v in dict.fromkeys(served) if _could_have_served(ports, v, month)]
+    if not wanted:
+        # The newest deployed version that could have decided the month. Walking back, not just
+        # the last change: a close republished after the month's own model was rolled out must
+        # find the version that served before it, not nothing.
+        for change in reversed(changes):
+            if _could_have_served(ports, change.version, month):
+                return [change.version]
     return wanted
+
+
+def _could_have_served(ports: Ports, version: str, month: str) -> bool:
+    """Known to the registry and trained only on months before `month`."""
+    try:
+        record = ports.registry.get(version)
+    except KeyError:
+        return False
+    return all(m < month for m in record.training_months)
 
 
 def threshold_in_force(
