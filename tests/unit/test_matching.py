@@ -22,7 +22,7 @@ from cashmatch.domain.matching import (
     train_matcher,
 )
 from cashmatch.domain.matching.assembly import allocate
-from cashmatch.domain.matching.calibration import choose_threshold
+from cashmatch.domain.matching.calibration import auto_cut, choose_threshold
 from cashmatch.domain.matching.metrics import auto_rate_at
 from cashmatch.domain.matching.text import invoice_keys, title_keys
 from cashmatch.domain.matching.toydata import toy_data
@@ -432,6 +432,32 @@ def test_threshold_holds_on_a_held_out_month(model, toy):
     assert m["auto_decision_precision"] >= 0.98
     assert "candidate_recall" in model.training_metrics
     assert model.training_metrics["candidate_recall"] >= 0.95
+
+
+def test_easy_calibration_months_cannot_pull_the_cut_below_the_floor():
+    # Every calibration answer right, most rated 0.6: the months alone would settle from 0.6.
+    conf = np.array([0.6] * 50 + [0.97] * 30 + [0.999] * 20)
+    ok = np.ones(len(conf), dtype=bool)
+    cfg = MatcherConfig()
+    assert choose_threshold(conf, ok, 0.992) == pytest.approx(0.6)
+    assert auto_cut(conf, ok, cfg) == pytest.approx(cfg.min_threshold)
+    # A harder calibration still raises it above the floor.
+    ok[50:60] = False
+    assert auto_cut(conf, ok, cfg) == pytest.approx(0.999)
+
+
+def test_no_answer_rated_below_the_floor_is_settled(model, toy):
+    # The toy months, like the training world of the benchmark, are easy: the cut chosen on
+    # them alone would settle answers the model rates 0.5-0.95, which outside its training
+    # world are wrong often (benchmarks/auto_errors.py). The floor must hold anyway.
+    _, batches = toy
+    last = batches[-1]
+    pred = model.predict(last.transfers, last.invoices, history=batches[:-1])
+    floor = MatcherConfig().min_threshold
+    assert floor >= 0.95
+    assert model.threshold >= floor
+    auto = pred[pred["decision"] == "auto"]
+    assert len(auto) and (auto["confidence"] >= floor).all()
 
 
 def test_month_batches_carry_open_amounts():

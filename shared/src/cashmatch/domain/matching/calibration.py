@@ -35,6 +35,14 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float)
     return float(conf[valid.max()])
 
 
+def auto_cut(confidence: np.ndarray, correct: np.ndarray, cfg: MatcherConfig) -> float:
+    """The threshold the model keeps: the calibration months' cut (with the margin against
+    their noise), never below `cfg.min_threshold`. Months from the training world are easier
+    than the ones to come; their cut alone would settle answers the model itself doubts."""
+    target = min(cfg.target_precision + cfg.threshold_margin, 1.0)
+    return max(choose_threshold(confidence, correct, target), cfg.min_threshold)
+
+
 def calibrate(
     batches: list[MonthSource],
     known: dict[int, tuple[pd.DataFrame, pd.DataFrame]],
@@ -59,8 +67,7 @@ def calibrate(
         del raw, d, b
     conf_all = np.concatenate(confs)
     ok_all = np.concatenate(oks)
-    target = min(cfg.target_precision + cfg.threshold_margin, 1.0)
-    threshold = max(choose_threshold(conf_all, ok_all, target), cfg.min_threshold)
+    threshold = auto_cut(conf_all, ok_all, cfg)
     auto = conf_all >= threshold
     metrics.update(
         {
