@@ -19,7 +19,7 @@ from cashmatch.domain.machine_types import (
     MachineTable,
     parse_machine_types,
 )
-from cashmatch.domain.matching.chunked import DEFAULT_CHUNK
+from cashmatch.domain.chunk_size import DEFAULT_CHUNK
 
 if TYPE_CHECKING:
     from cashmatch.domain.monitoring import DriftConfig

@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 
 from cashmatch.domain.dataset.slices import FRAMES, Slice
 from cashmatch.domain.errors import PermanentError
-from cashmatch.domain.matching.batches import MonthBatch
 from cashmatch.ports import BlobNotFound, BlobStore, PreconditionFailed
 
 TEST_PREFIX = "datasets/test"
@@ -44,6 +43,10 @@ def frame_bytes(frame: pd.DataFrame) -> bytes:
         buffer, index=False, compression="zstd", row_group_size=ROW_GROUP_ROWS
     )
     return buffer.getvalue()
+
+
+if TYPE_CHECKING:  # the matching package pulls its libraries in; only the trainer has them
+    from cashmatch.domain.matching.batches import MonthBatch
 
 
 class _PartsWriter:
@@ -302,6 +305,11 @@ class StoredMonth:
 
     def load(self) -> MonthBatch:
         """The month's batch, read now, its files checked against the manifest's digests."""
+        # Here, not at the top: every service imports this module, and importing anything of
+        # `domain.matching` runs its package, which needs rapidfuzz and scikit-learn (the
+        # trainer's member has them, the collector's does not: tests/unit/test_settings_imports.py).
+        from cashmatch.domain.matching.batches import MonthBatch
+
         part = self.store._verified_slice(self.manifest, self.month)
         return MonthBatch(
             month=self.month,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-DEFAULT_CHUNK = 20_000
+
 
 
 @dataclass(frozen=True)
