@@ -20,8 +20,6 @@ import numpy as np
 import pandas as pd
 
 
-
-
 @dataclass(frozen=True)
 class Chunk:
     """One chunk of a month: its key (first and last booking day) and transfer positions."""
