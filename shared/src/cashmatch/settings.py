@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cashmatch.domain.chunk_size import DEFAULT_CHUNK
 from cashmatch.domain.evaluation.gates import QualityGates
 from cashmatch.domain.machine_types import (
     DEFAULT_MACHINE_TYPES,
     MachineTable,
     parse_machine_types,
 )
-from cashmatch.domain.chunk_size import DEFAULT_CHUNK
 
 if TYPE_CHECKING:
     from cashmatch.domain.monitoring import DriftConfig

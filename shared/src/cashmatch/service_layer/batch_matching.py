@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cashmatch.domain.chunk_size import DEFAULT_CHUNK
 from cashmatch.domain.dataset.split import months_between
 from cashmatch.domain.matching import MonthBatch, TrainedMatcher
-from cashmatch.domain.chunk_size import DEFAULT_CHUNK
 from cashmatch.domain.matching.trained import FirstPasses
 from cashmatch.ports import Warehouse
 from cashmatch.service_layer.context import Ports
