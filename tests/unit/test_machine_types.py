@@ -14,15 +14,6 @@ from cashmatch.settings import SettingsError, load_settings
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("CASHMATCH_"):
-            monkeypatch.delenv(name)
-
-
 def test_the_default_table_grows_the_machine_with_the_month():
     table = parse_machine_types(DEFAULT_MACHINE_TYPES)
     assert machine_for(table, 0) == "n1-standard-4"

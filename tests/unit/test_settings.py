@@ -5,15 +5,6 @@ from cashmatch.settings import SettingsError, load_settings
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("CASHMATCH_"):
-            monkeypatch.delenv(name)
-
-
 def test_defaults_are_the_local_stack():
     settings = load_settings()
     assert settings.stack == "local"
